@@ -1,0 +1,493 @@
+"""Records and status enums (DESIGN §2).
+
+Records are frozen, keyword-only attrs classes built from database rows with
+``from_row`` and changed with ``attrs.evolve``. Status enums are ``StrEnum``s
+whose values are the strings stored in PostgreSQL. The specs (``DirectiveSpec``,
+``StepSpec``) are what a person writes; they are validated where they enter.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any, Self
+
+import attrs
+
+from . import validation as check
+
+# --------------------------------------------------------------------------- statuses
+
+
+class DirectiveStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PLANNING = "planning"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_DIRECTIVE_STATUSES
+
+    @property
+    def live(self) -> bool:
+        """Statuses a restarted engine recovers (DESIGN §9)."""
+        return self in (DirectiveStatus.PLANNING, DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED)
+
+
+TERMINAL_DIRECTIVE_STATUSES = frozenset(
+    {DirectiveStatus.COMPLETED, DirectiveStatus.FAILED, DirectiveStatus.CANCELLED}
+)
+
+_D = DirectiveStatus
+DIRECTIVE_TRANSITIONS: dict[DirectiveStatus, frozenset[DirectiveStatus]] = {
+    _D.DRAFT: frozenset({_D.PLANNING, _D.ACTIVE, _D.CANCELLED}),
+    _D.PLANNING: frozenset({_D.ACTIVE, _D.PAUSED, _D.FAILED, _D.CANCELLED}),
+    _D.ACTIVE: frozenset({_D.PAUSED, _D.COMPLETED, _D.FAILED, _D.CANCELLED, _D.PLANNING}),
+    _D.PAUSED: frozenset({_D.ACTIVE, _D.PLANNING, _D.FAILED, _D.CANCELLED}),
+    _D.COMPLETED: frozenset(),
+    _D.FAILED: frozenset(),
+    _D.CANCELLED: frozenset(),
+}
+
+
+class ChainStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    EVALUATING = "evaluating"
+    PASSED = "passed"
+    REWORK = "rework"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (StepStatus.PASSED, StepStatus.SKIPPED)
+
+
+_S = StepStatus
+STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
+    _S.PENDING: frozenset({_S.READY, _S.SKIPPED, _S.FAILED}),
+    _S.READY: frozenset({_S.RUNNING, _S.PENDING, _S.SKIPPED, _S.FAILED}),
+    # running -> ready: the task was cancelled by a pause and will run again.
+    _S.RUNNING: frozenset({_S.EVALUATING, _S.READY, _S.FAILED, _S.BLOCKED}),
+    _S.EVALUATING: frozenset({_S.PASSED, _S.REWORK, _S.BLOCKED, _S.READY, _S.FAILED}),
+    _S.REWORK: frozenset({_S.RUNNING, _S.READY, _S.BLOCKED, _S.FAILED}),
+    _S.BLOCKED: frozenset({_S.READY, _S.FAILED, _S.SKIPPED}),
+    _S.PASSED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.SKIPPED: frozenset(),
+}
+
+
+class StepType(enum.StrEnum):
+    RESEARCH = "research"
+    DESIGN = "design"
+    IMPLEMENT = "implement"
+    TEST = "test"
+    REVIEW = "review"
+    DOCUMENT = "document"
+
+
+class AutonomyLevel(enum.StrEnum):
+    FULL_AUTO = "full_auto"
+    GUARDRAILS = "guardrails"
+    MANUAL = "manual"
+
+
+class TaskKind(enum.StrEnum):
+    PLANNING = "planning"
+    STEP = "step"
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+class ConfidenceLevel(enum.StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+class ApprovalType(enum.StrEnum):
+    STEP_REVIEW = "step_review"
+    CHAIN_BLOCKED = "chain_blocked"
+    CIRCUIT_BREAKER = "circuit_breaker"
+    DIRECTIVE_REVIEW = "directive_review"
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class ActorType(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    AGENT = "agent"
+
+
+class CommandType(enum.StrEnum):
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    REGENERATE = "regenerate"
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class CommandStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@attrs.frozen(kw_only=True)
+class Requirement:
+    id: str
+    description: str
+
+
+@attrs.frozen(kw_only=True)
+class AcceptanceCriterion:
+    id: str
+    criterion: str
+
+
+@attrs.frozen(kw_only=True)
+class StepSpec:
+    """One step of a chain as a planner (or a person) writes it."""
+
+    name: str
+    step_type: StepType = StepType.IMPLEMENT
+    description: str = ""
+    task_plan: str | None = None
+    depends_on: list[str] = attrs.field(factory=list)
+    requirement_ids: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class AgentSpec:
+    """The agent command a directive file asks for (argv; instructions go on stdin)."""
+
+    command: list[str]
+    timeout_s: float = 3600.0
+
+
+@attrs.frozen(kw_only=True)
+class DirectiveSpec:
+    """What a person asks for; mirrors the Directive record (DESIGN §10)."""
+
+    title: str
+    goal: str
+    requirements: list[Requirement] = attrs.field(factory=list)
+    acceptance_criteria: list[AcceptanceCriterion] = attrs.field(factory=list)
+    constraints: list[str] = attrs.field(factory=list)
+    repository_url: str | None = None
+    base_branch: str | None = None
+    local_path: str | None = None
+    autonomy_level: AutonomyLevel = AutonomyLevel.GUARDRAILS
+    confidence_threshold_green: float = 0.8
+    confidence_threshold_yellow: float = 0.5
+    max_total_cost_usd: float | None = None
+    max_wall_time_minutes: float | None = None
+    max_rework_cycles: int = 3
+    max_chain_regenerations: int | None = None
+    steps: list[StepSpec] | None = None
+    verifiers: dict[str, Any] | None = None
+    agent: AgentSpec | None = None
+
+    def validate(self) -> Self:
+        """Raise ``InvalidInput`` naming the first bad field; return self."""
+        check.check_not_blank("title", self.title)
+        check.check_not_blank("goal", self.goal)
+        from .convert import spec_converter  # convert imports this module
+
+        for key, value in spec_converter.unstructure(self).items():
+            check.reject_nul(key, value)
+        check.check_thresholds(self.confidence_threshold_green, self.confidence_threshold_yellow)
+        check.check_positive("max_total_cost_usd", self.max_total_cost_usd)
+        check.check_positive("max_wall_time_minutes", self.max_wall_time_minutes)
+        check.check_non_negative("max_rework_cycles", self.max_rework_cycles)
+        check.check_non_negative("max_chain_regenerations", self.max_chain_regenerations)
+        check.check_unique("requirements", [r.id for r in self.requirements])
+        check.check_unique("acceptance_criteria", [c.id for c in self.acceptance_criteria])
+        if self.steps is not None:
+            validate_steps(self.steps, field="steps")
+        if self.agent is not None:
+            if not self.agent.command:
+                raise check.InvalidInput("agent.command: must not be empty")
+            check.check_positive("agent.timeout_s", self.agent.timeout_s)
+        return self
+
+
+def validate_steps(steps: list[StepSpec], *, field: str = "plan.steps") -> None:
+    """DESIGN §7: kebab-case unique names, known dependencies, no cycle, >= 1 step."""
+    if not steps:
+        raise check.InvalidInput(f"{field}: at least one step is needed")
+    names = [s.name for s in steps]
+    for index, step in enumerate(steps):
+        check.check_step_name(f"{field}[{index}].name", step.name)
+    check.check_unique(field, names)
+    known = set(names)
+    for index, step in enumerate(steps):
+        for dep in step.depends_on:
+            if dep not in known:
+                raise check.InvalidInput(f"{field}[{index}].depends_on: unknown step {dep!r}")
+            if dep == step.name:
+                raise check.InvalidInput(f"{field}[{index}].depends_on: {dep!r} depends on itself")
+    cycle = find_cycle({s.name: list(s.depends_on) for s in steps})
+    if cycle:
+        raise check.InvalidInput(f"{field}: dependency cycle {' -> '.join(cycle)}")
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """Return one cycle as a path of names (first == last), or None."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = dict.fromkeys(graph, WHITE)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = GREY
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if colour.get(dep) == GREY:
+                return [*stack[stack.index(dep) :], dep]
+            if colour.get(dep) == WHITE:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        colour[node] = BLACK
+        return None
+
+    for node in graph:
+        if colour[node] == WHITE:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def layered_layout(steps: list[StepSpec]) -> dict[str, tuple[float, float]]:
+    """Editor positions: x by dependency depth, y by order within the layer."""
+    by_name = {s.name: s for s in steps}
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str) -> int:
+        if name not in depth:
+            deps = by_name[name].depends_on
+            depth[name] = 1 + max((depth_of(d) for d in deps), default=-1)
+        return depth[name]
+
+    seen_in_layer: dict[int, int] = {}
+    positions = {}
+    for step in steps:
+        layer = depth_of(step.name)
+        row = seen_in_layer.get(layer, 0)
+        seen_in_layer[layer] = row + 1
+        positions[step.name] = (100.0 + 250.0 * layer, 100.0 + 150.0 * row)
+    return positions
+
+
+# --------------------------------------------------------------------------- records
+
+
+class _Record:
+    """``from_row`` for every record: a dict row from psycopg, via the converter."""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Self:
+        from .convert import row_converter
+
+        return row_converter.structure(row, cls)
+
+
+@attrs.frozen(kw_only=True)
+class Directive(_Record):
+    id: uuid.UUID
+    title: str
+    goal: str
+    status: DirectiveStatus = DirectiveStatus.DRAFT
+    requirements: list[Requirement] = attrs.field(factory=list)
+    acceptance_criteria: list[AcceptanceCriterion] = attrs.field(factory=list)
+    constraints: list[str] = attrs.field(factory=list)
+    repository_url: str | None = None
+    base_branch: str | None = None
+    local_path: str | None = None
+    autonomy_level: AutonomyLevel = AutonomyLevel.GUARDRAILS
+    confidence_threshold_green: float = 0.8
+    confidence_threshold_yellow: float = 0.5
+    max_total_cost_usd: float | None = None
+    total_cost_usd: float = 0.0
+    max_wall_time_minutes: float | None = None
+    started_at: datetime | None = None
+    max_rework_cycles: int = 3
+    max_chain_regenerations: int | None = None
+    chain_generation_count: int = 0
+    owner_id: str | None = None
+    explicit_steps: list[StepSpec] | None = None
+    verifier_config: dict[str, Any] | None = None
+    agent: AgentSpec | None = None
+    last_event_seq: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Chain(_Record):
+    id: uuid.UUID
+    directive_id: uuid.UUID
+    generation: int
+    name: str
+    description: str = ""
+    rationale: str | None = None
+    status: ChainStatus = ChainStatus.ACTIVE
+    created_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Step(_Record):
+    id: uuid.UUID
+    chain_id: uuid.UUID
+    directive_id: uuid.UUID
+    name: str
+    step_type: StepType
+    description: str = ""
+    task_plan: str | None = None
+    depends_on: list[uuid.UUID] = attrs.field(factory=list)
+    requirement_ids: list[str] = attrs.field(factory=list)
+    verifier_config: dict[str, Any] | None = None
+    editor_x: float = 100.0
+    editor_y: float = 100.0
+    status: StepStatus = StepStatus.PENDING
+    rework_count: int = 0
+    attempt: int = 0
+    confidence_score: float | None = None
+    confidence_level: ConfidenceLevel | None = None
+    last_evaluation_id: uuid.UUID | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Task(_Record):
+    """One execution of agent work: the planning task or one attempt at a step."""
+
+    id: uuid.UUID
+    directive_id: uuid.UUID
+    kind: TaskKind
+    instructions: str
+    step_id: uuid.UUID | None = None
+    attempt: int = 1
+    status: TaskStatus = TaskStatus.QUEUED
+    workdir: str | None = None
+    exit_code: int | None = None
+    cost_usd: float = 0.0
+    summary: str | None = None
+    output_tail: str | None = None
+    log_path: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Evaluation(_Record):
+    id: uuid.UUID
+    directive_id: uuid.UUID
+    passed: bool
+    composite_score: float
+    confidence_level: ConfidenceLevel
+    chain_id: uuid.UUID | None = None
+    step_id: uuid.UUID | None = None
+    task_id: uuid.UUID | None = None
+    programmatic_results: list[dict[str, Any]] = attrs.field(factory=list)
+    llm_results: list[dict[str, Any]] = attrs.field(factory=list)
+    criteria_results: list[dict[str, Any]] = attrs.field(factory=list)
+    summary: str = ""
+    rework_instructions: str | None = None
+    created_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Approval(_Record):
+    id: uuid.UUID
+    directive_id: uuid.UUID
+    approval_type: ApprovalType
+    description: str
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    step_id: uuid.UUID | None = None
+    context: dict[str, Any] = attrs.field(factory=dict)
+    responded_by: str | None = None
+    response_note: str | None = None
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    responded_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Event(_Record):
+    id: uuid.UUID
+    directive_id: uuid.UUID
+    seq: int
+    event_type: str
+    severity: Severity = Severity.INFO
+    data: dict[str, Any] = attrs.field(factory=dict)
+    actor_type: ActorType = ActorType.SYSTEM
+    actor_id: str | None = None
+    step_id: uuid.UUID | None = None
+    created_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Command(_Record):
+    """A durable control request from another process (DESIGN §12)."""
+
+    id: uuid.UUID
+    command: CommandType
+    directive_id: uuid.UUID | None = None
+    args: dict[str, Any] = attrs.field(factory=dict)
+    status: CommandStatus = CommandStatus.PENDING
+    reason: str | None = None
+    created_at: datetime | None = None
+    applied_at: datetime | None = None

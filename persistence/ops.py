@@ -1,0 +1,129 @@
+"""Builders for the statements the engine writes (each returns an ``Op``).
+
+Column names come from this code, never from users; values always travel as
+parameters. dict and list values go to jsonb, except the uuid[] columns.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from .queries import query
+from .validation import reject_nul
+from .writer import Op
+
+_IDENT = re.compile(r"^[a-z_]+$")
+_ARRAY_COLUMNS = frozenset({"depends_on"})
+TABLES = frozenset(
+    {
+        "directives",
+        "directive_chains",
+        "chain_steps",
+        "tasks",
+        "directive_evaluations",
+        "directive_approvals",
+        "directive_events",
+        "directive_commands",
+    }
+)
+
+
+def _value(column: str, value: Any) -> Any:
+    reject_nul(column, value)  # PostgreSQL would refuse it mid-batch: refuse it here
+    if column not in _ARRAY_COLUMNS and isinstance(value, dict | list):
+        return Jsonb(value)
+    return value
+
+
+def _check(table: str, columns: Iterable[str]) -> None:
+    if table not in TABLES or not all(_IDENT.match(c) for c in columns):
+        raise ValueError(f"bad table or column in {table}: {list(columns)}")
+
+
+def insert(table: str, **values: Any) -> Op:
+    _check(table, values)
+    columns = ", ".join(values)
+    marks = ", ".join(f"%({c})s" for c in values)
+    return Op(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+        {c: _value(c, v) for c, v in values.items()},
+    )
+
+
+def transition(
+    table: str,
+    row_id: uuid.UUID,
+    expected: str | Iterable[str],
+    new_status: str,
+    **values: Any,
+) -> Op:
+    """Compare-and-set: change status only if it still is one of ``expected``."""
+    expected_list = [expected] if isinstance(expected, str) else list(expected)
+    return update(table, row_id, status=new_status, _where_status=expected_list, **values)
+
+
+def update(
+    table: str,
+    row_id: uuid.UUID,
+    *,
+    _where_status: list[str] | None = None,
+    _now: Iterable[str] = (),
+    **values: Any,
+) -> Op:
+    """UPDATE one row by id; a guard when ``_where_status`` is given.
+
+    ``_now`` names timestamp columns to set to the transaction time.
+    """
+    now_columns = list(_now)
+    _check(table, [*values, *now_columns])
+    sets = [f"{c} = %({c})s" for c in values] + [f"{c} = now()" for c in now_columns]
+    if table in ("directives", "chain_steps"):
+        sets.append("updated_at = now()")
+    params = {c: _value(c, v) for c, v in values.items()}
+    params["_id"] = row_id
+    where = "id = %(_id)s"
+    if _where_status is not None:
+        where += " AND status = ANY(%(_expected)s)"
+        params["_expected"] = [str(s) for s in _where_status]
+    return Op(
+        f"UPDATE {table} SET {', '.join(sets)} WHERE {where}",
+        params,
+        guard=_where_status is not None,
+    )
+
+
+def append_event(
+    directive_id: uuid.UUID,
+    event_type: str,
+    data: dict[str, Any] | None = None,
+    *,
+    severity: str = "info",
+    actor_type: str = "system",
+    actor_id: str | None = None,
+    step_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Op:
+    """Append an event; the op returns its gap-free sequence number."""
+    return Op(
+        query("append_event"),
+        {
+            "id": event_id or uuid.uuid4(),
+            "directive_id": directive_id,
+            "event_type": event_type,
+            "severity": str(severity),
+            "data": _value("data", data or {}),
+            "actor_type": str(actor_type),
+            "actor_id": actor_id,
+            "step_id": step_id,
+        },
+        returning=True,
+    )
+
+
+def add_cost(directive_id: uuid.UUID, cost: float) -> Op:
+    return Op(query("add_cost"), {"directive_id": directive_id, "cost": cost}, returning=True)
