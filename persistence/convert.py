@@ -65,7 +65,7 @@ def structure_spec(data: dict[str, Any]) -> DirectiveSpec:
     return spec.validate()
 
 
-def structure_plan(data: Any) -> list[StepSpec]:
+def structure_plan(data: Any, known: set[str] | None = None) -> list[StepSpec]:
     """A planner's JSON plan -> validated steps (DESIGN §7); InvalidInput says why not."""
     if not isinstance(data, dict) or "steps" not in data:
         raise InvalidInput('plan: expected an object with a "steps" list')
@@ -76,5 +76,5 @@ def structure_plan(data: Any) -> list[StepSpec]:
         steps = lenient.structure(data["steps"], list[StepSpec])
     except (BaseValidationError, ValueError, TypeError, KeyError) as exc:
         raise InvalidInput(_describe(exc, "plan.steps")) from exc
-    validate_steps(steps)
+    validate_steps(steps, known=known or set())
     return steps

@@ -259,22 +259,28 @@ class DirectiveSpec:
         return self
 
 
-def validate_steps(steps: list[StepSpec], *, field: str = "plan.steps") -> None:
-    """DESIGN §7: kebab-case unique names, known dependencies, no cycle, >= 1 step."""
+def validate_steps(
+    steps: list[StepSpec], *, field: str = "plan.steps", known: set[str] | None = None
+) -> None:
+    """DESIGN §7: kebab-case unique names, known dependencies, no cycle, >= 1 step.
+
+    ``known`` names steps outside the plan that it may depend on (passed steps
+    carried over into a regenerated chain).
+    """
     if not steps:
         raise check.InvalidInput(f"{field}: at least one step is needed")
     names = [s.name for s in steps]
     for index, step in enumerate(steps):
         check.check_step_name(f"{field}[{index}].name", step.name)
     check.check_unique(field, names)
-    known = set(names)
+    known = set(names) | (known or set())
     for index, step in enumerate(steps):
         for dep in step.depends_on:
             if dep not in known:
                 raise check.InvalidInput(f"{field}[{index}].depends_on: unknown step {dep!r}")
             if dep == step.name:
                 raise check.InvalidInput(f"{field}[{index}].depends_on: {dep!r} depends on itself")
-    cycle = find_cycle({s.name: list(s.depends_on) for s in steps})
+    cycle = find_cycle({s.name: [d for d in s.depends_on if d in names] for s in steps})
     if cycle:
         raise check.InvalidInput(f"{field}: dependency cycle {' -> '.join(cycle)}")
 
@@ -426,6 +432,7 @@ class Task(_Record):
     summary: str | None = None
     output_tail: str | None = None
     log_path: str | None = None
+    plan_file: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None

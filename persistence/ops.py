@@ -127,3 +127,11 @@ def append_event(
 
 def add_cost(directive_id: uuid.UUID, cost: float) -> Op:
     return Op(query("add_cost"), {"directive_id": directive_id, "cost": cost}, returning=True)
+
+
+def cancel_running_tasks(directive_id: uuid.UUID) -> Op:
+    return Op(query("cancel_running_tasks"), {"directive_id": directive_id})
+
+
+def cancel_pending_approvals(directive_id: uuid.UUID) -> Op:
+    return Op(query("cancel_pending_approvals"), {"directive_id": directive_id})

@@ -99,6 +99,7 @@ CREATE TABLE tasks (
     summary       text,
     output_tail   text,
     log_path      text,
+    plan_file     text,
     started_at    timestamptz,
     finished_at   timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,298 @@
+"""The Engine: facade and root supervisor (DESIGN §3, §10).
+
+``Engine.start(config)`` opens the database (running migrations), starts the
+event bus, the worker pools and the tick thread, and recovers every live
+directive. Each live directive has one DirectiveActor; the engine forwards
+calls to it with ``ask`` (so a refused transition raises in the caller), and
+starts a fresh actor from the database whenever none is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import attrs
+import pykka
+
+from directorate.persistence import ops
+from directorate.persistence.database import Database
+from directorate.persistence.errors import InvalidInput, InvalidTransition, NotFound
+from directorate.persistence.models import (
+    Approval,
+    Chain,
+    Directive,
+    DirectiveSpec,
+    DirectiveStatus,
+    Step,
+)
+
+from . import messages as m
+from .bus import Bus
+from .context import EngineConfig, EngineContext, Workers
+from .directive_actor import DirectiveActor
+from .evaluation import check_verifier_config
+from .signals import ApprovalRequired, DirectiveStatusChanged
+from .tx import Tx
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """A directive as it stands: its record, current chain, steps, pending approvals."""
+
+    directive: Directive
+    chain: Chain | None
+    steps: list[Step]
+    pending_approvals: list[Approval]
+
+
+@attrs.frozen(kw_only=True)
+class ShutdownReport:
+    cancelled_tasks: int
+    directives: int
+
+    def describe(self) -> str:
+        if not self.cancelled_tasks:
+            return f"stopped {self.directives} directive actor(s); no task was running"
+        return (
+            f"stopped {self.directives} directive actor(s); cancelled {self.cancelled_tasks} "
+            "running task(s), which run again as a new attempt when an engine recovers them"
+        )
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._changed = threading.Condition()
+        self._bus = Bus()
+        self._bus.listeners.append(self._on_published)
+        try:
+            self.db = Database.open(config.dsn, on_commit=self._bus.on_commit)
+        except BaseException:
+            self._bus.stop()
+            raise
+        self._workers = Workers(config.max_concurrent_tasks, config.max_concurrent_evaluations)
+        self._ctx = EngineContext(
+            db=self.db,
+            config=config,
+            workers=self._workers,
+            on_actor_stopped=self._forget,
+        )
+        self._actors: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._ticker = threading.Thread(
+            target=self._tick_loop, name="directorate-tick", daemon=True
+        )
+        self._ticker.start()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def start(cls, config: EngineConfig | None = None) -> Engine:
+        engine = cls(config or EngineConfig())
+        if engine.config.recover:
+            engine.recover()
+        return engine
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def recover(self) -> list[uuid.UUID]:
+        """Start an actor for every directive in planning, active or paused (DESIGN §9)."""
+        recovered = []
+        for directive in self.db.reads.live_directives():
+            with self._lock:
+                if directive.id in self._actors:
+                    continue
+                self._actors[directive.id] = self._spawn(directive.id, m.Recover())
+            recovered.append(directive.id)
+        return recovered
+
+    def shutdown(self, timeout: float = 60.0) -> ShutdownReport:
+        """Stop gracefully: cancel running agents (their steps run again on recovery),
+        stop every actor, commit what is pending, close the database."""
+        if self._closing.is_set():
+            return ShutdownReport(cancelled_tasks=0, directives=0)
+        self._closing.set()
+        with self._lock:
+            refs = list(self._actors.values())
+            self._actors.clear()
+        cancelled = 0
+        for ref in refs:
+            try:
+                cancelled += int(ref.ask(m.Halt(), timeout=timeout) or 0)  # type: ignore[arg-type]
+                ref.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        cancelled += self._workers.cancel_all()
+        self._workers.shutdown()
+        self._ticker.join(timeout=5)
+        self.db.close()
+        self._bus.stop()
+        report = ShutdownReport(cancelled_tasks=cancelled, directives=len(refs))
+        log.info("engine shut down: %s", report.describe())
+        return report
+
+    # ----------------------------------------------------------------- directives
+
+    def submit(self, spec: DirectiveSpec) -> uuid.UUID:
+        """Create a directive (draft) from a spec; returns its id."""
+        spec.validate()
+        check_verifier_config(spec.verifiers, spec.local_path)
+        from directorate.persistence.convert import spec_converter
+
+        directive_id = uuid.uuid4()
+        values = spec_converter.unstructure(spec)
+        steps = values.pop("steps")
+        values["verifier_config"] = values.pop("verifiers")
+        values["explicit_steps"] = steps
+        values = {k: v for k, v in values.items() if v is not None}
+        tx = Tx(directive_id)
+        tx.op(ops.insert("directives", id=directive_id, owner_id=self.config.owner_id, **values))
+        tx.event("directive_created", {"title": spec.title})
+        tx.commit(self.db)
+        return directive_id
+
+    def start_directive(self, directive_id: uuid.UUID) -> DirectiveStatus:
+        directive = self.db.reads.directive(directive_id)
+        if directive.status is not DirectiveStatus.DRAFT:
+            raise InvalidTransition(directive.status, DirectiveStatus.PLANNING, "directive")
+        return self._ask(directive_id, m.Start(), spawn=True)
+
+    def pause(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
+        return self._ask(directive_id, m.Pause(actor_id=by))
+
+    def resume(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
+        return self._ask(directive_id, m.Resume(actor_id=by))
+
+    def stop_directive(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
+        return self._ask(directive_id, m.Stop(actor_id=by))
+
+    def regenerate_chain(
+        self, directive_id: uuid.UUID, reason: str, *, by: str | None = None
+    ) -> Any:
+        return self._ask(directive_id, m.Regenerate(reason=reason, actor_id=by))
+
+    def approve(
+        self,
+        approval_id: uuid.UUID,
+        responded_by: str = "user",
+        note: str | None = None,
+        **raise_limit: float,
+    ) -> None:
+        self._answer(approval_id, True, responded_by, note, raise_limit or None)
+
+    def deny(
+        self, approval_id: uuid.UUID, responded_by: str = "user", note: str | None = None
+    ) -> None:
+        self._answer(approval_id, False, responded_by, note, None)
+
+    def _answer(
+        self,
+        approval_id: uuid.UUID,
+        approved: bool,
+        by: str,
+        note: str | None,
+        raise_limit: dict[str, float] | None,
+    ) -> None:
+        approval = self.db.reads.approval(approval_id)
+        self._ask(
+            approval.directive_id, m.AnswerApproval(approval_id, approved, by, note, raise_limit)
+        )
+
+    def snapshot(self, directive_id: uuid.UUID) -> Snapshot:
+        directive = self.db.reads.directive(directive_id)
+        chain = self.db.reads.current_chain(directive_id)
+        return Snapshot(
+            directive=directive,
+            chain=chain,
+            steps=self.db.reads.steps(chain.id) if chain else [],
+            pending_approvals=self.db.reads.pending_approvals(directive_id),
+        )
+
+    def wait(self, directive_id: uuid.UUID, timeout: float | None = None) -> DirectiveStatus:
+        """Block until the directive is terminal, paused, or waits on a human; returns
+        its status then (or when ``timeout`` runs out)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                directive = self.db.reads.directive(directive_id)
+                if directive.status.terminal or directive.status is DirectiveStatus.PAUSED:
+                    return directive.status
+                if self.db.reads.pending_approvals(directive_id):
+                    return directive.status
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return directive.status
+                # Woken by the bus; the timeout also covers changes made by other processes.
+                self._changed.wait(timeout=min(remaining or 1.0, 1.0))
+
+    # ----------------------------------------------------------------- internals
+
+    def _ask(self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False) -> Any:
+        if self._closing.is_set():
+            raise InvalidInput("the engine is shutting down")
+        with self._lock:
+            ref = self._actors.get(directive_id)
+            if ref is None or not ref.is_alive():
+                directive = self.db.reads.directive(directive_id)  # NotFound for a bad id
+                if directive.status.terminal:
+                    raise InvalidTransition(directive.status, _target(message), "directive")
+                ref = self._spawn(directive_id, None if spawn else m.Recover())
+                self._actors[directive_id] = ref
+        try:
+            return ref.ask(message, timeout=self.config.ask_timeout_s)
+        except pykka.ActorDeadError:
+            directive = self.db.reads.directive(directive_id)
+            raise InvalidTransition(directive.status, _target(message), "directive") from None
+
+    def _spawn(self, directive_id: uuid.UUID, first: Any) -> pykka.ActorRef[Any]:
+        ref = DirectiveActor.start(self._ctx, directive_id)
+        if first is not None:
+            ref.tell(first)
+        return ref
+
+    def _forget(self, directive_id: uuid.UUID) -> None:
+        with self._lock:
+            ref = self._actors.get(directive_id)
+            if ref is not None and not ref.is_alive():
+                self._actors.pop(directive_id, None)
+
+    def _on_published(self, event: Any) -> None:
+        if isinstance(event, DirectiveStatusChanged | ApprovalRequired):
+            with self._changed:
+                self._changed.notify_all()
+
+    def _tick_loop(self) -> None:
+        while not self._closing.wait(self.config.tick_interval_s):
+            with self._lock:
+                refs = list(self._actors.values())
+            for ref in refs:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(m.Tick())
+
+    def live_actor_count(self) -> int:
+        with self._lock:
+            return sum(1 for ref in self._actors.values() if ref.is_alive())
+
+
+def _target(message: Any) -> str:
+    return {
+        m.Start: "planning",
+        m.Pause: "paused",
+        m.Resume: "active",
+        m.Stop: "cancelled",
+    }.get(type(message), type(message).__name__.lower())
+
+
+_ = NotFound

@@ -1,0 +1,105 @@
+"""Pure rules of escalation (DESIGN §8): circuit breakers and blocked chains."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import attrs
+
+from directorate.persistence.models import Directive, Step, StepStatus
+
+
+@attrs.frozen(kw_only=True)
+class Trip:
+    """A circuit breaker that tripped: which limit, the figure, the limit's value."""
+
+    limit: str
+    """The directive field that holds the limit, e.g. ``max_total_cost_usd``."""
+    figure: float
+    threshold: float
+
+    def describe(self) -> str:
+        if self.limit == "max_total_cost_usd":
+            return f"Cost limit exceeded: ${self.figure:.2f} >= ${self.threshold:.2f}"
+        if self.limit == "max_wall_time_minutes":
+            return f"Time limit exceeded: {self.figure:.1f} min >= {self.threshold:g} min"
+        return (
+            f"Chain generation limit exceeded: {self.figure:g} regenerations >= {self.threshold:g}"
+        )
+
+
+def regenerations_used(directive: Directive) -> int:
+    return max(0, directive.chain_generation_count - 1)
+
+
+def regenerations_left(directive: Directive) -> bool:
+    limit = directive.max_chain_regenerations
+    return limit is None or regenerations_used(directive) < limit
+
+
+def check_breakers(
+    directive: Directive, *, now: datetime | None = None, regenerating: bool = False
+) -> Trip | None:
+    """The seed's ``check_circuit_breakers``: cost, wall time, chain generations.
+
+    ``regenerating`` asks whether one more regeneration is allowed.
+    """
+    cost_limit = directive.max_total_cost_usd
+    if cost_limit is not None and directive.total_cost_usd >= cost_limit:
+        return Trip(
+            limit="max_total_cost_usd", figure=directive.total_cost_usd, threshold=cost_limit
+        )
+    time_limit = directive.max_wall_time_minutes
+    if time_limit is not None and directive.started_at is not None:
+        elapsed = ((now or datetime.now(UTC)) - directive.started_at).total_seconds() / 60
+        if elapsed >= time_limit:
+            return Trip(limit="max_wall_time_minutes", figure=elapsed, threshold=time_limit)
+    regen_limit = directive.max_chain_regenerations
+    if regenerating and regen_limit is not None and regenerations_used(directive) >= regen_limit:
+        return Trip(
+            limit="max_chain_regenerations",
+            figure=regenerations_used(directive),
+            threshold=regen_limit,
+        )
+    return None
+
+
+def raised_limit(trip: Trip, requested: dict[str, float] | None) -> float:
+    """The new limit after an approval: the approver's figure, else twice the old one."""
+    if requested and trip.limit in requested:
+        return float(requested[trip.limit])
+    if trip.limit == "max_chain_regenerations":
+        return trip.threshold + 1
+    return trip.threshold * 2
+
+
+def can_progress(steps: Iterable[Step], waiting_on_human: set[uuid.UUID]) -> bool:
+    """Whether any unfinished step may still pass without a new chain.
+
+    A step can progress unless it is blocked or failed, or depends (at any
+    depth) on one that is. A step waiting for a review counts as progressing:
+    a human may pass it.
+    """
+    by_id = {s.id: s for s in steps}
+    dead: dict[uuid.UUID, bool] = {}
+
+    def is_dead(step_id: uuid.UUID, trail: frozenset[uuid.UUID] = frozenset()) -> bool:
+        if step_id in dead:
+            return dead[step_id]
+        step = by_id.get(step_id)
+        if step is None or step_id in trail:
+            return False
+        result = step.status in (StepStatus.BLOCKED, StepStatus.FAILED) or any(
+            is_dead(d, trail | {step_id}) for d in step.depends_on
+        )
+        dead[step_id] = result
+        return result
+
+    for step in by_id.values():
+        if step.status.finished:
+            continue
+        if step.id in waiting_on_human or not is_dead(step.id):
+            return True
+    return False

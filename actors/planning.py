@@ -1,0 +1,126 @@
+"""Planning (DESIGN §7): the planning task's instructions, plan ingestion, the default chain,
+and the instructions of each step's task (the seed's formats)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from directorate.persistence.convert import structure_plan
+from directorate.persistence.errors import InvalidInput
+from directorate.persistence.models import Directive, Step, StepSpec, StepType
+
+MAX_PLAN_BYTES = 1_000_000
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(lines) if lines else "(none)"
+
+
+def directive_brief(directive: Directive) -> str:
+    return f"""## Directive: {directive.title}
+
+## Goal
+{directive.goal}
+
+## Requirements
+{_bullets([f"- {r.id}: {r.description}" for r in directive.requirements])}
+
+## Acceptance Criteria
+{_bullets([f"- {c.id}: {c.criterion}" for c in directive.acceptance_criteria])}
+
+## Constraints
+{_bullets([f"- {c}" for c in directive.constraints])}
+
+## Repository: {directive.repository_url or directive.local_path or "(not specified)"}"""
+
+
+def planning_instructions(directive: Directive, *, replan_context: str | None = None) -> str:
+    """What the planning agent is asked to do; it answers in ``$DIRECTORATE_PLAN_FILE``."""
+    replan = f"\n## Earlier attempt\n{replan_context}\n" if replan_context else ""
+    return f"""You are planning an execution chain for a directive.
+
+{directive_brief(directive)}
+{replan}
+## Your Task
+Analyze the repository and create a chain of execution steps. Write the chain as
+JSON to the file named by the environment variable DIRECTORATE_PLAN_FILE:
+
+{{"steps": [{{"name": "step-name", "step_type": "implement",
+  "description": "What this step accomplishes", "depends_on": [],
+  "task_plan": "Detailed instructions for the step executor"}}]}}
+
+### Step types
+Use these step types: research, design, implement, test, review, document
+
+### Dependencies
+Each step can depend on other steps by name. Use the `depends_on` field with an
+array of step names. Steps with no dependencies will run in parallel.
+
+### Guidelines
+1. Break the work into logical, independently executable steps
+2. Each step should be completable by a single coding-agent session
+3. Use dependencies to enforce ordering where needed
+4. Include a "test" or "verify" step at the end
+5. Keep step names in kebab-case
+6. The `task_plan` field should contain detailed instructions for the agent that
+   will execute the step
+
+When you have written the plan file, your task is complete."""
+
+
+def default_chain(directive: Directive) -> list[StepSpec]:
+    """The seed's fallback chain: research -> implement -> test."""
+    return [
+        StepSpec(
+            name="research",
+            step_type=StepType.RESEARCH,
+            description=f"Research and understand the requirements for: {directive.goal}",
+        ),
+        StepSpec(
+            name="implement",
+            step_type=StepType.IMPLEMENT,
+            description=f"Implement the solution for: {directive.goal}",
+            depends_on=["research"],
+        ),
+        StepSpec(
+            name="test",
+            step_type=StepType.TEST,
+            description="Test and verify the implementation",
+            depends_on=["implement"],
+        ),
+    ]
+
+
+def read_plan(plan_file: str | None, known: set[str] | None = None) -> list[StepSpec]:
+    """The validated steps of a plan file; ``InvalidInput`` says why it cannot be used."""
+    if not plan_file:
+        raise InvalidInput("plan: the planning task had no plan file")
+    path = Path(plan_file)
+    if not path.is_file():
+        raise InvalidInput("plan: the planning agent wrote no plan file")
+    if path.stat().st_size > MAX_PLAN_BYTES:
+        raise InvalidInput(f"plan: the plan file is larger than {MAX_PLAN_BYTES} bytes")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"plan: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    return structure_plan(data, known=known or set())
+
+
+def step_instructions(
+    directive: Directive, step: Step, *, rework_instructions: str | None = None, attempt: int = 1
+) -> str:
+    """The seed's step task format, plus the rework instructions of a failed attempt."""
+    body = step.task_plan or step.description or "Complete this step."
+    text = f"## Step: {step.name}\n\n{body}\n\n## Directive Goal\n{directive.goal}"
+    if directive.acceptance_criteria:
+        criteria = "\n".join(f"- {c.id}: {c.criterion}" for c in directive.acceptance_criteria)
+        text += f"\n\n## Acceptance Criteria\n{criteria}"
+    if rework_instructions:
+        text += (
+            f"\n\n## Rework (attempt {attempt})\n"
+            "The previous attempt did not pass verification. Fix the following:\n\n"
+            f"{rework_instructions}"
+        )
+    return text

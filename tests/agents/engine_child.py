@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""An engine in a child process, to be killed by a test: engine_child.py DSN LOG_DIR SCRIPT [ID].
+
+Without ID it submits and starts a directive with explicit steps and prints its id;
+either way it then runs until killed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from directorate.actors import DirectiveSpec, Engine, EngineConfig, StepSpec
+
+sys.path.insert(0, str(Path(__file__).parent))
+from green import GreenVerifier
+from scripted import scripted_runner
+
+
+def main() -> None:
+    dsn, log_dir, script = sys.argv[1:4]
+    engine = Engine.start(
+        EngineConfig(
+            dsn=dsn,
+            runner=scripted_runner(script),
+            log_dir=Path(log_dir),
+            verifiers=[GreenVerifier()],
+            verifier_config={"auto_detect": False},
+        )
+    )
+    if len(sys.argv) == 4:
+        directive_id = engine.submit(
+            DirectiveSpec(
+                title="Crash me",
+                goal="Survive a SIGKILL",
+                autonomy_level="full_auto",
+                steps=[
+                    StepSpec(name="first"),
+                    StepSpec(name="second", depends_on=["first"]),
+                    StepSpec(name="third", depends_on=["second"]),
+                ],
+            )
+        )
+        engine.start_directive(directive_id)
+        print(directive_id, flush=True)
+    else:
+        directive_id = uuid.UUID(sys.argv[4])
+        status = engine.wait(directive_id, timeout=120)
+        print(status, flush=True)
+        engine.shutdown()
+        return
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""A scripted coding agent: behaves as its script file says, like a real agent CLI.
+
+Usage: scripted_agent.py SCRIPT.json   (instructions arrive on stdin)
+
+The script is JSON:
+  {"record_dir": "...",                  # one JSON record per run is written here
+   "plan": {...} | "raw text" | null,    # planning: written to $DIRECTORATE_PLAN_FILE
+   "planning_sleep": 0.0,
+   "steps": {"<step name or *>": {"sleep": 0.2, "cost": 0.0, "exit": 0,
+             "write": {"relative/path": "content"},   # files written in the workdir
+             "sleeper": false,                        # leave a grandchild sleeping
+             "attempts": {"2": {...overrides for attempt 2...}}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    script = json.loads(Path(sys.argv[1]).read_text())
+    instructions = sys.stdin.read()
+    started = time.time()
+    kind = os.environ["DIRECTORATE_TASK_KIND"]
+    attempt = os.environ["DIRECTORATE_ATTEMPT"]
+    step_name = ""
+    behaviour: dict = {}
+    if kind == "planning":
+        time.sleep(script.get("planning_sleep", 0.0))
+        plan = script.get("plan")
+        if plan is not None:
+            text = plan if isinstance(plan, str) else json.dumps(plan)
+            Path(os.environ["DIRECTORATE_PLAN_FILE"]).write_text(text)
+        behaviour = script.get("planning", {})
+    else:
+        first = instructions.splitlines()[0] if instructions else ""
+        step_name = first.removeprefix("## Step: ").strip()
+        steps = script.get("steps", {})
+        behaviour = dict(steps.get(step_name) or steps.get("*") or {})
+        behaviour.update(behaviour.pop("attempts", {}).get(attempt, {}))
+        for relative, content in behaviour.get("write", {}).items():
+            target = Path.cwd() / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        if behaviour.get("sleeper"):
+            subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(3600)"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        time.sleep(behaviour.get("sleep", 0.0))
+    record = {
+        "kind": kind,
+        "step": step_name,
+        "attempt": int(attempt),
+        "task_id": os.environ["DIRECTORATE_TASK_ID"],
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "started": started,
+        "finished": time.time(),
+        "instructions": instructions,
+    }
+    record_dir = script.get("record_dir")
+    if record_dir:
+        name = f"{kind}-{step_name or 'plan'}-{attempt}-{os.environ['DIRECTORATE_TASK_ID']}.json"
+        (Path(record_dir) / name).write_text(json.dumps(record))
+    print(f"working on {step_name or 'the plan'} (attempt {attempt})")
+    print(json.dumps({"cost_usd": behaviour.get("cost", 0.0), "summary": f"did {step_name}"}))
+    return int(behaviour.get("exit", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
