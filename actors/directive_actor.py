@@ -87,6 +87,7 @@ class DirectiveActor(pykka.ThreadingActor):
         self.carry_over: list[Step] = []
         self.old_chain_id: uuid.UUID | None = None
         self.reviewing = False
+        self.finished_plan: tuple[Task, TaskResult] | None = None
 
     # ----------------------------------------------------------------- plumbing
 
@@ -131,10 +132,12 @@ class DirectiveActor(pykka.ThreadingActor):
             self._resume_planning()
         elif status in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED):
             self._load_chain()
-            self.breaker_open = any(
-                a.approval_type is ApprovalType.CIRCUIT_BREAKER
-                for a in self.ctx.db.reads.pending_approvals(self.directive_id)
-            )
+            pending = {
+                a.approval_type for a in self.ctx.db.reads.pending_approvals(self.directive_id)
+            }
+            self.breaker_open = ApprovalType.CIRCUIT_BREAKER in pending
+            # A review already waiting on a human is not started again.
+            self.reviewing = ApprovalType.DIRECTIVE_REVIEW in pending
             self._start_step_actors()
             if status is DirectiveStatus.ACTIVE:
                 self._check_finished()
@@ -151,6 +154,11 @@ class DirectiveActor(pykka.ThreadingActor):
         was_planning = self.planning_task is not None or not self.chain
         if self.directive.status is not DirectiveStatus.PAUSED:
             raise InvalidTransition(self.directive.status, DirectiveStatus.ACTIVE, "directive")
+        if self.finished_plan is not None:
+            task, result = self.finished_plan
+            self.finished_plan = None
+            self._ingest_plan(task, result)  # paused -> active
+            return self.directive.status
         if was_planning and self.chain is None:
             self._transition(DirectiveStatus.PLANNING, actor_id=message.actor_id)
             self._begin_planning(started=False)
@@ -300,7 +308,8 @@ class DirectiveActor(pykka.ThreadingActor):
         return self._regenerate(message.reason, message.actor_id)
 
     def _on_Tick(self, message: m.Tick) -> None:
-        self._expire_approvals()
+        if self.ctx.config.approval_timeout_s is not None:
+            self._expire_approvals()
         if self.directive.status is DirectiveStatus.ACTIVE and not self.breaker_open:
             trip = check_breakers(self.directive)
             if trip is not None:
@@ -340,6 +349,10 @@ class DirectiveActor(pykka.ThreadingActor):
 
     def _on_CostReported(self, message: m.CostReported) -> None:
         self.directive = attrs.evolve(self.directive, total_cost_usd=message.total_cost_usd)
+        if self.directive.status is DirectiveStatus.ACTIVE and not self.breaker_open:
+            trip = check_breakers(self.directive)
+            if trip is not None and trip.limit == "max_total_cost_usd":
+                self._trip(trip)
 
     def _on_StepFailed(self, message: m.StepFailed) -> None:
         self.running.discard(message.step_id)
@@ -365,6 +378,9 @@ class DirectiveActor(pykka.ThreadingActor):
         if result.status is TaskStatus.CANCELLED:
             self._finish_task(task, result)
             return  # paused or stopped while planning; resume plans again
+        if self.directive.status is DirectiveStatus.PAUSED:
+            self.finished_plan = (task, result)  # paused as it finished: ingest on resume
+            return
         self._ingest_plan(task, result)
 
     # ----------------------------------------------------------------- planning

@@ -95,6 +95,11 @@ class StepActor(pykka.ThreadingActor):
     def _on_Begin(self, message: m.Begin) -> None:
         self.step_refs = message.step_refs
         status = self.step.status
+        if self.step.rework_count and status in (StepStatus.REWORK, StepStatus.RUNNING):
+            # Recovering a rework attempt: its instructions come from the last evaluation.
+            evaluations = self.ctx.db.reads.evaluations_of_step(self.step.id)
+            if evaluations:
+                self.rework_instructions = evaluations[-1].rework_instructions
         if status is StepStatus.PENDING and not self.waiting_for:
             self._become_ready()
         elif status in (StepStatus.READY, StepStatus.REWORK):

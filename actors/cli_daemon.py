@@ -1,0 +1,101 @@
+"""``directorate daemon`` and ``directorate submit``: an engine serving other processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from directorate.persistence.models import CommandType
+
+from . import cli
+from .commands import CommandConsumer, issue_command
+from .context import EngineConfig
+from .directive_file import load_directive_file
+from .engine import Engine
+
+log = logging.getLogger("directorate.daemon")
+
+
+def prefer_own_python() -> None:
+    """Put this Python's bin folder first on PATH, so that ``python`` in agent and
+    verifier commands is the interpreter directorate runs on (as in an activated venv)."""
+    folder = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != folder:
+        os.environ["PATH"] = folder + os.pathsep + path
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    prefer_own_python()
+    runner = None
+    if args.agent:
+        from .runners import CommandRunner
+
+        runner = CommandRunner(shlex.split(args.agent))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    engine = Engine.start(
+        EngineConfig(dsn=args.dsn, runner=runner, max_concurrent_tasks=args.max_tasks)
+    )
+    consumer = CommandConsumer(engine).start()
+    print(
+        f"directorate daemon (pid {os.getpid()}): {engine.live_actor_count()} live "
+        "directive(s) recovered; waiting for commands",
+        flush=True,
+    )
+    status = cli.EXIT_OK
+    try:
+        while not stop.wait(0.5):
+            if not consumer.is_alive():
+                print(
+                    f"directorate: the command consumer died: {consumer.failure}", file=sys.stderr
+                )
+                status = cli.EXIT_FAILED
+                break
+    finally:
+        for signum in previous:  # a second signal must not interrupt the shutdown
+            signal.signal(signum, signal.SIG_IGN)
+        consumer.stop()
+        report = engine.shutdown()
+        print(f"directorate daemon stopped: {report.describe()}", flush=True)
+    return status
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .cli_run import copy_workspace
+
+    spec = load_directive_file(args.file)
+    if args.copy and spec.local_path:
+        copy = copy_workspace(Path(spec.local_path))
+        print(f"working on a copy of {spec.local_path}: {copy}", file=sys.stderr)
+        spec = attrs.evolve(spec, local_path=str(copy))
+    engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False))
+    try:
+        directive_id = engine.submit(spec)
+        command_id = issue_command(engine.db, CommandType.START, directive_id, {"by": args.by})
+        if args.wait:
+            if not args.json:
+                print(directive_id, flush=True)
+            return cli.report_outcome(args, engine.db, command_id)
+        if args.json:
+            print(json.dumps({"directive_id": str(directive_id), "command_id": str(command_id)}))
+        else:
+            print(directive_id)
+        return cli.EXIT_OK
+    finally:
+        engine.shutdown()

@@ -1,0 +1,299 @@
+"""``directorate run FILE``: one directive, followed in this process to the end.
+
+Progress comes from ``signals.directive_event``: on a terminal, a table of steps
+redrawn in place; otherwise one line per event. Approvals are asked at the
+terminal (or answered by ``--auto-approve``). Ctrl-C pauses the directive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from directorate.persistence.errors import DirectorateError, InvalidInput
+from directorate.persistence.models import (
+    Approval,
+    ApprovalType,
+    Directive,
+    DirectiveStatus,
+    Event,
+)
+
+from . import cli, signals
+from . import cli_views as views
+from .cli_daemon import prefer_own_python
+from .context import EngineConfig
+from .directive_file import load_directive_file
+from .engine import Engine
+
+_NOT_COPIED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+_COLOURS = {
+    "passed": "32",
+    "completed": "32",
+    "running": "36",
+    "evaluating": "36",
+    "planning": "36",
+    "rework": "35",
+    "blocked": "31",
+    "failed": "31",
+    "cancelled": "31",
+    "paused": "33",
+}
+_STATUS_WORD = re.compile(r"\b(" + "|".join(_COLOURS) + r")\b")
+
+
+def copy_workspace(source: Path) -> Path:
+    """A fresh copy of ``source`` in a temporary folder, as a git repository (so the
+    changes the agents make show up in ``git status`` and in the verifiers' context)."""
+    target = Path(tempfile.mkdtemp(prefix="directorate-")) / source.resolve().name
+    shutil.copytree(source, target, ignore=_NOT_COPIED, symlinks=True)
+    if not (target / ".git").exists() and shutil.which("git"):
+        git = ["git", "-c", "user.name=directorate", "-c", "user.email=directorate@localhost"]
+        for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "directorate: copy"]):
+            subprocess.run([*git, *step], cwd=target, check=False, capture_output=True)
+    return target
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prefer_own_python()
+    spec = load_directive_file(args.file)
+    if spec.agent is None:
+        raise InvalidInput(f"{args.file}: agent: missing (`run` needs an [agent] command)")
+    if spec.local_path and not args.in_place:
+        source = Path(spec.local_path)
+        if not source.is_dir():
+            raise InvalidInput(f"{args.file}: local_path: {source} is not a directory")
+        copy = copy_workspace(source)
+        print(f"working on a copy of {source}:\n  {copy}\n(--in-place works in the original)")
+        spec = attrs.evolve(spec, local_path=str(copy))
+    events: queue.Queue[Event] = queue.Queue()
+
+    def on_event(sender: Any, event: Event) -> None:
+        events.put(event)
+
+    signals.directive_event.connect(on_event, weak=False)
+    engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False))
+    try:
+        directive_id = engine.submit(spec)
+        engine.start_directive(directive_id)
+        follower = Follower(engine, directive_id, events, tty=sys.stdout.isatty())
+        print(f"directive {directive_id}: {spec.title}", flush=True)
+        try:
+            return follower.follow(auto_approve=args.auto_approve, ask=sys.stdin.isatty())
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pause must not be interrupted
+            return follower.interrupted()
+    finally:
+        signals.directive_event.disconnect(on_event)
+        engine.shutdown()
+
+
+class Follower:
+    """Shows one directive's progress and answers its approvals until it ends."""
+
+    def __init__(
+        self, engine: Engine, directive_id: uuid.UUID, events: queue.Queue[Event], *, tty: bool
+    ) -> None:
+        self.engine = engine
+        self.reads = engine.db.reads
+        self.directive_id = directive_id
+        self.events = events
+        self.tty = tty
+        self.last_seq = 0
+        self.recent: list[str] = []
+        self.drawn = 0
+        self.answered: set[uuid.UUID] = set()
+        self.started = time.monotonic()
+
+    def follow(self, *, auto_approve: bool, ask: bool) -> int:
+        while True:
+            self._drain(timeout=0.2)
+            directive = self.reads.directive(self.directive_id)
+            self._draw(directive)
+            if directive.status.terminal:
+                return self._finish(directive)
+            approvals = [
+                a
+                for a in self.reads.pending_approvals(self.directive_id)
+                if a.id not in self.answered
+            ]
+            for approval in approvals:
+                if not self._answer(approval, auto_approve=auto_approve, ask=ask):
+                    return self._leave(directive, f"approval {approval.id} is waiting")
+            if not approvals and directive.status is DirectiveStatus.PAUSED:
+                return self._leave(directive, "the directive is paused")
+
+    def interrupted(self) -> int:
+        self._undraw()
+        directive = self.reads.directive(self.directive_id)
+        if directive.status.terminal:
+            return self._finish(directive)
+        try:
+            self.engine.pause(self.directive_id, by="ctrl-c")
+        except DirectorateError as exc:
+            print(f"directorate: could not pause: {exc}", file=sys.stderr)
+        return self._leave(self.reads.directive(self.directive_id), "interrupted: paused")
+
+    # ----------------------------------------------------------------- events and display
+
+    def _drain(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout)
+            while True:
+                self._show(event)
+                event = self.events.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _show(self, event: Event) -> None:
+        if event.directive_id != self.directive_id or event.seq <= self.last_seq:
+            return
+        self.last_seq = event.seq
+        line = f"{time.monotonic() - self.started:6.1f}s  {views.describe_event(event)}"
+        if self.tty:
+            self.recent = [*self.recent[-5:], line]
+        else:
+            print(views.one_line(line), flush=True)
+
+    def _catch_up(self) -> None:
+        """Events the bus has not delivered yet: read them from the database."""
+        for event in self.reads.events_after(self.directive_id, self.last_seq):
+            self._show(event)
+
+    def _draw(self, directive: Directive) -> None:
+        if not self.tty:
+            return
+        width = shutil.get_terminal_size().columns - 1
+        chain = self.reads.current_chain(self.directive_id)
+        steps = self.reads.steps(chain.id) if chain else []
+        tasks = self.reads.tasks_of_directive(self.directive_id)
+        header = (
+            f"{directive.status}  cost ${directive.total_cost_usd:.2f}  "
+            f"elapsed {time.monotonic() - self.started:.1f}s"
+        )
+        lines = [header, *("  " + line for line in views.chain_tree(steps, tasks)), ""]
+        lines += self.recent
+        text = "\n".join(_colour(views.one_line(line, width)) for line in lines)
+        sys.stdout.write(f"\x1b[{self.drawn}F\x1b[J" if self.drawn else "")
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        self.drawn = len(lines)
+
+    def _undraw(self) -> None:
+        self.drawn = 0  # leave the last table on screen; what follows prints below it
+
+    # ----------------------------------------------------------------- approvals
+
+    def _answer(self, approval: Approval, *, auto_approve: bool, ask: bool) -> bool:
+        """Answer one approval; False when it has to wait for a human."""
+        breaker = approval.approval_type is ApprovalType.CIRCUIT_BREAKER
+        limits: dict[str, float] = {}
+        if auto_approve and not breaker:
+            approved, by = True, "auto-approve"
+        elif ask:
+            self._undraw()
+            decision = _prompt(approval)
+            if decision is None:
+                return False
+            approved, limits = decision
+            by = "terminal"
+        else:
+            return False
+        self.answered.add(approval.id)
+        try:
+            if approved:
+                self.engine.approve(approval.id, by, None, **limits)
+            else:
+                self.engine.deny(approval.id, by, None)
+        except DirectorateError as exc:  # answered meanwhile, or the directive stopped
+            print(f"directorate: {exc}", file=sys.stderr)
+        return True
+
+    # ----------------------------------------------------------------- the end
+
+    def _finish(self, directive: Directive) -> int:
+        self._catch_up()
+        self._draw(directive)
+        for line in self._summary(directive):
+            print(line)
+        return cli.EXIT_OK if directive.status is DirectiveStatus.COMPLETED else cli.EXIT_FAILED
+
+    def _leave(self, directive: Directive, why: str) -> int:
+        self._catch_up()
+        self._draw(directive)
+        print(f"\n{why}; the directive {directive.id} is {directive.status}.")
+        print("Answer or continue it with a daemon running (`directorate daemon`):")
+        for approval in self.reads.pending_approvals(self.directive_id):
+            print(f"  directorate approve {approval.id}   (or: directorate deny ...)")
+        if directive.status is DirectiveStatus.PAUSED:
+            print(f"  directorate resume {directive.id}")
+        return cli.EXIT_WAITING
+
+    def _summary(self, directive: Directive) -> list[str]:
+        chain = self.reads.current_chain(self.directive_id)
+        steps = self.reads.steps(chain.id) if chain else []
+        events = self.reads.events_after(self.directive_id, 0, limit=100_000)
+        reworks = sum(1 for e in events if e.event_type == "step_rework")
+        evaluations = len(self.reads.evaluations_of_directive(self.directive_id))
+        passed = sum(1 for s in steps if s.status.finished)
+        lines = [
+            "",
+            f"{directive.status}: {directive.title}",
+            f"  steps        {passed} of {len(steps)} passed",
+            f"  rework       {reworks} cycle(s)",
+            f"  evaluations  {evaluations}",
+            f"  cost         ${directive.total_cost_usd:.2f}",
+            f"  wall time    {time.monotonic() - self.started:.1f}s",
+        ]
+        failures = [e for e in events if e.event_type == "directive_failed"]
+        if failures:
+            lines.append(f"  reason       {failures[-1].data.get('reason')}")
+        if directive.local_path:
+            lines.append(f"  work in      {directive.local_path}")
+        return lines
+
+
+def _colour(line: str) -> str:
+    return _STATUS_WORD.sub(lambda m: f"\x1b[{_COLOURS[m.group(1)]}m{m.group(1)}\x1b[0m", line)
+
+
+def _prompt(approval: Approval) -> tuple[bool, dict[str, float]] | None:
+    """Ask at the terminal: (approved, raised limits), or None to leave it waiting."""
+    print(f"\napproval needed ({approval.approval_type}): {approval.description}")
+    details = approval.context.get("summary") or approval.context.get("rework_instructions")
+    if details:
+        print(views.one_line(details, 400))
+    while True:
+        try:
+            answer = input("approve? [y]es / [n]o / [l]eave it waiting: ").strip().lower()
+        except EOFError:
+            return None
+        if answer in ("y", "yes"):
+            break
+        if answer in ("n", "no"):
+            return False, {}
+        if answer in ("l", "leave", ""):
+            return None
+    limits: dict[str, float] = {}
+    limit = approval.context.get("limit")
+    if approval.approval_type is ApprovalType.CIRCUIT_BREAKER and limit:
+        default = float(approval.context.get("threshold") or 0) * 2
+        raw = input(f"new {limit} (empty: {default:g}): ").strip()
+        if raw:
+            try:
+                limits[limit] = float(raw)
+            except ValueError:
+                print(f"not a number: {raw!r}; using {default:g}")
+    return True, limits

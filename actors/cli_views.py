@@ -1,0 +1,165 @@
+"""How the command line shows records: one-line events, the chain as a tree, JSON."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from directorate.persistence.convert import row_converter
+from directorate.persistence.models import Approval, Directive, Event, Step, Task
+
+WIDTH = 110
+
+
+def to_json(value: Any) -> str:
+    """Records (or lists and dicts of them) as JSON; uuids and datetimes as strings."""
+    return json.dumps(row_converter.unstructure(value), default=str, indent=2)
+
+
+def short(value: uuid.UUID | str | None) -> str:
+    return str(value)[:8] if value else "-"
+
+
+def one_line(text: Any, width: int = WIDTH) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def elapsed(start: datetime | None, end: datetime | None = None) -> str:
+    if start is None:
+        return "-"
+    seconds = max(0.0, ((end or datetime.now(UTC)) - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def describe_event(event: Event) -> str:
+    """One readable line for an event."""
+    d = event.data
+    step = d.get("step_name") or "planning"
+    kind = event.event_type
+    if kind == "directive_created":
+        return f"directive created: {d.get('title')}"
+    if kind == "status_changed":
+        return f"directive {d.get('old_status')} -> {d.get('new_status')}"
+    if kind == "planning_started":
+        return "planning: the agent is writing the plan"
+    if kind == "planning_completed":
+        steps = ", ".join(d.get("steps") or []) or d.get("source", "")
+        return f"plan ready: {steps}"
+    if kind == "plan_rejected":
+        return f"plan rejected ({d.get('reason')}); using {d.get('fallback')}"
+    if kind == "chain_created":
+        return f"chain generation {d.get('generation')}: {', '.join(d.get('steps') or [])}"
+    if kind == "step_status_changed":
+        return f"{step}: {d.get('old_status')} -> {d.get('new_status')}"
+    if kind == "step_started":
+        return f"{step}: attempt {d.get('attempt')} started"
+    if kind == "task_finished":
+        cost = float(d.get("cost_usd") or 0.0)
+        said = f": {d['summary']}" if d.get("summary") else ""
+        return f"{step}: agent {d.get('status')} (exit {d.get('exit_code')}, ${cost:.2f}){said}"
+    if kind == "evaluation_completed":
+        score = float(d.get("composite_score") or 0.0)
+        return f"{step}: {d.get('confidence_level')} ({score:.2f}): {d.get('summary')}"
+    if kind == "step_rework":
+        return f"{step}: sent back for rework (rework {d.get('rework_count', '?')})"
+    if kind == "step_blocked":
+        return f"{step}: blocked: {d.get('reason')}"
+    if kind == "step_recovered":
+        return f"{step}: recovered after a restart, runs again"
+    if kind == "approval_requested":
+        what = d.get("description") or d.get("step_name") or ""
+        return f"approval {short(d.get('approval_id'))} needed ({d.get('approval_type')}): {what}"
+    if kind == "approval_resolved":
+        by = f" by {d['responded_by']}" if d.get("responded_by") else ""
+        return f"approval {short(d.get('approval_id'))} {d.get('status')}{by}"
+    if kind == "circuit_breaker_tripped":
+        return f"circuit breaker: {d.get('message')}"
+    if kind == "directive_reviewed":
+        score = float(d.get("composite_score") or 0.0)
+        return f"directive review: {d.get('confidence_level')} ({score:.2f}): {d.get('summary')}"
+    if kind == "directive_completed":
+        return f"completed: {d.get('steps')} steps, ${float(d.get('total_cost_usd') or 0):.2f}"
+    if kind == "directive_failed":
+        return f"failed: {d.get('reason')}"
+    rest = " ".join(f"{k}={v}" for k, v in d.items() if not k.endswith("_id"))
+    return f"{kind.replace('_', ' ')} {rest}".strip()
+
+
+def event_line(event: Event) -> str:
+    when = event.created_at.astimezone().strftime("%H:%M:%S") if event.created_at else "--:--:--"
+    marker = {"warning": "!", "error": "x"}.get(str(event.severity), " ")
+    return one_line(f"{when} {event.seq:>4} {marker} {describe_event(event)}")
+
+
+def directive_line(d: Directive) -> str:
+    cost = f"${d.total_cost_usd:.2f}"
+    return one_line(f"{short(d.id)}  {d.status:<10} {cost:>8}  {d.title}")
+
+
+def step_depths(steps: list[Step]) -> dict[uuid.UUID, int]:
+    by_id = {s.id: s for s in steps}
+    depth: dict[uuid.UUID, int] = {}
+
+    def of(step_id: uuid.UUID, trail: frozenset[uuid.UUID] = frozenset()) -> int:
+        if step_id not in depth:
+            deps = [d for d in by_id[step_id].depends_on if d in by_id and d not in trail]
+            depth[step_id] = 1 + max((of(d, trail | {step_id}) for d in deps), default=-1)
+        return depth[step_id]
+
+    for s in steps:
+        of(s.id)
+    return depth
+
+
+def step_times(tasks: list[Task]) -> dict[uuid.UUID, tuple[datetime | None, datetime | None]]:
+    """Per step: when its first attempt started and, if it is not running, when it ended."""
+    times: dict[uuid.UUID, tuple[datetime | None, datetime | None]] = {}
+    for task in tasks:
+        if task.step_id is None:
+            continue
+        start, _ = times.get(task.step_id, (task.started_at, None))
+        running = not task.status.finished
+        end = None if running else task.finished_at
+        times[task.step_id] = (start or task.started_at, end)
+    return times
+
+
+def confidence(step: Step) -> str:
+    if step.confidence_score is None:
+        return "-"
+    return f"{step.confidence_score:.2f} {step.confidence_level or ''}".strip()
+
+
+def chain_tree(steps: list[Step], tasks: list[Task]) -> list[str]:
+    """The chain indented by dependency depth, with status, attempt, confidence, elapsed."""
+    depths = step_depths(steps)
+    names = {s.id: s.name for s in steps}
+    times = step_times(tasks)
+    lines = []
+    ordered = sorted(steps, key=lambda s: (depths[s.id], s.editor_y, s.name))
+    for step in ordered:
+        depth = depths[step.id]
+        label = ("  " * (depth - 1) + "└─ " if depth else "") + step.name
+        deps = [names[d] for d in step.depends_on if d in names]
+        after = f"  after {', '.join(deps)}" if len(deps) > 1 else ""
+        start, end = times.get(step.id, (None, None))
+        lines.append(
+            f"{label:<32} {step.status:<10} attempt {step.attempt:<2} "
+            f"{confidence(step):<12} {elapsed(start, end) if start else '-':>8}{after}"
+        )
+    return lines
+
+
+def approval_line(a: Approval) -> str:
+    return one_line(
+        f"{short(a.id)}  directive {short(a.directive_id)}  {a.approval_type:<16} {a.description}",
+        width=160,
+    )

@@ -1,0 +1,228 @@
+"""Control requests from other processes, through the ``directive_commands`` table.
+
+A command line process calls ``issue_command``: one durable write inserts the
+pending row and NOTIFYs ``directorate_commands`` with the row's id (PostgreSQL
+delivers a notification only when its transaction commits). The daemon's
+``CommandConsumer`` applies each pending command to its engine and records the
+outcome; the issuing process reads it back with ``wait_for_outcome``.
+
+Each command is claimed with ``FOR UPDATE SKIP LOCKED`` and its outcome recorded
+in that same transaction, guarded by ``status = 'pending'``: two daemons never
+apply one command twice, and a daemon that dies mid-command leaves it pending
+for the next one (engine operations refuse a repeated transition, so a command
+applied just before such a crash is then rejected, not applied twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pykka
+from psycopg.rows import dict_row
+
+from directorate.persistence import ops
+from directorate.persistence.database import Database
+from directorate.persistence.errors import DirectorateError, PersistenceUnavailable
+from directorate.persistence.models import Command, CommandStatus, CommandType
+from directorate.persistence.writer import Conflict, Op
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "directorate_commands"
+POLL_INTERVAL_S = 2.0
+"""The fallback when a notification is lost (for example across a reconnect)."""
+
+_CLAIM = (
+    "SELECT * FROM directive_commands WHERE status = 'pending'"
+    " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+_RECORD = (
+    "UPDATE directive_commands SET status = %s, reason = %s, applied_at = now()"
+    " WHERE id = %s AND status = 'pending'"
+)
+
+
+def issue_command(
+    db: Database,
+    command: CommandType,
+    directive_id: uuid.UUID | None,
+    args: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Store a pending command and wake the daemons; returns the command's id."""
+    command_id = uuid.uuid4()
+    result = db.writer.write(
+        ops.insert(
+            "directive_commands",
+            id=command_id,
+            directive_id=directive_id,
+            command=str(command),
+            args=args or {},
+        ),
+        Op("SELECT pg_notify(%s, %s)", (CHANNEL, str(command_id))),
+    )
+    if isinstance(result, Conflict):  # an insert has no guard; kept for the type checker
+        raise PersistenceUnavailable("the command was not stored")
+    return command_id
+
+
+def wait_for_outcome(
+    db: Database, command_id: uuid.UUID, timeout: float, interval: float = 0.1
+) -> Command:
+    """The command once a daemon applied or rejected it, or as it stands at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        command = db.reads.command(command_id)
+        if command.status is not CommandStatus.PENDING or time.monotonic() >= deadline:
+            return command
+        time.sleep(interval)
+
+
+def apply_command(engine: Any, command: Command) -> None:
+    """Apply one command to an engine; raises what the engine raises."""
+    args = command.args
+    by = args.get("by")
+    directive_id = command.directive_id
+    kind = command.command
+    if kind in (CommandType.APPROVE, CommandType.DENY):
+        approval_id = uuid.UUID(str(args["approval_id"]))
+        if kind is CommandType.APPROVE:
+            limits = {str(k): float(v) for k, v in (args.get("raise_limit") or {}).items()}
+            engine.approve(approval_id, by or "user", args.get("note"), **limits)
+        else:
+            engine.deny(approval_id, by or "user", args.get("note"))
+        return
+    if directive_id is None:
+        raise DirectorateError(f"{kind} needs a directive id")
+    if kind is CommandType.START:
+        engine.start_directive(directive_id)
+    elif kind is CommandType.PAUSE:
+        engine.pause(directive_id, by=by)
+    elif kind is CommandType.RESUME:
+        engine.resume(directive_id, by=by)
+    elif kind is CommandType.STOP:
+        engine.stop_directive(directive_id, by=by)
+    elif kind is CommandType.REGENERATE:
+        reason = args.get("reason") or "requested from the command line"
+        engine.regenerate_chain(directive_id, reason, by=by)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, DirectorateError):
+        text = str(exc)
+    elif isinstance(exc, pykka.Timeout):
+        text = "the engine did not answer in time"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+class CommandConsumer:
+    """Applies pending commands to an engine: a named thread woken by LISTEN/NOTIFY.
+
+    It polls every ``poll_interval`` seconds as well, and after a lost connection
+    reconnects with exponential backoff and jitter and LISTENs again. If the thread
+    dies, ``failure`` holds why and ``is_alive()`` turns false: its owner checks.
+    ``stop()`` is safe from any thread and returns once the thread has finished.
+    """
+
+    def __init__(
+        self, engine: Any, *, dsn: str | None = None, poll_interval: float = POLL_INTERVAL_S
+    ):
+        self.engine = engine
+        self.dsn = dsn or engine.db.dsn
+        self.poll_interval = poll_interval
+        self.applied = 0
+        self.rejected = 0
+        self.failure: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="directorate-commands", daemon=True)
+
+    def start(self) -> CommandConsumer:
+        self._thread.start()
+        return self
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # ----------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                conn = self._connect()
+                if conn is None:
+                    return
+                try:
+                    self._serve(conn)
+                except psycopg.OperationalError as exc:
+                    log.warning("command listener lost its connection: %s; reconnecting", exc)
+                finally:
+                    conn.close()
+        except BaseException as exc:  # the owner sees it through is_alive() and failure
+            self.failure = exc
+            log.exception("the command consumer stopped")
+
+    def _connect(self) -> psycopg.Connection[Any] | None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                conn = psycopg.connect(
+                    self.dsn, autocommit=True, application_name="directorate-commands"
+                )
+                conn.execute(f"LISTEN {CHANNEL}")
+                return conn
+            except psycopg.OperationalError as exc:
+                log.warning("command listener cannot connect (retrying in %.1f s): %s", delay, exc)
+                self._stopping.wait(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 5.0)
+        return None
+
+    def _serve(self, conn: psycopg.Connection[Any]) -> None:
+        while not self._stopping.is_set():
+            while not self._stopping.is_set() and self._apply_next(conn):
+                pass
+            # Short waits keep stop() prompt; the notification itself only wakes us.
+            waited = 0.0
+            while waited < self.poll_interval and not self._stopping.is_set():
+                if any(True for _ in conn.notifies(timeout=0.5, stop_after=1)):
+                    break
+                waited += 0.5
+
+    def _apply_next(self, conn: psycopg.Connection[Any]) -> bool:
+        """Claim, apply and record one pending command; False when none is left."""
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(_CLAIM).fetchone()
+            if row is None:
+                return False
+            command = Command.from_row(row)
+            reason: str | None = None
+            try:
+                apply_command(self.engine, command)
+            except Exception as exc:
+                status, reason = CommandStatus.REJECTED, _one_line(exc)
+                self.rejected += 1
+                if not isinstance(exc, DirectorateError | pykka.Timeout):
+                    log.error("command %s failed", command.id, exc_info=exc)
+            else:
+                status = CommandStatus.APPLIED
+                self.applied += 1
+            cur.execute(_RECORD, (str(status), reason, command.id))
+        log.info(
+            "command %s %s: %s%s",
+            command.command,
+            command.id,
+            status,
+            f" ({reason})" if reason else "",
+        )
+        return True

@@ -1,0 +1,53 @@
+"""Directive files (TOML): the structure of ``DirectiveSpec``, loaded with cattrs.
+
+Paths in a file are relative to the file: ``local_path``, and agent command
+entries that start with ``./`` or ``../`` (a script shipped next to the file).
+Every problem is one ``InvalidInput`` line that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from directorate.persistence.convert import structure_spec
+from directorate.persistence.errors import InvalidInput
+from directorate.persistence.models import DirectiveSpec
+
+
+def load_directive_file(path: str | Path) -> DirectiveSpec:
+    """Read, resolve and validate a directive file; ``InvalidInput`` names the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return structure_spec(resolve_paths(data, path.resolve().parent))
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+
+
+def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A copy of ``data`` with its file-relative paths made absolute."""
+    data = dict(data)
+    local_path = data.get("local_path")
+    if isinstance(local_path, str) and local_path:
+        data["local_path"] = str((folder / Path(local_path).expanduser()).resolve())
+    agent = data.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("command"), list):
+        agent = dict(agent)
+        agent["command"] = [_resolve_arg(arg, folder) for arg in agent["command"]]
+        data["agent"] = agent
+    return data
+
+
+def _resolve_arg(arg: Any, folder: Path) -> Any:
+    if isinstance(arg, str) and arg.startswith(("./", "../")):
+        return str((folder / arg).resolve())
+    return arg

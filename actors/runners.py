@@ -1,0 +1,279 @@
+"""Task runners: how agent work is executed (DESIGN §5).
+
+A runner's ``run(task, cancel)`` is called on a pool thread, never on an actor's
+own thread, and returns a ``TaskResult``; it must return promptly once ``cancel``
+is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import attrs
+
+from directorate.persistence.errors import RunnerError
+from directorate.persistence.models import Task, TaskStatus
+
+TAIL_BYTES = 16_384
+"""How much of an agent's output the task record keeps (the log file has it all)."""
+
+
+@attrs.frozen(kw_only=True)
+class TaskResult:
+    """What one execution of agent work came to."""
+
+    status: TaskStatus
+    exit_code: int | None = None
+    cost_usd: float | None = None
+    """What the agent reported spending (its last JSON line); None: not reported."""
+    summary: str | None = None
+    output_tail: str = ""
+    error: str | None = None
+    """Why the runner itself failed (the agent could not be started, a callable raised)."""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class TaskRunner(Protocol):
+    def run(self, task: Task, cancel: threading.Event) -> TaskResult: ...
+
+
+class CallableRunner:
+    """Runs a Python callable ``fn(task, cancel)`` as the agent (embedding, tests).
+
+    The callable may return a ``TaskResult``, a mapping with the keys of the JSON
+    result line (``cost_usd``, ``summary``, ``success``), a string (the summary)
+    or None (success). An exception is a failed task carrying the error.
+    """
+
+    def __init__(self, fn: Callable[[Task, threading.Event], Any]) -> None:
+        self.fn = fn
+
+    def run(self, task: Task, cancel: threading.Event) -> TaskResult:
+        started = time.time()
+        try:
+            value = self.fn(task, cancel)
+        except Exception as exc:
+            return TaskResult(
+                status=TaskStatus.FAILED,
+                error=repr(exc),
+                output_tail=repr(exc),
+                started_at=started,
+                finished_at=time.time(),
+            )
+        if isinstance(value, TaskResult):
+            return value
+        if cancel.is_set():
+            return TaskResult(
+                status=TaskStatus.CANCELLED, started_at=started, finished_at=time.time()
+            )
+        report = _report_from(value)
+        ok = report.get("success", True) is not False
+        return TaskResult(
+            status=TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED,
+            exit_code=0 if ok else 1,
+            cost_usd=_cost(report),
+            summary=_summary(report),
+            output_tail=_summary(report) or "",
+            started_at=started,
+            finished_at=time.time(),
+        )
+
+
+class CommandRunner:
+    """Runs an agent command line (for example ``claude -p --output-format json``).
+
+    The task's instructions go on stdin (never into an argument or a shell line);
+    the task's identity goes in ``DIRECTORATE_*`` environment variables. The agent
+    runs in its own process group, so a timeout or a cancel kills it and every
+    process it started, and so do its leftovers when it exits. Its output goes to
+    the task's log file (stdout) and ``<log>.stderr``; the record keeps a tail.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float = 3600.0,
+        env: Mapping[str, str] | None = None,
+        kill_grace_s: float = 5.0,
+        poll_interval_s: float = 0.05,
+    ) -> None:
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+            raise RunnerError("the agent command must be a non-empty list of strings")
+        if timeout_s <= 0:
+            raise RunnerError("timeout_s must be positive")
+        self.argv = list(argv)
+        self.timeout_s = timeout_s
+        self.env = dict(env or {})
+        self.kill_grace_s = kill_grace_s
+        self.poll_interval_s = poll_interval_s
+
+    def run(self, task: Task, cancel: threading.Event) -> TaskResult:
+        started = time.time()
+        stdout_path, stderr_path = self._log_paths(task)
+        try:
+            with (
+                _stdin_file(task.instructions) as stdin,
+                stdout_path.open("wb") as stdout,
+                stderr_path.open("wb") as stderr,
+            ):
+                proc = subprocess.Popen(
+                    self.argv,
+                    cwd=task.workdir or None,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=self._environment(task),
+                    start_new_session=True,  # its own process group, for killpg
+                )
+        except OSError as exc:
+            message = f"could not start the agent {self.argv[0]!r}: {exc}"
+            return TaskResult(
+                status=TaskStatus.FAILED,
+                error=message,
+                output_tail=message,
+                started_at=started,
+                finished_at=time.time(),
+            )
+        status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
+        out_tail = _tail(stdout_path)
+        err_tail = _tail(stderr_path)
+        report = _last_json_object(out_tail)
+        if status is None:  # exited by itself
+            ok = proc.returncode == 0 and report.get("success", True) is not False
+            status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
+        output = out_tail if not err_tail else f"{out_tail}\n--- stderr ---\n{err_tail}"
+        return TaskResult(
+            status=status,
+            exit_code=proc.returncode,
+            cost_usd=_cost(report),
+            summary=_summary(report),
+            output_tail=output[-TAIL_BYTES:],
+            error=f"timed out after {self.timeout_s:g} s"
+            if status is TaskStatus.TIMED_OUT
+            else None,
+            started_at=started,
+            finished_at=time.time(),
+        )
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], cancel: threading.Event, deadline: float
+    ) -> TaskStatus | None:
+        """None when the agent exited by itself; else why it was killed."""
+        while proc.poll() is None:
+            if cancel.wait(self.poll_interval_s):
+                self._kill_group(proc)
+                return TaskStatus.CANCELLED
+            if time.monotonic() >= deadline:
+                self._kill_group(proc)
+                return TaskStatus.TIMED_OUT
+        # Whatever it left running in its group is an orphan of a finished task.
+        _signal_group(proc.pid, signal.SIGKILL)
+        return None
+
+    def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the group, give it ``kill_grace_s`` to save its work, then SIGKILL."""
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(self.kill_grace_s)
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def _log_paths(self, task: Task) -> tuple[Path, Path]:
+        if task.log_path:
+            log = Path(task.log_path)
+        else:
+            log = Path(tempfile.gettempdir()) / "directorate" / f"{task.id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return log, log.with_name(log.name + ".stderr")
+
+    def _environment(self, task: Task) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        env.update(
+            DIRECTORATE_DIRECTIVE_ID=str(task.directive_id),
+            DIRECTORATE_STEP_ID=str(task.step_id or ""),
+            DIRECTORATE_TASK_ID=str(task.id),
+            DIRECTORATE_TASK_KIND=str(task.kind),
+            DIRECTORATE_ATTEMPT=str(task.attempt),
+            DIRECTORATE_PLAN_FILE=task.plan_file or "",
+        )
+        return env
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(pgid, sig)
+
+
+@contextlib.contextmanager
+def _stdin_file(text: str) -> Iterator[IO[bytes]]:
+    """The instructions in an unlinked temporary file: a pipe could deadlock an agent
+    that prints a lot before it reads, and a file needs no feeder thread."""
+    with tempfile.TemporaryFile() as file:
+        file.write(text.encode("utf-8", errors="replace"))
+        file.seek(0)
+        yield file
+
+
+def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - limit))
+            data = file.read()
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace").replace("\x00", "").strip()
+
+
+def _last_json_object(text: str) -> dict[str, Any]:
+    """The last line of ``text`` that is a JSON object (agents print their report last)."""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if not (line.startswith("{") and line.endswith("}")):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _report_from(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        return {"summary": value}
+    return {}
+
+
+def _cost(report: Mapping[str, Any]) -> float | None:
+    for key in ("cost_usd", "total_cost_usd"):
+        value = report.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    return None
+
+
+def _summary(report: Mapping[str, Any]) -> str | None:
+    for key in ("summary", "result"):
+        value = report.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.replace("\x00", "")[:4000]
+    return None

@@ -1,0 +1,180 @@
+"""Driving the ``directorate`` command as a user does: real subprocesses, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = REPO / "bin" / "directorate"
+SCRIPTED_AGENT = REPO / "tests" / "agents" / "scripted_agent.py"
+
+
+class Proc:
+    """A running ``directorate`` process whose stdout lines are collected by a thread."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+        self.lines: list[tuple[float, str]] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+                self._changed.notify_all()
+
+    def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for _, line in self.lines:
+                    if text in line:
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (
+                    self.popen.poll() is not None and not self._reader.is_alive()
+                ):
+                    raise AssertionError(f"no line with {text!r}; got {self.text()!r}")
+                self._changed.wait(min(remaining, 0.2))
+
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        code = self.popen.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
+class Cli:
+    def __init__(self, dsn: str, home: Path) -> None:
+        self.dsn = dsn
+        self.env = {
+            **os.environ,
+            "DIRECTORATE_DSN": dsn,
+            "DIRECTORATE_HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.procs: list[Proc] = []
+
+    def __call__(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(BIN), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def spawn(self, *args: str) -> Proc:
+        popen = subprocess.Popen(
+            [sys.executable, str(BIN), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        proc = Proc(popen)
+        self.procs.append(proc)
+        return proc
+
+    def daemon(self) -> Proc:
+        proc = self.spawn("daemon")
+        proc.wait_for_line("waiting for commands")
+        return proc
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+                proc.popen.wait(10)
+
+    def directive(self, directive_id: str) -> dict[str, Any]:
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute(
+                "SELECT status, total_cost_usd FROM directives WHERE id = %s", (directive_id,)
+            ).fetchone()
+        assert row is not None
+        return {"status": row[0], "cost": row[1]}
+
+    def steps(self, directive_id: str) -> dict[str, tuple[str, int]]:
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT s.name, s.status, s.attempt FROM chain_steps s"
+                " JOIN directive_chains c ON c.id = s.chain_id"
+                " WHERE c.directive_id = %s AND c.status = 'active'",
+                (directive_id,),
+            ).fetchall()
+        return {name: (status, attempt) for name, status, attempt in rows}
+
+    def wait_status(self, directive_id: str, statuses: set[str], timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = str(self.directive(directive_id)["status"])
+            if status in statuses:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"directive still {status} after {timeout} s")
+            time.sleep(0.1)
+
+
+def toml_string(value: str | Path) -> str:
+    return json.dumps(str(value))
+
+
+def scripted_directive(
+    tmp_path: Path,
+    *,
+    steps: list[dict[str, Any]],
+    script: dict[str, Any],
+    autonomy: str = "full_auto",
+    name: str = "directive.toml",
+) -> Path:
+    """A directive file with explicit steps, run by the scripted agent."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    script_path = tmp_path / f"{name}.script.json"
+    (tmp_path / "records").mkdir(exist_ok=True)
+    script_path.write_text(json.dumps({"record_dir": str(tmp_path / "records"), **script}))
+    lines = [
+        'title = "Acceptance"',
+        'goal = "Run the steps"',
+        f'autonomy_level = "{autonomy}"',
+        f"local_path = {toml_string(work)}",
+        "",
+        "[agent]",
+        f"command = [{toml_string(sys.executable)}, {toml_string(SCRIPTED_AGENT)}, "
+        f"{toml_string(script_path)}]",
+        "",
+        "[verifiers]",
+        "auto_detect = false",
+        "[[verifiers.command]]",
+        'name = "ok"',
+        f"run = {toml_string(f'{sys.executable} -c pass')}",
+        "",
+    ]
+    for step in steps:
+        lines.append("[[steps]]")
+        for key, value in step.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path

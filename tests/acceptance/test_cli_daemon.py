@@ -1,0 +1,116 @@
+"""The daemon serving other processes: submit, approve, events --follow, restarts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from clihelp import Cli, scripted_directive
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
+
+
+def test_submit_then_approve_from_another_process(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path,
+        autonomy="manual",
+        steps=[{"name": "first"}, {"name": "second", "depends_on": ["first"]}],
+        script={"steps": {"*": {"sleep": 0.1}}},
+    )
+    daemon = cli.daemon()
+    submitted = cli("submit", str(path), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    directive_id, outcome = submitted.stdout.split()[0], submitted.stdout.splitlines()[-1]
+    assert outcome == "start: applied"
+    answered = 0
+    deadline = time.monotonic() + 60
+    while cli.directive(directive_id)["status"] != "completed":
+        assert time.monotonic() < deadline, cli("show", directive_id).stdout
+        listed = cli("approvals", "--json")
+        pending = [a for a in json.loads(listed.stdout) if a["directive_id"] == directive_id]
+        if not pending:
+            time.sleep(0.2)
+            continue
+        approved = cli("approve", pending[0]["id"][:8], "--by", "ana", "--note", "fine")
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        assert approved.stdout.strip() == "approve: applied"
+        answered += 1
+    assert answered >= 2  # manual autonomy: every step result needs a human
+    assert cli.steps(directive_id) == {"first": ("passed", 1), "second": ("passed", 1)}
+    again = cli("approve", pending[0]["id"])
+    assert again.returncode == 1
+    assert again.stdout.startswith("approve: rejected: ")
+    assert daemon.stop() == 0
+    assert "directorate daemon stopped" in daemon.text()
+
+
+def test_control_without_a_daemon_reports_that_nobody_answered(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(tmp_path, steps=[{"name": "only"}], script={})
+    directive_id = cli("submit", str(path)).stdout.strip()
+    paused = cli("pause", directive_id[:6], "--timeout", "1")
+    assert paused.returncode == 3
+    assert "no daemon answered" in paused.stderr
+
+
+def test_events_follow_streams_while_the_directive_runs(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path,
+        steps=[
+            {"name": "one"},
+            {"name": "two", "depends_on": ["one"]},
+            {"name": "three", "depends_on": ["two"]},
+        ],
+        script={"steps": {"*": {"sleep": 0.7}}},
+    )
+    cli.daemon()
+    directive_id = cli("submit", str(path)).stdout.strip()
+    follow = cli.spawn("events", directive_id, "--follow")
+    first = follow.wait_for_line("one: attempt 1 started")
+    assert cli.directive(directive_id)["status"] != "completed", first
+    follow.wait_for_line("completed:")
+    assert follow.popen.wait(30) == 0  # --follow ends with the directive
+    times = [t for t, line in follow.lines]
+    assert times[-1] - times[0] > 1.0  # streamed as they happened, not all at the end
+    text = follow.text()
+    for step in ("one", "two", "three"):
+        assert f"{step}: running -> evaluating" in text
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_restarted_daemon_finishes_the_directive(
+    cli: Cli, tmp_path: Path, how: signal.Signals
+) -> None:
+    path = scripted_directive(
+        tmp_path,
+        steps=[
+            {"name": "one"},
+            {"name": "two", "depends_on": ["one"]},
+            {"name": "three", "depends_on": ["two"]},
+        ],
+        script={"steps": {"*": {"sleep": 1.0}}},
+    )
+    first = cli.daemon()
+    directive_id = cli("submit", str(path)).stdout.strip()
+    deadline = time.monotonic() + 30
+    while cli.steps(directive_id).get("two", ("pending", 0))[0] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    code = first.stop(how)
+    if how is signal.SIGTERM:
+        assert code == 0
+        assert "directorate daemon stopped" in first.text()
+    assert cli.directive(directive_id)["status"] == "active"
+    second = cli.daemon()
+    assert "1 live directive(s) recovered" in second.text()
+    cli.wait_status(directive_id, {"completed", "failed", "cancelled"})
+    assert cli.directive(directive_id)["status"] == "completed"
+    steps = cli.steps(directive_id)
+    assert {name: status for name, (status, _) in steps.items()} == dict.fromkeys(
+        ("one", "two", "three"), "passed"
+    )
+    assert steps["one"][1] == 1 and steps["two"][1] == 2  # two ran again after the restart
+    shown = cli("show", directive_id[:8])
+    assert "completed" in shown.stdout and "three" in shown.stdout
