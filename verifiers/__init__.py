@@ -1,0 +1,45 @@
+"""Verifiers: how directorate judges an agent's work (DESIGN §6).
+
+Programmatic checks (commands: tests, linters, builds, found by
+:func:`auto_detect_verifiers` or configured with :func:`build_verifiers`) and an
+LLM judge, combined by :class:`CompositeEvaluator` into green, yellow or red.
+This package imports nothing from the rest of the engine.
+"""
+
+from .command import CommandVerifier
+from .composite import CompositeEvaluator
+from .config import build_verifiers
+from .detect import Detection, Skip, auto_detect_verifiers
+from .errors import InvalidVerifierConfig
+from .gitfiles import git_changed_files
+from .llm import LlmVerifier
+from .records import (
+    AcceptanceCriterion,
+    ConfidenceLevel,
+    EvaluationResult,
+    VerificationContext,
+    Verifier,
+    VerifierResult,
+    VerifierType,
+    result_to_json,
+)
+
+__all__ = [
+    "AcceptanceCriterion",
+    "CommandVerifier",
+    "CompositeEvaluator",
+    "ConfidenceLevel",
+    "Detection",
+    "EvaluationResult",
+    "InvalidVerifierConfig",
+    "LlmVerifier",
+    "Skip",
+    "VerificationContext",
+    "Verifier",
+    "VerifierResult",
+    "VerifierType",
+    "auto_detect_verifiers",
+    "build_verifiers",
+    "git_changed_files",
+    "result_to_json",
+]

@@ -1,0 +1,262 @@
+"""CompositeEvaluator: tiers, weighted mean, thresholds, rework instructions."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from verifier_helpers import PY, Stub
+
+from directorate.verifiers import (
+    CommandVerifier,
+    CompositeEvaluator,
+    ConfidenceLevel,
+    LlmVerifier,
+    VerificationContext,
+    VerifierResult,
+    VerifierType,
+    result_to_json,
+)
+
+LLM = VerifierType.LLM
+
+
+class RecordingJudge:
+    """A callable judge that answers ``verdict`` and remembers the prompts."""
+
+    def __init__(self, verdict: dict[str, object] | None = None) -> None:
+        self.verdict = verdict or {"passed": True, "score": 1.0, "feedback": "fine"}
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return json.dumps(self.verdict)
+
+
+def test_required_failure_is_red_and_skips_the_judge(
+    tmp_path: Path, ctx: VerificationContext
+) -> None:
+    judge = RecordingJudge()
+    verifiers = [
+        Stub("tests", passed=False, score=0.0, required=True, output="FAILED test_x"),
+        Stub("lint", score=1.0, weight=9),
+        LlmVerifier(judge),
+    ]
+    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)
+    assert judge.prompts == []
+    assert (result.passed, result.confidence_level) == (False, ConfidenceLevel.RED)
+    assert "required check failed: tests" in result.summary
+    assert "LLM review skipped" in result.summary
+    assert [r.name for r in result.verifier_results] == ["tests", "lint"]
+    assert result.rework_instructions is not None
+    assert "FAILED test_x" in result.rework_instructions
+
+
+def test_judge_sees_programmatic_results(tmp_path: Path, ctx: VerificationContext) -> None:
+    judge = RecordingJudge(
+        {
+            "passed": True,
+            "score": 1.0,
+            "feedback": "ok",
+            "criteria": [{"id": "AC1", "met": True, "note": "yes"}],
+        }
+    )
+    result = CompositeEvaluator([Stub("unit", output="12 passed"), LlmVerifier(judge)]).evaluate(
+        tmp_path, ctx
+    )
+    assert "12 passed" in judge.prompts[0]
+    assert result.criteria_results == [{"id": "AC1", "met": True, "note": "yes"}]
+    assert result.confidence_level is ConfidenceLevel.GREEN and result.rework_instructions is None
+
+
+def test_weighted_mean(tmp_path: Path, ctx: VerificationContext) -> None:
+    verifiers = [
+        Stub("a", score=1.0, weight=3.0),
+        Stub("b", passed=False, score=0.0, weight=1.0),
+        Stub("c", score=None, weight=2.0),  # pass/fail only: counts 1.0
+        Stub("d", passed=False, score=None, weight=2.0),  # counts 0.0
+    ]
+    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)
+    assert result.composite_score == pytest.approx(5 / 8)
+    assert result.confidence_level is ConfidenceLevel.YELLOW and result.passed
+
+
+@pytest.mark.parametrize(
+    "score, level",
+    [
+        (1.0, "green"),
+        (0.8, "green"),
+        (0.79, "yellow"),
+        (0.5, "yellow"),
+        (0.49, "red"),
+        (0.0, "red"),
+    ],
+)
+def test_thresholds(tmp_path: Path, ctx: VerificationContext, score: float, level: str) -> None:
+    result = CompositeEvaluator([Stub("s", score=score)], green=0.8, yellow=0.5).evaluate(
+        tmp_path, ctx
+    )
+    assert result.confidence_level == level
+    assert result.passed is (level != "red")
+    assert (result.rework_instructions is None) is (level == "green")
+
+
+def test_custom_thresholds(tmp_path: Path, ctx: VerificationContext) -> None:
+    stub = Stub("s", score=0.6)
+    assert (
+        CompositeEvaluator([stub], green=0.6, yellow=0.3).evaluate(tmp_path, ctx).confidence_level
+        == "green"
+    )
+    assert (
+        CompositeEvaluator([stub], green=0.9, yellow=0.7).evaluate(tmp_path, ctx).confidence_level
+        == "red"
+    )
+    with pytest.raises(ValueError):
+        CompositeEvaluator([], green=0.4, yellow=0.6)
+
+
+def test_no_verifiers_is_yellow_no_evidence(tmp_path: Path, ctx: VerificationContext) -> None:
+    result = CompositeEvaluator([]).evaluate(tmp_path, ctx)
+    assert (result.confidence_level, result.composite_score, result.passed) == ("yellow", 0.0, True)
+    assert "no evidence" in result.summary
+    assert result.rework_instructions is not None
+
+
+def test_only_an_unavailable_judge_is_no_evidence(tmp_path: Path, ctx: VerificationContext) -> None:
+    result = CompositeEvaluator([LlmVerifier(lambda p: "garbage")]).evaluate(tmp_path, ctx)
+    assert result.confidence_level is ConfidenceLevel.YELLOW and "no evidence" in result.summary
+
+
+def test_unavailable_judge_is_left_out_with_a_warning(
+    tmp_path: Path, ctx: VerificationContext
+) -> None:
+    verifiers = [Stub("unit", score=1.0), LlmVerifier(lambda p: "no json here", name="judge")]
+    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)
+    assert result.composite_score == 1.0 and result.confidence_level is ConfidenceLevel.GREEN
+    assert "judge judge unavailable" in result.summary
+    assert result.verifier_results[1].score is None
+
+
+def test_low_judge_score_pulls_the_mean_and_its_feedback_is_quoted(
+    tmp_path: Path, ctx: VerificationContext
+) -> None:
+    judge = RecordingJudge(
+        {
+            "passed": False,
+            "score": 0.2,
+            "feedback": "handles no negative numbers",
+            "criteria": [
+                {"id": "AC2", "met": False, "note": "negative input wrong"},
+                {"id": "AC1", "met": True, "note": "ok"},
+            ],
+        }
+    )
+    result = CompositeEvaluator([Stub("unit", score=1.0), LlmVerifier(judge)]).evaluate(
+        tmp_path, ctx
+    )
+    assert result.composite_score == pytest.approx(0.6)
+    assert result.confidence_level is ConfidenceLevel.YELLOW
+    text = result.rework_instructions or ""
+    assert "handles no negative numbers" in text and "AC2: negative input wrong" in text
+    assert "AC1" not in text
+
+
+def test_required_judge_failure_is_red(tmp_path: Path, ctx: VerificationContext) -> None:
+    judge = LlmVerifier(RecordingJudge({"passed": False, "score": 0.9}), required=True)
+    result = CompositeEvaluator([Stub("unit"), judge]).evaluate(tmp_path, ctx)
+    assert result.confidence_level is ConfidenceLevel.RED and not result.passed
+
+
+class Raising:
+    name = "broken"
+    verifier_type = VerifierType.BUILD
+    weight = 1.0
+    required = True
+
+    def verify(self, repo_path: Path, ctx: VerificationContext) -> VerifierResult:
+        raise OSError("disk on fire")
+
+
+def test_raising_verifier_is_a_failed_result(tmp_path: Path, ctx: VerificationContext) -> None:
+    result = CompositeEvaluator([Raising(), Stub("ok")]).evaluate(tmp_path, ctx)
+    [broken, ok] = result.verifier_results
+    assert (broken.name, broken.passed, broken.verifier_type) == ("broken", False, "build")
+    assert "OSError: disk on fire" in broken.output
+    assert ok.passed and result.confidence_level is ConfidenceLevel.RED
+
+
+def test_rework_quotes_tails_and_is_bounded(tmp_path: Path, ctx: VerificationContext) -> None:
+    code = (
+        "print('HEAD-OF-OUTPUT'); print('x' * 20000); print('TAIL-OF-OUTPUT'); raise SystemExit(1)"
+    )
+    verifiers = [CommandVerifier(f"check-{i}", [PY, "-c", code], required=False) for i in range(8)]
+    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)
+    text = result.rework_instructions or ""
+    assert "## Failing check: check-0 (custom)" in text
+    assert "TAIL-OF-OUTPUT" in text and "HEAD-OF-OUTPUT" not in text
+    assert len(text) <= 8_000
+    assert text.endswith("[... cut ...]")
+    assert all(len(r.output) <= 64 * 1024 + 100 for r in result.verifier_results)
+
+
+def test_parallel_with_a_bound(tmp_path: Path, ctx: VerificationContext) -> None:
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+
+    class Counting(Stub):
+        def verify(self, repo_path: Path, ctx: VerificationContext) -> VerifierResult:
+            nonlocal active, peak
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            try:
+                return super().verify(repo_path, ctx)
+            finally:
+                with lock:
+                    active -= 1
+
+    verifiers = [Counting(f"v{i}", delay_s=0.2) for i in range(6)]
+    started = time.monotonic()
+    result = CompositeEvaluator(verifiers, max_parallel=3).evaluate(tmp_path, ctx)
+    assert peak == 3
+    assert time.monotonic() - started < 1.0
+    assert [r.name for r in result.verifier_results] == [f"v{i}" for i in range(6)]
+
+
+def test_result_to_json_is_json_safe(tmp_path: Path, ctx: VerificationContext) -> None:
+    result = CompositeEvaluator([Stub("unit", score=0.4), Stub("j", verifier_type=LLM)]).evaluate(
+        tmp_path, ctx
+    )
+    data = json.loads(json.dumps(result_to_json(result)))
+    assert data["id"] == str(result.id)
+    assert data["confidence_level"] == "yellow"
+    assert data["verifier_results"][1] == {
+        "name": "j",
+        "verifier_type": "llm",
+        "passed": True,
+        "score": 1.0,
+        "output": "j output",
+        "duration_s": 0.0,
+        "details": {},
+    }
+    assert set(data) == {
+        "id",
+        "passed",
+        "composite_score",
+        "confidence_level",
+        "summary",
+        "rework_instructions",
+        "criteria_results",
+        "verifier_results",
+    }
+
+
+def test_verifier_result_validates_score() -> None:
+    with pytest.raises(ValueError):
+        VerifierResult(
+            name="x", verifier_type="test", passed=True, score=1.5, output="", duration_s=0
+        )

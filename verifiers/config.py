@@ -1,0 +1,185 @@
+"""Verifiers from a directive file's ``[verifiers]`` table (or a plan step's ``verifiers``).
+
+::
+
+    [verifiers]
+    auto_detect = true            # add the project's own checks (default true)
+
+    [[verifiers.command]]
+    name = "unit-tests"           # unique
+    run = "python -m unittest"    # string (split with shlex, no shell) or argv list
+    type = "test"                 # test, lint, build, typecheck, custom (default custom)
+    weight = 1.0                  # >= 0 (default 1.0)
+    required = true               # a failure makes the step red (default true)
+    timeout_s = 600               # > 0 (default 600)
+    junit_xml = "report.xml"      # optional: score by the report's test cases
+    cwd = "backend"               # optional: relative to the repository
+    env = { CI = "1" }            # optional: over the inherited environment
+
+    [verifiers.llm]
+    command = ["claude", "-p"]    # the judge: prompt on stdin, JSON verdict in the output
+    timeout_s = 300
+
+Configured commands are required by default whatever their type: whoever writes a
+check down wants it to hold (auto-detected lint and type checks are not required).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .command import DEFAULT_TIMEOUT_S, CommandVerifier
+from .detect import auto_detect_verifiers
+from .errors import InvalidVerifierConfig
+from .llm import DEFAULT_TIMEOUT_S as LLM_TIMEOUT_S
+from .llm import LlmVerifier
+from .records import Verifier, VerifierType
+
+_TOP_KEYS = {"auto_detect", "command", "llm"}
+_COMMAND_KEYS = {
+    "name",
+    "run",
+    "type",
+    "weight",
+    "required",
+    "timeout_s",
+    "junit_xml",
+    "cwd",
+    "env",
+}
+_LLM_KEYS = {"command", "timeout_s", "name", "weight", "required"}
+INF = float("inf")
+_COMMAND_TYPES = [t.value for t in VerifierType if t is not VerifierType.LLM]
+
+
+def build_verifiers(settings: dict[str, Any] | None, repo: Path) -> list[Verifier]:
+    """The verifiers ``settings`` describe for the working copy at ``repo``.
+
+    Raises :class:`InvalidVerifierConfig` naming the first offending key. With
+    ``auto_detect`` (the default), detected checks are added unless a configured
+    command has the same name.
+    """
+    settings = _table({} if settings is None else settings, "verifiers")
+    _known(settings, _TOP_KEYS, "verifiers")
+    auto = _typed(settings, "auto_detect", bool, "verifiers", True)
+    entries = settings.get("command", [])
+    if not isinstance(entries, list):
+        raise InvalidVerifierConfig("verifiers.command", "must be a list of tables")
+    verifiers: list[Verifier] = []
+    names: set[str] = set()
+    for i, entry in enumerate(entries):
+        command = _command(entry, f"verifiers.command[{i}]")
+        if command.name in names:
+            raise InvalidVerifierConfig(
+                f"verifiers.command[{i}].name", f"duplicate name {command.name!r}"
+            )
+        names.add(command.name)
+        verifiers.append(command)
+    if settings.get("llm") is not None:
+        verifiers.append(_llm(settings["llm"], "verifiers.llm"))
+    if auto:
+        verifiers += [v for v in auto_detect_verifiers(repo).verifiers if v.name not in names]
+    return verifiers
+
+
+def _command(entry: Any, key: str) -> CommandVerifier:
+    entry = _table(entry, key)
+    _known(entry, _COMMAND_KEYS, key)
+    name = _typed(entry, "name", str, key, None)
+    if not name or not name.strip():
+        raise InvalidVerifierConfig(f"{key}.name", "required: a non-empty string")
+    kind = _typed(entry, "type", str, key, VerifierType.CUSTOM.value)
+    if kind not in _COMMAND_TYPES:
+        hint = " (use [verifiers.llm] for a judge)" if kind == VerifierType.LLM else ""
+        raise InvalidVerifierConfig(
+            f"{key}.type",
+            f"unknown verifier type {kind!r}; one of {', '.join(_COMMAND_TYPES)}{hint}",
+        )
+    env = entry.get("env")
+    if env is not None and not (
+        isinstance(env, dict) and all(isinstance(v, str) for v in env.values())
+    ):
+        raise InvalidVerifierConfig(f"{key}.env", "must be a table of strings")
+    return CommandVerifier(
+        name,
+        _argv(entry.get("run"), f"{key}.run"),
+        cwd=_typed(entry, "cwd", str, key, None),
+        timeout_s=_positive(entry, "timeout_s", key, DEFAULT_TIMEOUT_S),
+        env=env,
+        verifier_type=VerifierType(kind),
+        weight=_weight(entry, key),
+        required=_typed(entry, "required", bool, key, True),
+        junit_xml=_typed(entry, "junit_xml", str, key, None),
+    )
+
+
+def _llm(entry: Any, key: str) -> LlmVerifier:
+    entry = _table(entry, key)
+    _known(entry, _LLM_KEYS, key)
+    return LlmVerifier(
+        _argv(entry.get("command"), f"{key}.command"),
+        name=_typed(entry, "name", str, key, "llm-judge"),
+        timeout_s=_positive(entry, "timeout_s", key, LLM_TIMEOUT_S),
+        weight=_weight(entry, key),
+        required=_typed(entry, "required", bool, key, False),
+    )
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidVerifierConfig(key, f"must be a table, not {type(value).__name__}")
+    return value
+
+
+def _known(table: dict[str, Any], allowed: set[str], key: str) -> None:
+    for name in table:
+        if name not in allowed:
+            raise InvalidVerifierConfig(
+                f"{key}.{name}", f"unknown key; expected one of {', '.join(sorted(allowed))}"
+            )
+
+
+def _typed(table: dict[str, Any], name: str, kind: type, key: str, default: Any) -> Any:
+    value = table.get(name)
+    if value is None:
+        return default
+    # bool is an int: never accept one for the other
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise InvalidVerifierConfig(f"{key}.{name}", f"must be a {kind.__name__}")
+    return value
+
+
+def _argv(value: Any, key: str) -> str | list[str]:
+    if isinstance(value, str) and value.strip():
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise InvalidVerifierConfig(key, f"cannot be split into arguments: {exc}") from exc
+        return value
+    if isinstance(value, list) and value and all(isinstance(a, str) for a in value):
+        return value
+    raise InvalidVerifierConfig(key, "required: a command string or a non-empty list of strings")
+
+
+def _number(table: dict[str, Any], name: str, key: str, low: float, what: str) -> float | None:
+    """``table[name]`` as a finite number of at least ``low`` (``what`` says so if not)."""
+    value = table.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < INF:
+        raise InvalidVerifierConfig(f"{key}.{name}", f"must be {what}")
+    return float(value)
+
+
+def _positive(table: dict[str, Any], name: str, key: str, default: float) -> float:
+    value = _number(table, name, key, 0.0, "a positive number")
+    if value == 0.0:
+        raise InvalidVerifierConfig(f"{key}.{name}", "must be a positive number")
+    return default if value is None else value
+
+
+def _weight(table: dict[str, Any], key: str) -> float:
+    value = _number(table, "weight", key, 0.0, "a number >= 0")
+    return 1.0 if value is None else value
