@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ class EngineConfig:
 
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir) if self.log_dir else directorate_home() / "logs"
+
+
+def approval_expiry(timeout_s: float | None) -> datetime | None:
+    """When an approval opened now expires (``EngineConfig.approval_timeout_s``)."""
+    return datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
 
 
 class Workers:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -49,7 +49,7 @@ from directorate.persistence.models import (
 from directorate.persistence.writer import Conflict
 
 from . import messages as m
-from .context import EngineContext
+from .context import EngineContext, approval_expiry
 from .escalation import Trip, can_progress, check_breakers, raised_limit, regenerations_left
 from .evaluation import judge
 from .planning import default_chain, planning_instructions, read_plan
@@ -585,7 +585,11 @@ class DirectiveActor(pykka.ThreadingActor):
         planned = [s for s in steps if s.name not in carried]
         kept = [
             StepSpec(
-                name=s.name, step_type=s.step_type, description=s.description, task_plan=s.task_plan
+                name=s.name,
+                step_type=s.step_type,
+                description=s.description,
+                task_plan=s.task_plan,
+                verifiers=s.verifier_config,
             )
             for s in carried.values()
         ]
@@ -617,6 +621,7 @@ class DirectiveActor(pykka.ThreadingActor):
                     task_plan=spec.task_plan or spec.description or None,
                     depends_on=[ids[d] for d in spec.depends_on if d in ids],
                     requirement_ids=list(spec.requirement_ids),
+                    verifier_config=spec.verifiers,
                     editor_x=x,
                     editor_y=y,
                     **extra,
@@ -726,7 +731,7 @@ class DirectiveActor(pykka.ThreadingActor):
                 approval_type=str(kind),
                 description=description,
                 context=context,
-                expires_at=(datetime.now(UTC) + timedelta(seconds=timeout)) if timeout else None,
+                expires_at=approval_expiry(timeout),
             )
         )
         tx.event(

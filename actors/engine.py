@@ -149,6 +149,8 @@ class Engine:
         """Create a directive (draft) from a spec; returns its id."""
         spec.validate()
         check_verifier_config(spec.verifiers, spec.local_path)
+        for step in spec.steps or []:
+            check_verifier_config(step.verifiers, spec.local_path, where=f"steps.{step.name}")
         from directorate.persistence.convert import spec_converter
 
         directive_id = uuid.uuid4()

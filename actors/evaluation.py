@@ -35,8 +35,11 @@ def verifier_settings(config: EngineConfig, directive: Directive) -> dict[str, A
     return directive.verifier_config or config.verifier_config or {"auto_detect": True}
 
 
-def check_verifier_config(settings: dict[str, Any] | None, repo_path: str | None) -> None:
-    """Reject bad ``[verifiers]`` configuration at submit time, as InvalidInput."""
+def check_verifier_config(
+    settings: dict[str, Any] | None, repo_path: str | None, *, where: str = ""
+) -> None:
+    """Reject bad ``[verifiers]`` configuration (of the directive, or of the step
+    named by ``where``) before it is stored, as InvalidInput."""
     if not settings:
         return
     from directorate.verifiers import InvalidVerifierConfig, build_verifiers
@@ -44,7 +47,7 @@ def check_verifier_config(settings: dict[str, Any] | None, repo_path: str | None
     try:
         build_verifiers(settings, Path(repo_path or "."))
     except InvalidVerifierConfig as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise InvalidInput(f"{where}.{exc}" if where else str(exc)) from exc
 
 
 def judge(

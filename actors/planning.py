@@ -10,6 +10,8 @@ from directorate.persistence.convert import structure_plan
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepSpec, StepType
 
+from .evaluation import check_verifier_config
+
 MAX_PLAN_BYTES = 1_000_000
 
 
@@ -105,7 +107,10 @@ def read_plan(plan_file: str | None, known: set[str] | None = None) -> list[Step
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"plan: not JSON ({exc.msg} at line {exc.lineno})") from exc
-    return structure_plan(data, known=known or set())
+    steps = structure_plan(data, known=known or set())
+    for index, step in enumerate(steps):
+        check_verifier_config(step.verifiers, None, where=f"plan.steps[{index}]")
+    return steps
 
 
 def step_instructions(

@@ -40,7 +40,7 @@ from directorate.persistence.models import (
 from directorate.persistence.writer import Conflict
 
 from . import messages as m
-from .context import EngineContext
+from .context import EngineContext, approval_expiry
 from .evaluation import Judgement, judge
 from .planning import step_instructions
 from .runners import TaskResult
@@ -366,6 +366,7 @@ class StepActor(pykka.ThreadingActor):
                     "summary": judgement.summary,
                     "evaluation_id": str(judgement.evaluation_id),
                 },
+                expires_at=approval_expiry(self.ctx.config.approval_timeout_s),
             )
         )
         tx.event(

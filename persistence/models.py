@@ -202,6 +202,8 @@ class StepSpec:
     task_plan: str | None = None
     depends_on: list[str] = attrs.field(factory=list)
     requirement_ids: list[str] = attrs.field(factory=list)
+    verifiers: dict[str, Any] | None = None
+    """This step's own ``[verifiers]`` settings, laid over the directive's."""
 
 
 @attrs.frozen(kw_only=True)

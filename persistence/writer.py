@@ -11,12 +11,14 @@ Failure contract:
 - A compare-and-set statement (``Op(guard=True)``) that matches no row makes the
   write a ``Conflict``: nothing of that write is applied, the others in the batch
   are unaffected.
-- A write PostgreSQL rejects (constraint, bad data) fails alone with
-  ``InvalidInput``; the batch it was in is committed without it.
+- A write PostgreSQL rejects (constraint, bad data), or whose parameters
+  cannot be encoded, fails alone with ``InvalidInput``; the batch it was in is
+  committed without it.
 - A lost connection is reopened with exponential backoff and jitter until
   ``reconnect_timeout``. Every batch records its id and results in
   ``write_batches`` inside its own transaction, so a batch whose COMMIT outcome
-  is unknown is looked up, not applied a second time.
+  is unknown is looked up, not applied a second time; the row is written first,
+  so a retry waits for an earlier attempt that is still committing.
 - After ``reconnect_timeout`` the batch's senders get ``PersistenceUnavailable``.
 - ``stop()`` commits everything queued before it, then closes the connection.
 """
@@ -112,9 +114,13 @@ class _GuardFailed(Exception):
 
 
 class _BatchRejected(Exception):
-    """A statement failed on a healthy connection; the transaction was rolled back."""
+    """A statement failed on a healthy connection; the transaction was rolled back.
 
-    def __init__(self, cause: psycopg.Error) -> None:
+    The cause is a ``psycopg.Error`` from the server, or a Python error raised
+    while adapting a parameter (``TypeError`` from an unencodable jsonb value).
+    """
+
+    def __init__(self, cause: Exception) -> None:
         self.cause = cause
 
 
@@ -143,6 +149,8 @@ class PersistenceActor(pykka.ThreadingActor):
         self.transactions = 0
         self.writes = 0
         self.reconnects = 0
+        self.recovered = 0
+        """Batches found already committed after their COMMIT's answer was lost."""
 
     # ----------------------------------------------------------------- pykka hooks
 
@@ -171,6 +179,7 @@ class PersistenceActor(pykka.ThreadingActor):
                 "transactions": self.transactions,
                 "writes": self.writes,
                 "reconnects": self.reconnects,
+                "recovered": self.recovered,
                 "backend_pid": self._conn.info.backend_pid if self._conn else None,
             }
         return None
@@ -223,22 +232,40 @@ class PersistenceActor(pykka.ThreadingActor):
     def _commit_with_retry(self, writes: list[Write]) -> list[WriteResult]:
         batch_id = uuid.uuid4()
         deadline = time.monotonic() + self._reconnect_timeout
+        # Set once a COMMIT of this batch may have happened without our hearing of
+        # it; from then on every attempt first looks the batch up.
+        outcome_unknown = False
         while True:
             conn = self._conn or self._connect_with_backoff(deadline)
             try:
+                if outcome_unknown:
+                    known = self._lookup_batch(conn, batch_id)
+                    if known is not None:
+                        self.recovered += 1
+                        return known  # it did commit; do not apply it twice
                 results = self._run_batch(conn, batch_id, writes)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                if time.monotonic() > deadline:
+                    raise PersistenceUnavailable(f"write failed: {exc}") from exc
                 continue  # rolled back: nothing applied, run it again
+            except psycopg.errors.UniqueViolation as exc:
+                if not _is_batch_key(exc):
+                    raise _BatchRejected(exc) from exc
+                # An earlier attempt, still in flight on a connection we had given
+                # up on, committed while this one waited on its write_batches row.
+                outcome_unknown = True
+                continue
             except psycopg.Error as exc:
                 if not (conn.closed or conn.broken):
                     raise _BatchRejected(exc) from exc
                 log.warning("lost the database connection during a commit: %s", exc)
                 self._conn = None
-                conn = self._connect_with_backoff(deadline)
-                known = self._lookup_batch(conn, batch_id)
-                if known is not None:
-                    return known  # it did commit; do not apply it twice
+                outcome_unknown = True
                 continue
+            except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
+                if conn.closed or conn.broken:
+                    raise
+                raise _BatchRejected(exc) from exc
             self.transactions += 1
             self.writes += len(writes)
             return results
@@ -248,11 +275,15 @@ class PersistenceActor(pykka.ThreadingActor):
     ) -> list[WriteResult]:
         results: list[WriteResult] = []
         with conn.transaction():
+            # The batch's row goes first: a retry after a lost connection then
+            # waits on it while an earlier attempt may still be committing, and
+            # fails on its key if that attempt did commit (see _commit_with_retry).
+            conn.execute("INSERT INTO write_batches (id, results) VALUES (%s, '[]')", (batch_id,))
             for write in writes:
                 results.append(self._apply(conn, write))
             conn.execute(
-                "INSERT INTO write_batches (id, results) VALUES (%s, %s)",
-                (batch_id, Jsonb([_encode(r) for r in results], dumps=_dumps)),
+                "UPDATE write_batches SET results = %s WHERE id = %s",
+                (Jsonb([_encode(r) for r in results], dumps=_dumps), batch_id),
             )
             self._maybe_prune(conn)
         return results
@@ -340,13 +371,21 @@ def _decode(data: dict[str, Any]) -> WriteResult:
     return Committed(rows=tuple(tuple(tuple(r) for r in rows) for rows in data["rows"]))
 
 
-def _translate(exc: psycopg.Error) -> DirectorateError:
+def _is_batch_key(exc: psycopg.Error) -> bool:
+    return exc.diag.constraint_name == "write_batches_pkey"
+
+
+def _translate(exc: Exception) -> DirectorateError:
+    if not isinstance(exc, psycopg.Error):
+        error: DirectorateError = InvalidInput(f"write could not be sent: {exc}")
+        error.__cause__ = exc
+        return error
     diag = getattr(exc, "diag", None)
     detail = (diag.message_primary if diag else None) or str(exc)
     if isinstance(exc, psycopg.errors.IntegrityError | psycopg.DataError):
         constraint = diag.constraint_name if diag else None
         where = f" ({constraint})" if constraint else ""
-        error: DirectorateError = InvalidInput(f"rejected by the database{where}: {detail}")
+        error = InvalidInput(f"rejected by the database{where}: {detail}")
     else:
         error = PersistenceUnavailable(f"write failed: {detail}")
     error.__cause__ = exc

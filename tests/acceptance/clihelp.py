@@ -57,8 +57,13 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
         code = self.popen.wait(timeout)
-        self._reader.join(5)
+        self.close()
         return code
+
+    def close(self) -> None:
+        self._reader.join(5)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
 
 
 class Cli:
@@ -106,6 +111,7 @@ class Cli:
             if proc.popen.poll() is None:
                 proc.popen.kill()
                 proc.popen.wait(10)
+            proc.close()
 
     def directive(self, directive_id: str) -> dict[str, Any]:
         with psycopg.connect(self.dsn) as conn:

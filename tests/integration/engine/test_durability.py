@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import AGENTS, Scripted, wait_for
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec, signals
-
-from .conftest import AGENTS, Scripted, wait_for
 
 
 @pytest.mark.timeout(120)

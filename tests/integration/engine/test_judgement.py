@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import ScoredVerifier, Scripted, pid_alive, running_task, wait_for
 
 from directorate.actors import (
     DirectiveSpec,
@@ -17,9 +18,6 @@ from directorate.actors import (
     StepSpec,
     StepStatus,
 )
-
-from .conftest import ScoredVerifier, Scripted, pid_alive, wait_for
-from .test_lifecycle import _running_task
 
 
 def spec(**changes: Any) -> DirectiveSpec:
@@ -216,7 +214,7 @@ def test_wall_time_breaker_trips_during_a_long_step(
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.PAUSED
     [approval] = pending(engine, directive_id, "circuit_breaker")
     assert approval.context["limit"] == "max_wall_time_minutes"
-    wait_for(lambda: _running_task(engine, directive_id) is None, timeout=10)
+    wait_for(lambda: running_task(engine, directive_id) is None, timeout=10)
     engine.deny(approval.id, responded_by="ana")
     assert engine.wait(directive_id, timeout=10) is DirectiveStatus.FAILED
 

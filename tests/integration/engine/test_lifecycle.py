@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import Scripted, pid_alive, running_task, wait_for
 
 from directorate.actors import (
     DirectiveSpec,
@@ -17,8 +18,6 @@ from directorate.actors import (
     StepSpec,
     StepStatus,
 )
-
-from .conftest import Scripted, pid_alive, wait_for
 
 DIAMOND_PLAN = {
     "steps": [
@@ -134,8 +133,8 @@ def test_pause_and_resume_in_the_middle_of_a_running_step(
     engine = engine_factory(runner=scripted.runner(kill_grace_s=0.5))
     directive_id = engine.submit(spec(autonomy_level="full_auto", steps=[StepSpec(name="slow")]))
     engine.start_directive(directive_id)
-    wait_for(lambda: scripted.records.exists() and _running_task(engine, directive_id))
-    first = _running_task(engine, directive_id)
+    wait_for(lambda: scripted.records.exists() and running_task(engine, directive_id))
+    first = running_task(engine, directive_id)
     assert engine.pause(directive_id) is DirectiveStatus.PAUSED
     wait_for(lambda: engine.db.reads.task(first.id).status == "cancelled", timeout=10)
     assert engine.wait(directive_id, timeout=5) is DirectiveStatus.PAUSED
@@ -147,11 +146,6 @@ def test_pause_and_resume_in_the_middle_of_a_running_step(
     assert attempts == [1, 2]
 
 
-def _running_task(engine: Any, directive_id: uuid.UUID) -> Any:
-    running = [t for t in engine.db.reads.tasks_of_directive(directive_id) if t.status == "running"]
-    return running[0] if running else None
-
-
 @pytest.mark.timeout(60)
 def test_stop_kills_the_running_agents_process_group(
     engine_factory: Any, scripted: Scripted
@@ -160,7 +154,7 @@ def test_stop_kills_the_running_agents_process_group(
     engine = engine_factory(runner=scripted.runner(kill_grace_s=0.5))
     directive_id = engine.submit(spec(steps=[StepSpec(name="forever")]))
     engine.start_directive(directive_id)
-    task = wait_for(lambda: _running_task(engine, directive_id))
+    task = wait_for(lambda: running_task(engine, directive_id))
     pgid = wait_for(lambda: _agent_pgid(task.log_path))
     assert engine.stop_directive(directive_id) is DirectiveStatus.CANCELLED
     wait_for(lambda: not _group_alive(pgid), timeout=10)

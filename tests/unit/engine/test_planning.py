@@ -87,3 +87,19 @@ def test_step_instructions_follow_the_seed_and_append_rework() -> None:
     assert "## Rework" not in first
     again = step_instructions(DIRECTIVE, step, rework_instructions="test_add failed", attempt=2)
     assert "## Rework (attempt 2)" in again and again.endswith("test_add failed")
+
+
+def test_a_plan_step_keeps_its_own_verifiers(tmp_path: Path) -> None:
+    checks = {"command": [{"name": "test-add", "run": "python -m unittest tests.test_add"}]}
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"name": "fix-add", "verifiers": checks}]}))
+    [step] = read_plan(str(plan))
+    assert step.verifiers == checks
+
+
+def test_a_plan_step_with_bad_verifiers_is_refused_naming_the_key(tmp_path: Path) -> None:
+    bad = {"command": [{"name": "x", "run": "true", "timeout_s": -1}]}
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"name": "fix-add", "verifiers": bad}]}))
+    with pytest.raises(InvalidInput, match=r"plan\.steps\[0\]\.verifiers\.command\[0\]\.timeout_s"):
+        read_plan(str(plan))

@@ -1,0 +1,433 @@
+"""The PersistenceActor on a real PostgreSQL: group commit, compare-and-set,
+rejected writes, unknown commit outcomes, the bounded inbox and stop()."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from persistence_helpers import RowLock, lock_waiters, new_directive, wait_until
+
+from directorate.persistence import ops
+from directorate.persistence.database import Database
+from directorate.persistence.errors import InvalidInput, PersistenceUnavailable
+from directorate.persistence.writer import (
+    Committed,
+    Conflict,
+    Op,
+    PersistenceActor,
+    PersistenceClient,
+    Write,
+)
+
+pytestmark = pytest.mark.integration
+
+WRITER = "directorate-writer"
+
+
+def _actor(client: PersistenceClient) -> PersistenceActor:
+    actor = client.actor_ref._actor_weakref()
+    assert isinstance(actor, PersistenceActor)
+    return actor
+
+
+def _command(**values: Any) -> Op:
+    return ops.insert("directive_commands", id=uuid.uuid4(), command="pause", **values)
+
+
+def _count(admin: psycopg.Connection[Any], statement: str, *params: Any) -> Any:
+    row = admin.execute(statement, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _block_writer(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], locks: list[RowLock]
+) -> RowLock:
+    """Park the writer inside a transaction until the returned lock is released."""
+    directive_id = new_directive(client)
+    lock = RowLock(dsn, directive_id)
+    locks.append(lock)
+    client.submit(Write((ops.add_cost(directive_id, 1.0),)))
+    wait_until(lambda: lock_waiters(admin, WRITER) == 1, what="the writer to block")
+    return lock
+
+
+# ------------------------------------------------------------------ group commit
+
+
+def test_group_commit_uses_fewer_transactions_than_writes(
+    client: PersistenceClient, admin: psycopg.Connection[Any], dsn: str
+) -> None:
+    threads_n, per_thread = 32, 25
+    before = client.stats()
+    batches_before = _count(admin, "SELECT count(*) FROM write_batches")
+    barrier = threading.Barrier(threads_n)
+    failures: list[str] = []
+
+    def sender(index: int) -> None:
+        with psycopg.connect(dsn, autocommit=True) as reader:
+            barrier.wait()
+            for n in range(per_thread):
+                command_id = uuid.uuid4()
+                result = client.write(
+                    ops.insert(
+                        "directive_commands", id=command_id, command="pause", reason=f"{index}:{n}"
+                    )
+                )
+                # Acknowledged means durable: any other connection sees it now.
+                seen = reader.execute(
+                    "SELECT 1 FROM directive_commands WHERE id = %s", (command_id,)
+                ).fetchone()
+                if not isinstance(result, Committed) or seen is None:
+                    failures.append(f"{index}:{n} {result} seen={seen}")
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    elapsed = time.monotonic() - started
+
+    after = client.stats()
+    writes = after["writes"] - before["writes"]
+    transactions = after["transactions"] - before["transactions"]
+    batches = _count(admin, "SELECT count(*) FROM write_batches") - batches_before
+    print(
+        f"group commit: {writes} writes in {transactions} transactions"
+        f" ({writes / transactions:.1f} per transaction), {writes / elapsed:.0f} writes/s"
+    )
+    assert failures == []
+    assert writes == threads_n * per_thread
+    assert _count(admin, "SELECT count(*) FROM directive_commands") == writes
+    # The database's own count of committed batches agrees with the actor's.
+    assert batches == transactions
+    assert transactions < writes / 4
+
+
+# ------------------------------------------------------------------ compare-and-set
+
+
+def test_a_compare_and_set_that_matches_no_row_is_a_conflict(
+    client: PersistenceClient, admin: psycopg.Connection[Any]
+) -> None:
+    directive_id = new_directive(client)  # draft
+
+    result = client.write(ops.transition("directives", directive_id, "active", "paused"))
+    assert result == Conflict(op_index=0)
+    assert not result.ok
+
+    result = client.write(ops.transition("directives", directive_id, "draft", "planning"))
+    assert isinstance(result, Committed) and result.ok
+    status = "SELECT status, last_event_seq FROM directives WHERE id = %s"
+    assert admin.execute(status, (directive_id,)).fetchone() == ("planning", 0)
+
+    # A guard after other statements undoes them: no event, no sequence number used.
+    result = client.write(
+        ops.append_event(directive_id, "started"),
+        ops.transition("directives", directive_id, "draft", "active"),
+    )
+    assert result == Conflict(op_index=1)
+    assert admin.execute(status, (directive_id,)).fetchone() == ("planning", 0)
+    assert _count(admin, "SELECT count(*) FROM directive_events") == 0
+
+    missing = client.write(ops.transition("directives", uuid.uuid4(), "draft", "planning"))
+    assert missing == Conflict(op_index=0)
+
+
+def test_a_conflict_does_not_disturb_the_other_writes_of_its_batch(
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    dsn: str,
+    row_locks: list[RowLock],
+) -> None:
+    directive_id = new_directive(client)
+    batches = "SELECT count(*) FROM write_batches"
+    batches_before = _count(admin, batches)
+    lock = _block_writer(dsn, client, admin, row_locks)
+    futures = [
+        client.submit(Write((_command(),))),
+        client.submit(
+            Write(
+                (
+                    ops.append_event(directive_id, "a"),
+                    ops.transition("directives", directive_id, "active", "paused"),
+                )
+            )
+        ),
+        client.submit(Write((ops.append_event(directive_id, "b"),))),
+        client.submit(Write((_command(),))),
+    ]
+    lock.release()
+    results = [f.get(timeout=10) for f in futures]
+
+    assert [type(r) for r in results] == [Committed, Conflict, Committed, Committed]
+    assert results[2].scalar(0) == 1  # the conflicted append gave its number back
+    assert _count(admin, "SELECT count(*) FROM directive_commands") == 2
+    # Parking the writer took two transactions; the four queued behind it, one.
+    assert _count(admin, batches) - batches_before == 3
+
+
+# ------------------------------------------------------------------ rejected writes
+
+
+def test_a_write_the_database_rejects_fails_alone(
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    dsn: str,
+    row_locks: list[RowLock],
+) -> None:
+    directive_id = new_directive(client)
+    chain_id = uuid.uuid4()
+    client.write(
+        ops.insert(
+            "directive_chains", id=chain_id, directive_id=directive_id, generation=1, name="c"
+        ),
+        ops.insert(
+            "chain_steps",
+            id=uuid.uuid4(),
+            chain_id=chain_id,
+            directive_id=directive_id,
+            name="build",
+            step_type="implement",
+        ),
+    )
+    lock = _block_writer(dsn, client, admin, row_locks)
+    bad = {
+        "bad status": Write((ops.update("directives", directive_id, status="bogus"),)),
+        "duplicate step": Write(
+            (
+                ops.insert(
+                    "chain_steps",
+                    id=uuid.uuid4(),
+                    chain_id=chain_id,
+                    directive_id=directive_id,
+                    name="build",
+                    step_type="test",
+                ),
+            )
+        ),
+        "missing chain": Write(
+            (
+                ops.insert(
+                    "chain_steps",
+                    id=uuid.uuid4(),
+                    chain_id=uuid.uuid4(),
+                    directive_id=directive_id,
+                    name="x",
+                    step_type="test",
+                ),
+            )
+        ),
+        "unencodable jsonb": Write((ops.append_event(directive_id, "x", {"when": object()}),)),
+    }
+    good = [Write((_command(),)) for _ in range(5)]
+    mixed = [good[0], bad["bad status"], good[1], bad["duplicate step"], good[2]]
+    mixed += [bad["missing chain"], good[3], bad["unencodable jsonb"], good[4]]
+    futures = [client.submit(w) for w in mixed]
+    lock.release()
+
+    outcomes: dict[int, Any] = {}
+    for index, future in enumerate(futures):
+        try:
+            outcomes[index] = future.get(timeout=10)
+        except InvalidInput as exc:
+            outcomes[index] = exc
+    messages = {name: str(outcomes[mixed.index(w)]) for name, w in bad.items()}
+    assert "directives_status_check" in messages["bad status"]
+    assert "chain_steps_chain_id_name_key" in messages["duplicate step"]
+    assert "chain_steps_chain_id_fkey" in messages["missing chain"]
+    assert "not JSON serializable" in messages["unencodable jsonb"]
+    for write in good:
+        assert isinstance(outcomes[mixed.index(write)], Committed)
+    assert _count(admin, "SELECT count(*) FROM directive_commands") == 5
+    assert _count(admin, "SELECT count(*) FROM chain_steps") == 1
+    assert _count(admin, "SELECT status FROM directives WHERE id = %s", directive_id) == "draft"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda d: ops.insert("directives", id=uuid.uuid4(), title="a\x00b", goal="g"),
+        lambda d: ops.update("directives", d, goal="nul\x00"),
+        lambda d: ops.append_event(d, "x", {"nested": ["ok", {"deep": "\x00"}]}),
+        lambda d: ops.append_event(d, "x", {"key\x00": 1}),
+        lambda d: ops.insert(
+            "directives", id=uuid.uuid4(), title="t", goal="g", constraints=["\x00"]
+        ),
+    ],
+    ids=["text", "update", "nested-jsonb", "jsonb-key", "jsonb-list"],
+)
+def test_a_nul_byte_is_refused_before_it_reaches_postgres(
+    client: PersistenceClient, admin: psycopg.Connection[Any], build: Any
+) -> None:
+    directive_id = new_directive(client)
+    before = client.stats()
+    with pytest.raises(InvalidInput, match="NUL byte"):
+        build(directive_id)
+    assert client.stats() == before
+
+
+# ------------------------------------------------------------------ unknown commit outcome
+
+
+@pytest.mark.parametrize("lookup_fails", [False, True], ids=["once", "lookup-also-lost"])
+def test_a_commit_whose_outcome_was_lost_is_looked_up_not_applied_again(
+    client: PersistenceClient, admin: psycopg.Connection[Any], lookup_fails: bool
+) -> None:
+    directive_id = new_directive(client)
+    actor = _actor(client)
+    run_batch, lookup_batch = actor._run_batch, actor._lookup_batch
+    lost = threading.Event()
+    lookup_lost = threading.Event()
+
+    def commit_then_lose_the_connection(conn: Any, batch_id: Any, writes: Any) -> Any:
+        results = run_batch(conn, batch_id, writes)
+        if not lost.is_set():
+            lost.set()
+            conn.close()
+            raise psycopg.OperationalError("simulated: the connection dropped after COMMIT")
+        return results
+
+    def lose_the_connection_again(conn: Any, batch_id: Any) -> Any:
+        if lookup_fails and not lookup_lost.is_set():
+            lookup_lost.set()
+            conn.close()
+            raise psycopg.OperationalError("simulated: dropped again during the lookup")
+        return lookup_batch(conn, batch_id)
+
+    actor._run_batch = commit_then_lose_the_connection  # type: ignore[method-assign]
+    actor._lookup_batch = lose_the_connection_again  # type: ignore[method-assign]
+    result = client.write(ops.add_cost(directive_id, 2.5), ops.append_event(directive_id, "x"))
+
+    assert lost.is_set() and lookup_lost.is_set() == lookup_fails
+    assert isinstance(result, Committed)
+    assert result.rows == (((2.5,),), ((1,),))
+    row = admin.execute(
+        "SELECT total_cost_usd, last_event_seq FROM directives WHERE id = %s", (directive_id,)
+    ).fetchone()
+    assert row == (2.5, 1)
+    stats = client.stats()
+    assert stats["reconnects"] == 1 + lookup_fails
+    assert stats["recovered"] == 1
+
+
+def test_a_retry_waits_for_an_attempt_still_in_flight_and_does_not_double_apply(
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    dsn: str,
+    row_locks: list[RowLock],
+) -> None:
+    """The old connection is cut off from us but its backend is alive and mid-commit
+    (a network partition): the retry must not apply the batch a second time."""
+    directive_id = new_directive(client)
+    actor = _actor(client)
+    original = actor._run_batch
+    old_attempt: list[Any] = []
+    side_connections: list[psycopg.Connection[Any]] = []
+
+    def partitioned(conn: Any, batch_id: Any, writes: Any) -> Any:
+        if old_attempt:
+            return original(conn, batch_id, writes)
+        side = psycopg.connect(dsn, autocommit=True, application_name="test-old-attempt")
+        side_connections.append(side)
+        worker = threading.Thread(
+            target=lambda: old_attempt.append(original(side, batch_id, writes))
+        )
+        old_attempt.append(worker)
+        worker.start()
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            wait_until(lambda: lock_waiters(watcher, "test-old-attempt") == 1)
+        conn.close()
+        raise psycopg.OperationalError("simulated: partitioned from the server")
+
+    lock = RowLock(dsn, directive_id)
+    row_locks.append(lock)
+    actor._run_batch = partitioned  # type: ignore[method-assign]
+    future = client.submit(
+        Write((ops.add_cost(directive_id, 1.0), ops.append_event(directive_id, "x")))
+    )
+    # The retry is queued behind the old attempt's uncommitted batch row.
+    wait_until(lambda: lock_waiters(admin, WRITER) == 1, what="the retry to wait")
+    lock.release()
+    result = future.get(timeout=10)
+    old_attempt[0].join(timeout=10)
+    side_connections[0].close()
+
+    assert isinstance(result, Committed)
+    assert result.rows == (((1.0,),), ((1,),))
+    row = admin.execute(
+        "SELECT total_cost_usd, last_event_seq FROM directives WHERE id = %s", (directive_id,)
+    ).fetchone()
+    assert row == (1.0, 1)
+
+
+# ------------------------------------------------------------------ bounded inbox
+
+
+def test_a_flood_of_senders_waits_instead_of_queueing_without_bound(
+    dsn: str, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    max_pending, senders = 8, 40
+    client = PersistenceClient(dsn, max_pending=max_pending)
+    try:
+        lock = _block_writer(dsn, client, admin, row_locks)  # holds one slot
+        handed_over: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda: handed_over.append(client.submit(Write((_command(),)))))
+            for _ in range(senders)
+        ]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(handed_over) == max_pending - 1, what="the free slots to fill")
+        time.sleep(0.3)  # give the other senders every chance to get past submit()
+        assert len(handed_over) == max_pending - 1
+        assert client.actor_ref.actor_inbox.qsize() <= max_pending
+        with pytest.raises(PersistenceUnavailable, match="full"):
+            client.submit(Write((_command(),)), timeout=0.05)
+
+        lock.release()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert len(handed_over) == senders
+        assert all(isinstance(f.get(timeout=10), Committed) for f in handed_over)
+        assert _count(admin, "SELECT count(*) FROM directive_commands") == senders
+    finally:
+        for held in row_locks:
+            held.release()
+        client.stop()
+
+
+# ------------------------------------------------------------------ stop
+
+
+def test_stop_commits_every_pending_write_then_closes_the_pool(
+    dsn: str, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    db = Database(dsn)
+    lock = _block_writer(dsn, db.writer, admin, row_locks)
+    futures = [db.writer.submit(Write((_command(),))) for _ in range(300)]
+    closer = threading.Thread(target=db.close, daemon=True)
+    closer.start()
+    time.sleep(0.2)
+    assert closer.is_alive(), "close() returned with writes still pending"
+    with pytest.raises(PersistenceUnavailable):
+        db.writer.submit(Write((_command(),)))
+
+    lock.release()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    assert all(f.get(timeout=0) for f in futures)
+    assert all(isinstance(f.get(timeout=0), Committed) for f in futures)
+    assert _count(admin, "SELECT count(*) FROM directive_commands") == 300
+    assert db.pool.closed
+    assert (
+        _count(admin, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", WRITER)
+        == 0
+    )
+    db.close()  # a second close is harmless
