@@ -16,14 +16,14 @@ from directorate.actors import CommandRunner
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents"
 sys.path.insert(0, str(AGENTS))
-from green import GreenVerifier, ScoredVerifier  # noqa: E402
+from green import GreenVerifier  # noqa: E402
 from scripted import scripted_runner  # noqa: E402
 
 __all__ = [
     "AGENTS",
     "GreenVerifier",
-    "ScoredVerifier",
     "Scripted",
+    "ScriptedJudge",
     "pid_alive",
     "running_task",
     "wait_for",
@@ -54,6 +54,31 @@ class Scripted:
 
     def step_runs(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.runs("step") if r["step"] == name]
+
+
+class ScriptedJudge:
+    """An LLM judge run as a real subprocess (``tests/agents/scripted_judge.py``)
+    that scores steps and the final directive review as told."""
+
+    def __init__(self, root: Path, step: float = 1.0, review: float = 1.0) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / "judge-scores.json"
+        self.workdir = str(root / "work")
+        """A repository folder for the directive (verifiers run only where there is one)."""
+        Path(self.workdir).mkdir(exist_ok=True)
+        self.set(step=step, review=review)
+
+    def set(self, *, step: float, review: float) -> None:
+        self.path.write_text(json.dumps({"step": step, "review": review}))
+
+    def prompts(self) -> list[str]:
+        log = Path(f"{self.path}.prompts")
+        return [p for p in log.read_text().split("\n\0\n") if p] if log.exists() else []
+
+    def config(self) -> dict[str, Any]:
+        """``[verifiers]`` settings with this judge as the only verifier."""
+        command = [sys.executable, str(AGENTS / "scripted_judge.py"), str(self.path)]
+        return {"auto_detect": False, "llm": {"command": command, "timeout_s": 30}}
 
 
 def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import ScoredVerifier, Scripted, pid_alive, running_task, wait_for
+from engine_helpers import Scripted, ScriptedJudge, pid_alive, running_task, wait_for
 
 from directorate.actors import (
     DirectiveSpec,
@@ -113,15 +113,18 @@ def test_rework_exhausted_blocks_then_approved_regeneration_keeps_passed_steps(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("answer", ["approve", "deny"])
 def test_yellow_under_guardrails_asks_a_human(
-    engine_factory: Any, scripted: Scripted, answer: str
+    engine_factory: Any, scripted: Scripted, answer: str, tmp_path: Path
 ) -> None:
-    engine = engine_factory(runner=scripted.runner(), verifiers=[ScoredVerifier(0.6, 1.0)])
-    directive_id = engine.submit(spec(steps=[StepSpec(name="only")]))
+    judge = ScriptedJudge(tmp_path, 0.6, 1.0)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(local_path=judge.workdir, steps=[StepSpec(name="only")]))
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.ACTIVE
     [approval] = pending(engine, directive_id, "step_review")
     assert step_named(engine, directive_id, "only").status is StepStatus.EVALUATING
     assert step_named(engine, directive_id, "only").confidence_level == "yellow"
+    assert "## Step" in judge.prompts()[0]  # the real judge process was asked
     if answer == "approve":
         engine.approve(approval.id, responded_by="ana")
         assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
@@ -135,10 +138,13 @@ def test_yellow_under_guardrails_asks_a_human(
 
 @pytest.mark.timeout(60)
 def test_yellow_under_full_auto_passes_without_approval(
-    engine_factory: Any, scripted: Scripted
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
 ) -> None:
-    engine = engine_factory(runner=scripted.runner(), verifiers=[ScoredVerifier(0.6, 1.0)])
-    directive_id = engine.submit(spec(autonomy_level="full_auto", steps=[StepSpec(name="a")]))
+    judge = ScriptedJudge(tmp_path, 0.6, 1.0)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(local_path=judge.workdir, autonomy_level="full_auto",
+                                      steps=[StepSpec(name="a")]))
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
     assert not events(engine, directive_id, "approval_requested")
@@ -237,9 +243,14 @@ def test_regeneration_limit_trips_the_generation_breaker(
 
 
 @pytest.mark.timeout(60)
-def test_stale_duplicate_and_concurrent_answers(engine_factory: Any, scripted: Scripted) -> None:
-    engine = engine_factory(runner=scripted.runner(), verifiers=[ScoredVerifier(0.6, 1.0)])
-    directive_id = engine.submit(spec(steps=[StepSpec(name="a"), StepSpec(name="b")]))
+def test_stale_duplicate_and_concurrent_answers(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    judge = ScriptedJudge(tmp_path, 0.6, 1.0)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(local_path=judge.workdir,
+                                      steps=[StepSpec(name="a"), StepSpec(name="b")]))
     engine.start_directive(directive_id)
     approvals = wait_for(lambda: len(pending(engine, directive_id)) == 2
                          and pending(engine, directive_id))
@@ -270,10 +281,14 @@ def test_stale_duplicate_and_concurrent_answers(engine_factory: Any, scripted: S
 
 
 @pytest.mark.timeout(60)
-def test_an_expired_approval_counts_as_denied(engine_factory: Any, scripted: Scripted) -> None:
-    engine = engine_factory(runner=scripted.runner(), verifiers=[ScoredVerifier(0.6, 1.0)],
+def test_an_expired_approval_counts_as_denied(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    judge = ScriptedJudge(tmp_path, 0.6, 1.0)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config(),
                             approval_timeout_s=0.5)
-    directive_id = engine.submit(spec(steps=[StepSpec(name="a")]))
+    directive_id = engine.submit(spec(local_path=judge.workdir, steps=[StepSpec(name="a")]))
     engine.start_directive(directive_id)
     [approval] = wait_for(lambda: pending(engine, directive_id, "step_review"))
     wait_for(lambda: engine.db.reads.approval(approval.id).status == "expired")
@@ -289,11 +304,12 @@ def test_an_expired_approval_counts_as_denied(engine_factory: Any, scripted: Scr
 ])
 def test_directive_review_yellow_and_red_ask_a_human(
     engine_factory: Any, scripted: Scripted, review_score: float, answer: str,
-    final: DirectiveStatus
+    final: DirectiveStatus, tmp_path: Path
 ) -> None:
-    engine = engine_factory(runner=scripted.runner(),
-                            verifiers=[ScoredVerifier(1.0, review_score)])
-    directive_id = engine.submit(spec(steps=[StepSpec(name="a")]))
+    judge = ScriptedJudge(tmp_path, 1.0, review_score)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(local_path=judge.workdir, steps=[StepSpec(name="a")]))
     engine.start_directive(directive_id)
     [approval] = wait_for(lambda: pending(engine, directive_id, "directive_review"))
     assert step_named(engine, directive_id, "a").status is StepStatus.PASSED
@@ -305,16 +321,18 @@ def test_directive_review_yellow_and_red_ask_a_human(
 
 @pytest.mark.timeout(60)
 def test_red_directive_review_regenerates_under_full_auto(
-    engine_factory: Any, scripted: Scripted
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
 ) -> None:
-    verifier = ScoredVerifier(1.0, 0.1)
+    judge = ScriptedJudge(tmp_path, 1.0, 0.1)
     scripted.write({"plan": {"steps": [{"name": "a"}, {"name": "polish"}]}})
-    engine = engine_factory(runner=scripted.runner(), verifiers=[verifier])
-    directive_id = engine.submit(spec(autonomy_level="full_auto", max_chain_regenerations=1,
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(local_path=judge.workdir, autonomy_level="full_auto",
+                                      max_chain_regenerations=1,
                                       steps=[StepSpec(name="a")]))
     engine.start_directive(directive_id)
     wait_for(lambda: len(engine.db.reads.chains(directive_id)) == 2)
-    verifier.review_score = 1.0
+    judge.set(step=1.0, review=1.0)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
     assert len(scripted.step_runs("a")) == 1
 
