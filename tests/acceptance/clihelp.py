@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -66,6 +68,54 @@ class Proc:
             self.popen.stdout.close()
 
 
+class Terminal:
+    """A process on a pseudo-terminal: what it draws is read, keys can be typed."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        self.popen = subprocess.Popen(
+            argv, env={**env, "COLUMNS": "120", "LINES": "40"},
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        )
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} on the terminal; got {self.text()[-3000:]!r}")
+            self._read(0.1)
+        return self.text()
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def wait(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.popen.poll() is None and time.monotonic() < deadline:
+            self._read(0.1)
+        code = self.popen.wait(max(0.1, deadline - time.monotonic()))
+        while self._read(0.1):
+            pass
+        os.close(self.master)
+        return code
+
+    def text(self) -> str:
+        return self.output.decode("utf-8", errors="replace")
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # the other side closed
+            return False
+        self.output += data
+        return bool(data)
+
+
 class Cli:
     def __init__(self, dsn: str, home: Path) -> None:
         self.dsn = dsn
@@ -87,6 +137,10 @@ class Cli:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+
+    def on_terminal(self, *args: str) -> Terminal:
+        """Run a command on a pseudo-terminal, as a person at a shell does."""
+        return Terminal([sys.executable, str(BIN), *args], self.env)
 
     def spawn(self, *args: str) -> Proc:
         popen = subprocess.Popen(
@@ -153,8 +207,11 @@ def scripted_directive(
     script: dict[str, Any],
     autonomy: str = "full_auto",
     name: str = "directive.toml",
+    check: str = f"{sys.executable} -c pass",
+    settings: str = "",
 ) -> Path:
-    """A directive file with explicit steps, run by the scripted agent."""
+    """A directive file with explicit steps, run by the scripted agent; ``check`` is
+    the one verifier command, ``settings`` extra top-level TOML lines."""
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     script_path = tmp_path / f"{name}.script.json"
@@ -165,6 +222,7 @@ def scripted_directive(
         'goal = "Run the steps"',
         f'autonomy_level = "{autonomy}"',
         f"local_path = {toml_string(work)}",
+        settings,
         "",
         "[agent]",
         f"command = [{toml_string(sys.executable)}, {toml_string(SCRIPTED_AGENT)}, "
@@ -174,7 +232,7 @@ def scripted_directive(
         "auto_detect = false",
         "[[verifiers.command]]",
         'name = "ok"',
-        f"run = {toml_string(f'{sys.executable} -c pass')}",
+        f"run = {toml_string(check)}",
         "",
     ]
     for step in steps:

@@ -1,0 +1,100 @@
+"""``directorate run``: the live table on a terminal, questions at the terminal, exit
+statuses, and Ctrl-C, each through the real command (on a pseudo-terminal where a
+person would sit at one)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from clihelp import Cli, scripted_directive
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(90)]
+FAILING_CHECK = f"{sys.executable} -c 'import sys; print(\"still broken\"); sys.exit(1)'"
+
+
+def test_on_a_terminal_the_step_table_is_redrawn_in_place(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path,
+        steps=[{"name": "first"}, {"name": "second", "depends_on": ["first"]}],
+        script={"steps": {"*": {"sleep": 0.5}}},
+    )
+    terminal = cli.on_terminal("run", str(path))
+    assert terminal.wait() == 0, terminal.text()
+    screen = terminal.text()
+    assert "\x1b[J" in screen  # the table is erased and drawn again, not appended
+    assert screen.count("first") >= 3 and "second" in screen
+    assert "completed: Acceptance" in screen
+
+
+def test_an_approval_is_asked_at_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(tmp_path, autonomy="manual", steps=[{"name": "only"}], script={})
+    terminal = cli.on_terminal("run", str(path))
+    terminal.read_until("approve? [y]es")
+    assert "step_review" in terminal.text()
+    terminal.type("y\n")
+    assert terminal.wait() == 0, terminal.text()
+    assert "completed: Acceptance" in terminal.text()
+
+
+def test_a_denied_blocked_chain_fails_with_exit_1(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path,
+        steps=[{"name": "only"}],
+        script={},
+        check=FAILING_CHECK,
+        settings="max_rework_cycles = 1\nmax_chain_regenerations = 0",
+    )
+    terminal = cli.on_terminal("run", str(path))
+    terminal.read_until("approve? [y]es")
+    assert "chain_blocked" in terminal.text()
+    terminal.type("n\n")
+    assert terminal.wait() == 1, terminal.text()
+    assert "failed: Acceptance" in terminal.text()
+
+
+def test_without_a_terminal_a_question_leaves_it_waiting_with_exit_3(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = scripted_directive(tmp_path, autonomy="manual", steps=[{"name": "only"}], script={})
+    result = cli("run", str(path))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "only: running -> evaluating" in result.stdout  # one line per event
+    assert "\x1b[" not in result.stdout
+    assert "directorate approve " in result.stdout
+
+
+def test_auto_approve_answers_yes(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path,
+        autonomy="manual",
+        steps=[{"name": "one"}, {"name": "two", "depends_on": ["one"]}],
+        script={},
+    )
+    result = cli("run", str(path), "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "steps        2 of 2 passed" in result.stdout
+    assert "evaluations  3" in result.stdout  # two steps and the directive review
+
+
+def test_ctrl_c_pauses_the_directive_and_says_how_to_resume(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path, steps=[{"name": "slow"}], script={"steps": {"*": {"sleep": 60}}}
+    )
+    run = cli.spawn("run", str(path))
+    line = run.wait_for_line("slow: attempt 1 started")
+    assert line
+    time.sleep(0.3)
+    started = time.monotonic()
+    code = run.stop(signal.SIGINT)
+    assert code == 3, run.text()
+    assert time.monotonic() - started < 15  # the 60 s agent was not waited for
+    text = run.text()
+    assert "interrupted: paused" in text and "directorate resume " in text
+    assert "Traceback" not in text
+    directive_id = next(w for w in text.split() if w.count("-") == 4 and len(w) == 36)
+    assert cli.directive(directive_id)["status"] == "paused"
+    assert cli.steps(directive_id)["slow"][0] == "ready"  # runs again on resume
