@@ -20,6 +20,9 @@ from .records import (
 )
 from .rework import rework_instructions
 
+#: composite scores are rounded to this many decimal places
+SCORE_DIGITS = 9
+
 
 class CompositeEvaluator:
     """Runs ``verifiers`` against a working copy and grades the outcome.
@@ -157,8 +160,12 @@ def _weighted_mean(verifiers: list[Verifier], results: list[VerifierResult]) -> 
         return None
     total = sum(w for w, _ in pairs)
     if total <= 0:  # all weights zero: every result counts the same
-        return sum(s for _, s in pairs) / len(pairs)
-    return sum(w * s for w, s in pairs) / total
+        mean = sum(s for _, s in pairs) / len(pairs)
+    else:
+        mean = sum(w * s for w, s in pairs) / total
+    # Float noise must not drop a score that is exactly at a threshold below it
+    # ((1 + 1 + 0.4) / 3 is 0.7999999999999999, which would miss green at 0.8).
+    return round(mean, SCORE_DIGITS)
 
 
 def _score(r: VerifierResult) -> float:

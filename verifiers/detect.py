@@ -102,7 +102,10 @@ def _python(root: Path, finder: _Finder) -> None:
             finder.skip("pytest", "python not on PATH")
         else:
             argv = [python, "-m", "pytest", "-q"]
-            finder.propose("pytest", "pytest", argv, T.TEST, junit_option="--junitxml")
+            # No __pycache__ folders left in the working copy: they would show up as the
+            # agent's changes (pytest's own cache folder ignores itself).
+            env = {"PYTHONDONTWRITEBYTECODE": "1"}
+            finder.propose("pytest", "pytest", argv, T.TEST, junit_option="--junitxml", env=env)
     elif pyproject is not None or (root / "setup.py").exists():
         finder.skip("pytest", "no tests (no tests/ folder or test_*.py files)")
     ruff = [f for f in ("ruff.toml", ".ruff.toml") if (root / f).is_file()]

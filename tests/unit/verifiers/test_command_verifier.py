@@ -10,7 +10,7 @@ import pytest
 from verifier_helpers import PY, process_gone
 
 from directorate.verifiers import CommandVerifier, VerificationContext, VerifierType
-from directorate.verifiers.process import LINGER_S, run_bounded
+from directorate.verifiers.process import LINGER_S, MAX_OUTPUT_BYTES, run_bounded
 
 
 def py(code: str) -> list[str]:
@@ -49,41 +49,57 @@ def test_runs_in_repo_or_cwd_with_extra_env(tmp_path: Path, ctx: VerificationCon
     assert lines[1] == "yes True"
 
 
-def test_timeout_kills_grandchild_holding_the_pipe(
-    tmp_path: Path, ctx: VerificationContext
-) -> None:
-    pid_file = tmp_path / "grandchild.pid"
+#: a process that never ends by itself
+FOREVER = [PY, "-c", "import time\nwhile True: time.sleep(3600)"]
+
+
+def spawner(pid_file: Path, *, grandchild_output: str, then: str) -> list[str]:
+    """A command that starts a FOREVER grandchild, writes "<its pid> <grandchild pid>" to
+    ``pid_file``, prints "started" and runs ``then``."""
     code = (
-        "import subprocess, sys, time\n"
-        "p = subprocess.Popen(['sleep', '60'])\n"  # inherits stdout: holds the pipe
-        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "import os, subprocess, sys, time\n"
+        f"p = subprocess.Popen({FOREVER!r}, stdout={grandchild_output})\n"
+        f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{p.pid}}')\n"
         "print('started', flush=True)\n"
-        "time.sleep(60)\n"
+        f"{then}\n"
     )
+    return py(code)
+
+
+@pytest.mark.parametrize(
+    "grandchild_output",
+    [
+        pytest.param("None", id="grandchild-holds-the-pipe"),
+        pytest.param("subprocess.DEVNULL", id="grandchild-detached-from-the-pipe"),
+    ],
+)
+def test_timeout_kills_the_command_and_its_grandchild(
+    tmp_path: Path, ctx: VerificationContext, grandchild_output: str
+) -> None:
+    pid_file = tmp_path / "pids"
+    argv = spawner(pid_file, grandchild_output=grandchild_output, then="time.sleep(3600)")
     started = time.monotonic()
-    result = CommandVerifier("hang", py(code), timeout_s=1.0).verify(tmp_path, ctx)
+    result = CommandVerifier("hang", argv, timeout_s=1.0).verify(tmp_path, ctx)
     elapsed = time.monotonic() - started
-    assert elapsed < 1.0 + 1.5
+    assert 1.0 <= elapsed < 1.0 + 1.5  # the timeout, plus a short grace
     assert not result.passed and result.details["timed_out"] is True
+    assert result.details["exit_code"] is None
     assert "started" in result.output and "timed out after 1 s" in result.output
-    assert process_gone(int(pid_file.read_text()))
+    child, grandchild = map(int, pid_file.read_text().split())
+    assert process_gone(child) and process_gone(grandchild)
 
 
 def test_background_grandchild_does_not_hold_up_a_finished_command(
     tmp_path: Path, ctx: VerificationContext
 ) -> None:
-    pid_file = tmp_path / "grandchild.pid"
-    code = (
-        "import subprocess\n"
-        "p = subprocess.Popen(['sleep', '60'])\n"
-        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
-        "print('done')\n"
-    )
+    pid_file = tmp_path / "pids"
+    argv = spawner(pid_file, grandchild_output="None", then="print('done')")
     started = time.monotonic()
-    result = CommandVerifier("bg", py(code), timeout_s=30).verify(tmp_path, ctx)
+    result = CommandVerifier("bg", argv, timeout_s=30).verify(tmp_path, ctx)
     assert time.monotonic() - started < LINGER_S + 2.0
     assert result.passed and result.details["timed_out"] is False
-    assert process_gone(int(pid_file.read_text()))
+    assert result.output == "started\ndone\n"
+    assert process_gone(int(pid_file.read_text().split()[1]))
 
 
 def test_output_is_bounded_and_keeps_the_tail(tmp_path: Path) -> None:
@@ -98,6 +114,26 @@ def test_output_is_bounded_and_keeps_the_tail(tmp_path: Path) -> None:
     assert "line 000000" not in done.output
     assert done.output.startswith("[... ") and "bytes omitted" in done.output
     assert len(done.output) < 4096 + 100
+
+
+def test_fifty_megabytes_of_output_are_captured_bounded(
+    tmp_path: Path, ctx: VerificationContext
+) -> None:
+    total = 50 * 1024 * 1024 + len(b"THE END\n")
+    code = (
+        "import sys\n"
+        "line = b'y' * 1023 + b'\\n'\n"
+        "for _ in range(50 * 1024): sys.stdout.buffer.write(line)\n"
+        "sys.stdout.buffer.write(b'THE END\\n')\n"
+    )
+    started = time.monotonic()
+    result = CommandVerifier("loud", py(code), timeout_s=60).verify(tmp_path, ctx)
+    assert time.monotonic() - started < 15.0
+    assert result.passed and result.details["timed_out"] is False
+    head, kept = result.output.split("\n", 1)
+    assert head == f"[... {total - MAX_OUTPUT_BYTES} bytes omitted ...]"
+    assert len(kept) == MAX_OUTPUT_BYTES
+    assert kept.endswith("y\nTHE END\n")
 
 
 def test_bad_utf8_replaced_and_nul_removed(tmp_path: Path, ctx: VerificationContext) -> None:
