@@ -31,8 +31,9 @@ class CompositeEvaluator:
     - A failing *required* verifier makes the result red at once; the LLM tier is
       skipped (a judge cannot outvote a failing test).
     - Otherwise the judges (``verifier_type == llm``) run, seeing those results.
-    - The score is the weighted mean of the available results (a result with no score
-      counts 1.0 if passed, else 0.0); an unavailable judge is left out, with a warning.
+    - The score is the weighted mean of the available results, to 9 decimal places (a
+      result with no score counts 1.0 if passed, else 0.0); an unavailable judge is
+      left out, with a warning.
     - Level: ``>= green`` green, ``>= yellow`` yellow, else red; passed unless red.
     - No verifier, or none available: yellow with score 0.0 and "no evidence", so the
       work is neither failed for lack of checks nor waved through as proven.

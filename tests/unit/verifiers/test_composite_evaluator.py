@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -102,6 +103,85 @@ def test_thresholds(tmp_path: Path, ctx: VerificationContext, score: float, leve
     assert result.confidence_level == level
     assert result.passed is (level != "red")
     assert (result.rework_instructions is None) is (level == "green")
+
+
+RED, YELLOW, GREEN = ConfidenceLevel.RED, ConfidenceLevel.YELLOW, ConfidenceLevel.GREEN
+#: the default thresholds, (green, yellow)
+STD = (0.8, 0.5)
+
+
+def check(
+    score: float, weight: float = 1.0, *, passed: bool = True, required: bool = False
+) -> Stub:
+    return Stub("check", score=score, weight=weight, passed=passed, required=required)
+
+
+# One case a line or two, aligned by hand: the formatter would spread each over ten.
+# fmt: off
+COMPOSITE_CASES = [
+    # (id, checks, the judge's score or None for no judge, (green, yellow),
+    #  expected level, expected score, whether the judge runs)
+    # A failing required check is red at once, however well the rest did; no judge.
+    ("required-failure-short-circuits",
+     [check(0.0, passed=False, required=True), check(1.0, 99)], 1.0, STD, RED, 0.99, False),
+    ("required-partial-failure-is-red",
+     [check(0.9, passed=False, required=True)], 1.0, (0.0, 0.0), RED, 0.9, False),
+    # A failing check that is not required only weighs in, and the judge runs.
+    ("optional-failure-weighs-in",
+     [check(1.0), check(0.0, 0.5, passed=False)], 1.0, STD, GREEN, 0.8, True),
+    # Weights: (3 * 1 + 1 * 0) / 4; with the judge's 0.2 at weight 1, 3.2 / 5.
+    ("weighted-mean", [check(1.0, 3), check(0.0, passed=False)], None, STD, YELLOW, 0.75, False),
+    ("weighted-mean-with-judge",
+     [check(1.0, 3), check(0.0, passed=False)], 0.2, STD, YELLOW, 0.64, True),
+    ("all-weights-zero-count-alike", [check(1.0, 0), check(0.0, 0)], None, STD, YELLOW, 0.5, False),
+    # Thresholds at their edges: at a threshold is that level, just below it the next.
+    ("at-green", [check(0.8)], None, STD, GREEN, 0.8, False),
+    ("just-below-green", [check(0.7999)], None, STD, YELLOW, 0.7999, False),
+    ("at-yellow", [check(0.5)], None, STD, YELLOW, 0.5, False),
+    ("just-below-yellow", [check(0.4999)], None, STD, RED, 0.4999, False),
+    ("at-green-of-one", [check(1.0)], None, (1.0, 1.0), GREEN, 1.0, False),
+    ("at-green-of-zero", [check(0.0, passed=False)], None, (0.0, 0.0), GREEN, 0.0, False),
+    # (1 + 1 + 0.4) / 3 is 0.7999999999999999 in floats: still exactly green.
+    ("at-green-through-a-mean", [check(1.0), check(1.0), check(0.4)], None, STD, GREEN, 0.8, False),
+    ("at-green-with-the-judge", [check(0.6)], 1.0, STD, GREEN, 0.8, True),
+    # No evidence at all is yellow with score 0; a judge alone is evidence.
+    ("no-verifiers", [], None, STD, YELLOW, 0.0, False),
+    ("only-a-judge", [], 0.2, STD, RED, 0.2, True),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    "checks, judge_score, thresholds, level, score, judge_runs",
+    [pytest.param(*case[1:], id=case[0]) for case in COMPOSITE_CASES],
+)
+def test_composite_table(
+    tmp_path: Path,
+    ctx: VerificationContext,
+    checks: list[Stub],
+    judge_score: float | None,
+    thresholds: tuple[float, float],
+    level: ConfidenceLevel,
+    score: float,
+    judge_runs: bool,
+) -> None:
+    checks = [copy.copy(c) for c in checks]  # fresh call counts, should the case run again
+    judges = []
+    if judge_score is not None:
+        judges.append(
+            Stub("judge", score=judge_score, passed=judge_score >= 0.5, verifier_type=LLM)
+        )
+    green, yellow = thresholds
+    result = CompositeEvaluator([*checks, *judges], green=green, yellow=yellow).evaluate(
+        tmp_path, ctx
+    )
+    assert (result.confidence_level, result.composite_score) == (level, pytest.approx(score))
+    assert result.passed is (level is not RED)
+    assert [c.calls for c in checks] == [1] * len(checks)
+    assert [j.calls for j in judges] == [1 if judge_runs else 0] * len(judges)
+    assert (result.rework_instructions is None) is (level is GREEN)
+    if not checks and not judges:
+        assert "no evidence" in result.summary
 
 
 def test_custom_thresholds(tmp_path: Path, ctx: VerificationContext) -> None:

@@ -8,10 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from verifier_helpers import PY, git
+from verifier_helpers import PY, Stub, git, process_gone
 
 from directorate.verifiers import (
     AcceptanceCriterion,
+    CompositeEvaluator,
+    ConfidenceLevel,
     LlmVerifier,
     VerificationContext,
     VerifierResult,
@@ -30,10 +32,12 @@ VERDICT = {
 def judge_script(
     tmp_path: Path, answer: str, *, exit_code: int = 0, sleep_s: float = 0
 ) -> list[str]:
-    """A judge command that saves its prompt to prompt.txt and prints ``answer``."""
+    """A judge command that saves its pid to judge.pid and its prompt to prompt.txt,
+    waits ``sleep_s`` and prints ``answer``."""
     script = tmp_path / "judge.py"
     script.write_text(
-        "import sys, time\n"
+        "import os, sys, time\n"
+        f"open({str(tmp_path / 'judge.pid')!r}, 'w').write(str(os.getpid()))\n"
         f"open({str(tmp_path / 'prompt.txt')!r}, 'w').write(sys.stdin.read())\n"
         f"time.sleep({sleep_s})\n"
         f"sys.stdout.write({answer!r})\n"
@@ -112,6 +116,48 @@ def test_timeout_makes_the_judge_unavailable(tmp_path: Path, ctx: VerificationCo
     result = LlmVerifier(argv, timeout_s=0.5).verify(tmp_path, ctx)
     assert time.monotonic() - started < 2.5
     assert result.score is None and "timed out" in result.details["unavailable"]
+
+
+FENCED = f"Let me look.\n```json\n{json.dumps(VERDICT, indent=2)}\n```\n"
+
+
+@pytest.mark.parametrize(
+    "answer, sleep_s, score, unavailable",
+    [
+        pytest.param(json.dumps(VERDICT), 0, 0.9, None, id="valid-json"),
+        pytest.param(FENCED, 0, 0.9, None, id="json-in-a-fenced-block"),
+        pytest.param("<html>502 Bad Gateway {oops", 0, None, "no JSON verdict", id="garbage"),
+        pytest.param("", 0, None, "no JSON verdict", id="empty-answer"),
+        pytest.param(
+            json.dumps(VERDICT), 30, None, "timed out after 1 s", id="silent-until-timeout"
+        ),
+    ],
+)
+def test_scripted_judge_in_a_composite_evaluation(
+    tmp_path: Path,
+    ctx: VerificationContext,
+    answer: str,
+    sleep_s: float,
+    score: float | None,
+    unavailable: str | None,
+) -> None:
+    """A real judge process: its verdict counts, or it is left out with a warning."""
+    judge = LlmVerifier(judge_script(tmp_path, answer, sleep_s=sleep_s), timeout_s=1.0)
+    started = time.monotonic()
+    result = CompositeEvaluator([Stub("unit", score=0.5), judge]).evaluate(tmp_path, ctx)
+    assert time.monotonic() - started < 1.0 + 1.5
+    verdict = result.verifier_results[1]
+    assert verdict.score == score
+    if unavailable is None:
+        assert verdict.unavailable is None and verdict.output == "looks right"
+        assert result.composite_score == pytest.approx((0.5 + 0.9) / 2)
+        assert result.criteria_results == VERDICT["criteria"]
+    else:
+        assert unavailable in (verdict.unavailable or "")
+        assert result.composite_score == 0.5  # the checks' score alone
+        assert "judge llm-judge unavailable" in result.summary
+    assert result.confidence_level is ConfidenceLevel.YELLOW
+    assert process_gone(int((tmp_path / "judge.pid").read_text()))
 
 
 def test_missing_judge_command_is_unavailable(tmp_path: Path, ctx: VerificationContext) -> None:
