@@ -205,3 +205,41 @@ def test_a_crashing_step_actor_pauses_its_directive_only(
     errors = [e for e in engine.db.reads.events_after(broken) if e.severity == "error"]
     assert len(errors) == 1 and "a bug in evaluation" in errors[0].data["error"]
     assert errors[0].event_type == "actor_failed"
+
+
+@pytest.mark.timeout(60)
+def test_a_crashing_directive_actor_pauses_its_directive_and_resume_starts_afresh(
+    engine_factory: Any, scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directorate.actors import directive_actor
+
+    real_judge = directive_actor.judge
+    bug = {"on": True}
+
+    def review_with_a_bug(config: Any, directive: Any, *args: Any, **kwargs: Any) -> Any:
+        if directive.goal == "explode" and bug["on"]:
+            raise RuntimeError("a bug in the directive review")
+        return real_judge(config, directive, *args, **kwargs)
+
+    monkeypatch.setattr(directive_actor, "judge", review_with_a_bug)
+    engine = engine_factory(runner=scripted.runner())
+    broken = engine.submit(
+        DirectiveSpec(
+            title="broken", goal="explode", autonomy_level="full_auto", steps=[StepSpec(name="a")]
+        )
+    )
+    healthy = engine.submit(
+        DirectiveSpec(
+            title="ok", goal="fine", autonomy_level="full_auto", steps=[StepSpec(name="a")]
+        )
+    )
+    engine.start_directive(broken)
+    engine.start_directive(healthy)
+    assert engine.wait(broken, timeout=30) is DirectiveStatus.PAUSED
+    assert engine.wait(healthy, timeout=30) is DirectiveStatus.COMPLETED
+    errors = [e for e in engine.db.reads.events_after(broken) if e.severity == "error"]
+    assert len(errors) == 1 and "a bug in the directive review" in errors[0].data["error"]
+    bug["on"] = False  # the bug is fixed; a fresh actor picks up from the database
+    assert engine.resume(broken) is DirectiveStatus.ACTIVE
+    assert engine.wait(broken, timeout=30) is DirectiveStatus.COMPLETED
+    assert len(scripted.step_runs("a")) == 2  # one run per directive: the passed step stayed passed
