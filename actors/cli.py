@@ -136,7 +136,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         while True:
             events = db.reads.events_after(directive_id, last)
             for event in events:
-                print(views.to_json(event) if args.json else views.event_line(event), flush=True)
+                line = views.to_json(event, compact=True) if args.json else views.event_line(event)
+                print(line, flush=True)
                 last = event.seq
             if not args.follow:
                 return EXIT_OK

@@ -8,6 +8,7 @@ terminal (or answered by ``--auto-approve``). Ctrl-C pauses the directive.
 from __future__ import annotations
 
 import argparse
+import json
 import queue
 import re
 import shutil
@@ -76,7 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not source.is_dir():
             raise InvalidInput(f"{args.file}: local_path: {source} is not a directory")
         copy = copy_workspace(source)
-        print(f"working on a copy of {source}:\n  {copy}\n(--in-place works in the original)")
+        print(
+            f"working on a copy of {source}:\n  {copy}\n(--in-place works in the original)",
+            file=sys.stderr if args.json else sys.stdout,
+        )
         spec = attrs.evolve(spec, local_path=str(copy))
     events: queue.Queue[Event] = queue.Queue()
 
@@ -88,8 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         directive_id = engine.submit(spec)
         engine.start_directive(directive_id)
-        follower = Follower(engine, directive_id, events, tty=sys.stdout.isatty())
-        print(f"directive {directive_id}: {spec.title}", flush=True)
+        follower = Follower(
+            engine, directive_id, events, tty=sys.stdout.isatty() and not args.json,
+            as_json=args.json,
+        )
+        if not args.json:
+            print(f"directive {directive_id}: {spec.title}", flush=True)
         try:
             return follower.follow(auto_approve=args.auto_approve, ask=sys.stdin.isatty())
         except KeyboardInterrupt:
@@ -104,13 +112,21 @@ class Follower:
     """Shows one directive's progress and answers its approvals until it ends."""
 
     def __init__(
-        self, engine: Engine, directive_id: uuid.UUID, events: queue.Queue[Event], *, tty: bool
+        self,
+        engine: Engine,
+        directive_id: uuid.UUID,
+        events: queue.Queue[Event],
+        *,
+        tty: bool,
+        as_json: bool = False,
     ) -> None:
         self.engine = engine
         self.reads = engine.db.reads
         self.directive_id = directive_id
         self.events = events
         self.tty = tty
+        self.as_json = as_json
+        """Events as JSON lines, then one JSON object for the outcome."""
         self.last_seq = 0
         self.recent: list[str] = []
         self.drawn = 0
@@ -161,6 +177,9 @@ class Follower:
         if event.directive_id != self.directive_id or event.seq <= self.last_seq:
             return
         self.last_seq = event.seq
+        if self.as_json:
+            print(views.to_json(event, compact=True), flush=True)
+            return
         line = f"{time.monotonic() - self.started:6.1f}s  {views.describe_event(event)}"
         if self.tty:
             self.recent = [*self.recent[-5:], line]
@@ -226,13 +245,24 @@ class Follower:
     def _finish(self, directive: Directive) -> int:
         self._catch_up()
         self._draw(directive)
-        for line in self._summary(directive):
-            print(line)
+        if self.as_json:
+            print(json.dumps(self._outcome(directive)), flush=True)
+        else:
+            for line in self._summary(directive):
+                print(line)
         return cli.EXIT_OK if directive.status is DirectiveStatus.COMPLETED else cli.EXIT_FAILED
 
     def _leave(self, directive: Directive, why: str) -> int:
         self._catch_up()
         self._draw(directive)
+        if self.as_json:
+            outcome = self._outcome(directive)
+            outcome["waiting"] = why
+            outcome["pending_approvals"] = [
+                str(a.id) for a in self.reads.pending_approvals(self.directive_id)
+            ]
+            print(json.dumps(outcome), flush=True)
+            return cli.EXIT_WAITING
         print(f"\n{why}; the directive {directive.id} is {directive.status}.")
         print("Answer or continue it with a daemon running (`directorate daemon`):")
         for approval in self.reads.pending_approvals(self.directive_id):
@@ -240,6 +270,22 @@ class Follower:
         if directive.status is DirectiveStatus.PAUSED:
             print(f"  directorate resume {directive.id}")
         return cli.EXIT_WAITING
+
+    def _outcome(self, directive: Directive) -> dict[str, Any]:
+        """The summary's figures, for ``--json``."""
+        chain = self.reads.current_chain(self.directive_id)
+        steps = self.reads.steps(chain.id) if chain else []
+        events = self.reads.events_after(self.directive_id, 0, limit=100_000)
+        return {
+            "directive_id": str(directive.id),
+            "status": str(directive.status),
+            "steps": {s.name: str(s.status) for s in steps},
+            "rework_cycles": sum(1 for e in events if e.event_type == "step_rework"),
+            "evaluations": len(self.reads.evaluations_of_directive(self.directive_id)),
+            "total_cost_usd": directive.total_cost_usd,
+            "wall_time_s": round(time.monotonic() - self.started, 3),
+            "local_path": directive.local_path,
+        }
 
     def _summary(self, directive: Directive) -> list[str]:
         chain = self.reads.current_chain(self.directive_id)

@@ -13,9 +13,10 @@ from directorate.persistence.models import Approval, Directive, Event, Step, Tas
 WIDTH = 110
 
 
-def to_json(value: Any) -> str:
-    """Records (or lists and dicts of them) as JSON; uuids and datetimes as strings."""
-    return json.dumps(row_converter.unstructure(value), default=str, indent=2)
+def to_json(value: Any, *, compact: bool = False) -> str:
+    """Records (or lists and dicts of them) as JSON; uuids and datetimes as strings.
+    ``compact`` gives one line (JSON Lines, for streams of events)."""
+    return json.dumps(row_converter.unstructure(value), default=str, indent=None if compact else 2)
 
 
 def short(value: uuid.UUID | str | None) -> str:

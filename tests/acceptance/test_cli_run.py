@@ -4,6 +4,7 @@ person would sit at one)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -98,3 +99,17 @@ def test_ctrl_c_pauses_the_directive_and_says_how_to_resume(cli: Cli, tmp_path: 
     directive_id = next(w for w in text.split() if w.count("-") == 4 and len(w) == 36)
     assert cli.directive(directive_id)["status"] == "paused"
     assert cli.steps(directive_id)["slow"][0] == "ready"  # runs again on resume
+
+
+def test_json_output_is_event_lines_then_the_outcome(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path, steps=[{"name": "one"}, {"name": "two", "depends_on": ["one"]}], script={}
+    )
+    result = cli("run", str(path), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    *events, outcome = records
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["event_type"] == "directive_completed"
+    assert outcome["status"] == "completed"
+    assert outcome["steps"] == {"one": "passed", "two": "passed"}
