@@ -14,6 +14,9 @@ Failure contract:
 - A write PostgreSQL rejects (constraint, bad data), or whose parameters
   cannot be encoded, fails alone with ``InvalidInput``; the batch it was in is
   committed without it.
+- Any other error (a bug, an unexpected driver state) fails the batch's senders
+  with ``PersistenceUnavailable``; a connection left inside a transaction is
+  closed, so the next batch starts on a fresh one.
 - A lost connection is reopened with exponential backoff and jitter until
   ``reconnect_timeout``. Every batch records its id and results in
   ``write_batches`` inside its own transaction, so a batch whose COMMIT outcome
@@ -21,6 +24,15 @@ Failure contract:
   so a retry waits for an earlier attempt that is still committing.
 - After ``reconnect_timeout`` the batch's senders get ``PersistenceUnavailable``.
 - ``stop()`` commits everything queued before it, then closes the connection.
+
+A flush costs two round trips whatever the batch size (DESIGN §15: group commit
+only wins when a flush is not a round trip per statement). In pipeline mode the
+actor sends BEGIN, the batch row and every write's statements at once; when their
+results are in and every guard matched, it sends the batch's results and COMMIT.
+If a guard missed or a statement failed, that transaction is rolled back and the
+batch runs again statement by statement with a savepoint around each write, so
+that the writes that fail are undone alone (the rare path: one round trip per
+statement, as before).
 """
 
 from __future__ import annotations
@@ -90,6 +102,13 @@ class Conflict:
 
 
 WriteResult = Committed | Conflict
+Outcome = WriteResult | DirectorateError
+"""What a sender gets: a result, or the error its write failed with alone."""
+
+_INSERT_BATCH = "INSERT INTO write_batches (id, results) VALUES (%s, '[]')"
+_RECORD_BATCH = "UPDATE write_batches SET results = %s WHERE id = %s"
+_RETRY_BATCH = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+"""Errors after which the whole batch is rolled back and run again."""
 
 
 @attrs.frozen
@@ -111,17 +130,6 @@ class _Stats:
 class _GuardFailed(Exception):
     def __init__(self, op_index: int) -> None:
         self.op_index = op_index
-
-
-class _BatchRejected(Exception):
-    """A statement failed on a healthy connection; the transaction was rolled back.
-
-    The cause is a ``psycopg.Error`` from the server, or a Python error raised
-    while adapting a parameter (``TypeError`` from an unencodable jsonb value).
-    """
-
-    def __init__(self, cause: Exception) -> None:
-        self.cause = cause
 
 
 class PersistenceActor(pykka.ThreadingActor):
@@ -213,23 +221,10 @@ class PersistenceActor(pykka.ThreadingActor):
             except Exception:  # a subscriber problem must never stop the writer
                 log.exception("on_commit callback failed")
 
-    def _commit(self, batch: list[_Submit]) -> list[WriteResult | BaseException]:
-        try:
-            return list(self._commit_with_retry([s.write for s in batch]))
-        except _BatchRejected as rejected:
-            if len(batch) == 1:
-                return [_translate(rejected.cause)]
-        # One bad write spoiled the transaction: commit the others one by one so
-        # that only the bad one fails.
-        outcomes: list[WriteResult | BaseException] = []
-        for submit in batch:
-            try:
-                outcomes.extend(self._commit_with_retry([submit.write]))
-            except _BatchRejected as rejected:
-                outcomes.append(_translate(rejected.cause))
-        return outcomes
+    def _commit(self, batch: list[_Submit]) -> list[Outcome]:
+        return self._commit_with_retry([s.write for s in batch])
 
-    def _commit_with_retry(self, writes: list[Write]) -> list[WriteResult]:
+    def _commit_with_retry(self, writes: list[Write]) -> list[Outcome]:
         batch_id = uuid.uuid4()
         deadline = time.monotonic() + self._reconnect_timeout
         # Set once a COMMIT of this batch may have happened without our hearing of
@@ -244,63 +239,124 @@ class PersistenceActor(pykka.ThreadingActor):
                         self.recovered += 1
                         return known  # it did commit; do not apply it twice
                 results = self._run_batch(conn, batch_id, writes)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            except _RETRY_BATCH as exc:
                 if time.monotonic() > deadline:
                     raise PersistenceUnavailable(f"write failed: {exc}") from exc
                 continue  # rolled back: nothing applied, run it again
             except psycopg.errors.UniqueViolation as exc:
                 if not _is_batch_key(exc):
-                    raise _BatchRejected(exc) from exc
+                    raise _translate(exc) from exc
                 # An earlier attempt, still in flight on a connection we had given
                 # up on, committed while this one waited on its write_batches row.
                 outcome_unknown = True
                 continue
             except psycopg.Error as exc:
-                if not (conn.closed or conn.broken):
-                    raise _BatchRejected(exc) from exc
+                if not _connection_lost(conn, exc):
+                    raise _translate(exc) from exc
                 log.warning("lost the database connection during a commit: %s", exc)
+                conn.close()
                 self._conn = None
                 outcome_unknown = True
                 continue
-            except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
-                if conn.closed or conn.broken:
-                    raise
-                raise _BatchRejected(exc) from exc
+            finally:
+                self._discard_if_dirty(conn)
             self.transactions += 1
             self.writes += len(writes)
             return results
 
+    def _discard_if_dirty(self, conn: psycopg.Connection[Any]) -> None:
+        # Every path rolls back what it began; this is for the ones nobody foresaw.
+        if conn.closed or (
+            conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and conn.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+        ):
+            return
+        log.error("the writer's connection was left inside a transaction: closing it")
+        conn.close()
+        if self._conn is conn:
+            self._conn = None
+
     def _run_batch(
         self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
-    ) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        with conn.transaction():
-            # The batch's row goes first: a retry after a lost connection then
-            # waits on it while an earlier attempt may still be committing, and
-            # fails on its key if that attempt did commit (see _commit_with_retry).
-            conn.execute("INSERT INTO write_batches (id, results) VALUES (%s, '[]')", (batch_id,))
-            for write in writes:
-                results.append(self._apply(conn, write))
-            conn.execute(
-                "UPDATE write_batches SET results = %s WHERE id = %s",
-                (Jsonb([_encode(r) for r in results], dumps=_dumps), batch_id),
-            )
-            self._maybe_prune(conn)
+    ) -> list[Outcome]:
+        # The batch's row goes first: a retry after a lost connection then waits
+        # on it while an earlier attempt may still be committing, and fails on its
+        # key if that attempt did commit (see _commit_with_retry).
+        results = self._run_pipelined(conn, batch_id, writes)
+        if results is None:
+            return self._run_write_by_write(conn, batch_id, writes)
+        return list(results)
+
+    def _run_pipelined(
+        self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
+    ) -> list[Committed] | None:
+        """The batch in two round trips; None, with nothing applied, if a write
+        conflicted or was rejected."""
+        error: Exception | None = None
+        results: list[Committed] | None = None
+        with conn.pipeline() as pipeline:
+            conn.execute("BEGIN")
+            head = conn.execute(_INSERT_BATCH, (batch_id,))
+            sent: list[list[psycopg.Cursor[Any]]] = []
+            try:
+                for write in writes:
+                    sent.append([])
+                    for op in write.ops:
+                        sent[-1].append(conn.execute(op.sql, op.params))
+            except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
+                error = exc
+            except psycopg.Error as exc:  # results come back while we send: an earlier one
+                if _connection_lost(conn, exc):
+                    raise
+                error = exc
+            synced = _sync(conn, pipeline)  # always: it reads every result sent so far
+            error = error or synced
+            if error is None:
+                try:
+                    results = _collect(writes, sent)
+                except psycopg.ProgrammingError:  # rows asked of a statement that has none
+                    results = None  # the write-by-write run says whose
+            if results is None:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute(
+                    _RECORD_BATCH, (Jsonb([_encode(r) for r in results], dumps=_dumps), batch_id)
+                )
+                self._maybe_prune(conn)
+                conn.execute("COMMIT")
+        # The batch row's own error, or one that calls for running it all again, is
+        # _commit_with_retry's business; a write's error, the write-by-write run's.
+        if isinstance(error, psycopg.Error) and (
+            head.pgresult is None or isinstance(error, _RETRY_BATCH)
+        ):
+            raise error
         return results
 
-    def _apply(self, conn: psycopg.Connection[Any], write: Write) -> WriteResult:
-        # A guard after the first statement needs a savepoint to undo what came
-        # before it; a guard that comes first fails before anything applied.
-        if any(op.guard for op in write.ops[1:]):
-            try:
-                with conn.transaction():
-                    return Committed(rows=self._run_ops(conn, write))
-            except _GuardFailed as failed:
-                return Conflict(op_index=failed.op_index)
-        try:
-            return Committed(rows=self._run_ops(conn, write))
-        except _GuardFailed as failed:
-            return Conflict(op_index=failed.op_index)
+    def _run_write_by_write(
+        self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with conn.transaction():
+            conn.execute(_INSERT_BATCH, (batch_id,))
+            for write in writes:
+                try:
+                    with conn.transaction():  # a savepoint: undoes this write alone
+                        outcomes.append(Committed(rows=self._run_ops(conn, write)))
+                except _GuardFailed as failed:
+                    outcomes.append(Conflict(op_index=failed.op_index))
+                except _RETRY_BATCH:
+                    raise
+                except psycopg.Error as exc:
+                    if _connection_lost(conn, exc):
+                        raise
+                    outcomes.append(_translate(exc))
+                except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
+                    outcomes.append(_translate(exc))
+            conn.execute(
+                _RECORD_BATCH, (Jsonb([_encode(o) for o in outcomes], dumps=_dumps), batch_id)
+            )
+            self._maybe_prune(conn)
+        return outcomes
 
     @staticmethod
     def _run_ops(
@@ -324,7 +380,7 @@ class PersistenceActor(pykka.ThreadingActor):
 
     def _lookup_batch(
         self, conn: psycopg.Connection[Any], batch_id: uuid.UUID
-    ) -> list[WriteResult] | None:
+    ) -> list[Outcome] | None:
         row = conn.execute(
             "SELECT results FROM write_batches WHERE id = %s", (batch_id,)
         ).fetchone()
@@ -359,16 +415,77 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _encode(result: WriteResult) -> dict[str, Any]:
+def _sync(conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> psycopg.Error | None:
+    """Sync until every result sent so far is in; the first statement error, if any.
+
+    A sync that raises may leave the results behind the failed statement
+    unread: the next one reads them (each of those raises ``PipelineAborted``).
+    """
+    first: psycopg.Error | None = None
+    for _ in range(4):
+        try:
+            pipeline.sync()
+            return first
+        except psycopg.errors.PipelineAborted as exc:  # a statement after the failed one
+            first = first or exc
+        except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                raise
+            first = first or exc
+    assert first is not None
+    raise first
+
+
+def _collect(writes: list[Write], sent: list[list[psycopg.Cursor[Any]]]) -> list[Committed] | None:
+    """Each write's rows, or None if a guard matched no row."""
+    results = []
+    for write, cursors in zip(writes, sent, strict=True):
+        rows = []
+        for op, cur in zip(write.ops, cursors, strict=True):
+            if op.guard and cur.rowcount == 0:
+                return None
+            rows.append(tuple(tuple(r) for r in cur.fetchall()) if op.returning else ())
+        results.append(Committed(rows=tuple(rows)))
+    return results
+
+
+_ERRORS: dict[str, type[DirectorateError]] = {
+    "InvalidInput": InvalidInput,
+    "PersistenceUnavailable": PersistenceUnavailable,
+}
+
+
+def _encode(result: Outcome) -> dict[str, Any]:
+    if isinstance(result, DirectorateError):
+        return {"error": type(result).__name__, "message": str(result)}
     if isinstance(result, Conflict):
         return {"conflict": result.op_index}
     return {"rows": [[list(r) for r in rows] for rows in result.rows]}
 
 
-def _decode(data: dict[str, Any]) -> WriteResult:
+def _decode(data: dict[str, Any]) -> Outcome:
+    if "error" in data:
+        return _ERRORS.get(data["error"], PersistenceUnavailable)(data["message"])
     if "conflict" in data:
         return Conflict(op_index=data["conflict"])
     return Committed(rows=tuple(tuple(tuple(r) for r in rows) for rows in data["rows"]))
+
+
+def _connection_lost(conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
+    """The session is gone or in a state we cannot trust, rather than a statement failed.
+
+    In pipeline mode the server's "terminating connection" can be read before libpq
+    sees the socket close, so the connection does not look broken yet; and libpq
+    reports a pipeline in a state it cannot leave as an OperationalError without
+    a SQLSTATE. Treating these as a lost connection is safe: the batch's outcome
+    is then looked up, never guessed.
+    """
+    if conn.closed or conn.broken:
+        return True
+    sqlstate = exc.sqlstate
+    if sqlstate is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return sqlstate.startswith(("08", "57P"))  # connection exception, shutdown
 
 
 def _is_batch_key(exc: psycopg.Error) -> bool:

@@ -431,3 +431,59 @@ def test_stop_commits_every_pending_write_then_closes_the_pool(
         == 0
     )
     db.close()  # a second close is harmless
+
+
+# ------------------------------------------------------------------ pipelined flushes
+
+
+def test_a_write_rejected_early_in_a_large_batch_fails_alone(
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    dsn: str,
+    row_locks: list[RowLock],
+) -> None:
+    """The batch is sent in one pipeline: the server's error comes back while later
+    statements are still being sent, and still costs only its own write."""
+    directive_id = new_directive(client)
+    lock = _block_writer(dsn, client, admin, row_locks)
+    bad = client.submit(Write((ops.update("directives", directive_id, status="bogus"),)))
+    good = [
+        client.submit(Write((_command(), ops.append_event(directive_id, "e", {"n": n}))))
+        for n in range(400)
+    ]
+    lock.release()
+
+    with pytest.raises(InvalidInput, match="directives_status_check"):
+        bad.get(timeout=30)
+    seqs = [f.get(timeout=30).scalar(1) for f in good]
+    assert seqs == list(range(1, 401))
+    assert _count(admin, "SELECT count(*) FROM directive_commands") == 400
+
+
+def test_a_rejected_write_is_recorded_with_its_batch_when_the_commit_outcome_is_lost(
+    client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock], dsn: str
+) -> None:
+    directive_id = new_directive(client)
+    actor = _actor(client)
+    run_batch = actor._run_batch
+    lost = threading.Event()
+
+    def commit_then_lose_the_connection(conn: Any, batch_id: Any, writes: Any) -> Any:
+        results = run_batch(conn, batch_id, writes)
+        if len(writes) > 1 and not lost.is_set():
+            lost.set()
+            conn.close()
+            raise psycopg.OperationalError("simulated: the connection dropped after COMMIT")
+        return results
+
+    actor._run_batch = commit_then_lose_the_connection  # type: ignore[method-assign]
+    lock = _block_writer(dsn, client, admin, row_locks)
+    bad = client.submit(Write((ops.update("directives", directive_id, status="bogus"),)))
+    good = client.submit(Write((ops.append_event(directive_id, "x"),)))
+    lock.release()
+
+    with pytest.raises(InvalidInput, match="directives_status_check"):
+        bad.get(timeout=10)
+    assert good.get(timeout=10) == Committed(rows=(((1,),),))
+    assert lost.is_set() and client.stats()["recovered"] == 1
+    assert _count(admin, "SELECT count(*) FROM directive_events") == 1
