@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -216,3 +217,18 @@ def ensure_database(server_uri: str, database: str) -> None:
 
 CREATE_DATABASE_LOCK_KEY = 0x6469726563746F73
 """Any constant, the same in every directorate process (see migrate.py)."""
+
+
+def stop_embedded_server(home: Path, timeout: float = 10.0) -> None:
+    """Shut down the embedded server of ``home`` (fast shutdown), if one runs.
+
+    For temporary homes (tests, benchmarks): a server would outlive its directory.
+    """
+    pgdata = home / "pgdata"
+    try:
+        os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + timeout
+    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -8,8 +8,6 @@ gets ``CREATE DATABASE ... TEMPLATE`` of it (a file copy: ~20 ms, no migrations)
 from __future__ import annotations
 
 import os
-import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,24 +31,13 @@ def pg_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("DIRECTORATE_TEST_DSN"):
         yield os.environ["DIRECTORATE_TEST_DSN"]
         return
-    from directorate.persistence.embedded import start_embedded_server
+    from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
 
     kept = os.environ.get("DIRECTORATE_TEST_HOME")
     home = Path(kept or tmp_path_factory.mktemp("pghome"))
     yield start_embedded_server(home)
     if not kept:  # a server in a temporary home would outlive its directory
-        _stop_server(home / "pgdata")
-
-
-def _stop_server(pgdata: Path, timeout: float = 10.0) -> None:
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGINT)  # fast shutdown
-    except (OSError, ValueError, IndexError):
-        return
-    deadline = time.monotonic() + timeout
-    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        stop_embedded_server(home)
 
 
 @pytest.fixture(scope="session")

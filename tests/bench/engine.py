@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from directorate.actors import (
     EngineConfig,
     StepSpec,
 )
+from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))
 from green import GreenVerifier
@@ -141,12 +143,21 @@ def main() -> None:
     parser.add_argument("--directives", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
+    home = None
     if args.dsn:
         server = args.dsn
     else:
-        from directorate.persistence.embedded import start_embedded_server
+        home = Path(tempfile.mkdtemp(prefix="directorate-bench-"))
+        server = start_embedded_server(home)
+    try:
+        report(server, args)
+    finally:
+        if home is not None:  # a server in a temporary home would outlive its directory
+            stop_embedded_server(home)
+            shutil.rmtree(home, ignore_errors=True)
 
-        server = start_embedded_server(Path(tempfile.mkdtemp(prefix="directorate-bench-")))
+
+def report(server: str, args: argparse.Namespace) -> None:
     print(
         f"{'N':>6} {'steps':>7} {'seconds':>8} {'steps/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'RSS MB':>7} {'threads':>8}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -144,16 +143,6 @@ def with_database(dsn: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
-def stop_embedded(pgdata: Path, timeout: float = 10.0) -> None:
-    try:
-        os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
-    except (OSError, ValueError, IndexError):
-        return
-    deadline = time.monotonic() + timeout
-    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dsn", default=os.environ.get("DIRECTORATE_DSN"))
@@ -165,7 +154,7 @@ def main() -> None:
     if args.dsn:
         server = args.dsn
     else:
-        from directorate.persistence.embedded import start_embedded_server
+        from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
 
         home = Path(tempfile.mkdtemp(prefix="directorate-bench-"))
         server = start_embedded_server(home)
@@ -180,7 +169,7 @@ def main() -> None:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         if home is not None:  # a server in a temporary home would outlive its directory
-            stop_embedded(home / "pgdata")
+            stop_embedded_server(home)
             shutil.rmtree(home, ignore_errors=True)
 
 
