@@ -27,7 +27,12 @@ import attrs
 import pykka
 
 from directorate.persistence import ops
-from directorate.persistence.errors import InvalidInput, InvalidTransition, NotFound
+from directorate.persistence.errors import (
+    CircuitBreakerTripped,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+)
 from directorate.persistence.models import (
     DIRECTIVE_TRANSITIONS,
     ActorType,
@@ -46,11 +51,20 @@ from directorate.persistence.models import (
     TaskStatus,
     layered_layout,
 )
+from directorate.persistence.validation import reject_nul
 from directorate.persistence.writer import Conflict
 
 from . import messages as m
 from .context import EngineContext, approval_expiry
-from .escalation import Trip, can_progress, check_breakers, raised_limit, regenerations_left
+from .escalation import (
+    Trip,
+    can_progress,
+    check_breakers,
+    current_figure,
+    raised_limit,
+    regeneration_trip,
+    regenerations_left,
+)
 from .evaluation import judge
 from .planning import default_chain, planning_instructions, read_plan
 from .runners import TaskResult
@@ -88,6 +102,8 @@ class DirectiveActor(pykka.ThreadingActor):
         self.old_chain_id: uuid.UUID | None = None
         self.reviewing = False
         self.finished_plan: tuple[Task, TaskResult] | None = None
+        self.restart_steps = False
+        """A step actor crashed: start them afresh from the database on resume."""
 
     # ----------------------------------------------------------------- plumbing
 
@@ -141,6 +157,10 @@ class DirectiveActor(pykka.ThreadingActor):
             self._start_step_actors()
             if status is DirectiveStatus.ACTIVE:
                 self._check_finished()
+                # Blocked just before the crash, before the escalation was committed.
+                asked = {ApprovalType.CHAIN_BLOCKED, ApprovalType.CIRCUIT_BREAKER} & pending
+                if self.blocked and not asked:
+                    self._after_block()
 
     def _on_Pause(self, message: m.Pause) -> DirectiveStatus:
         self._transition(DirectiveStatus.PAUSED, actor_id=message.actor_id)
@@ -164,9 +184,24 @@ class DirectiveActor(pykka.ThreadingActor):
             self._begin_planning(started=False)
             return self.directive.status
         self._transition(DirectiveStatus.ACTIVE, actor_id=message.actor_id)
+        if self.restart_steps:
+            self._restart_step_actors()
         self._grant_queued()
         self._check_finished()
         return self.directive.status
+
+    def _restart_step_actors(self) -> None:
+        """After a step actor crashed: every step actor afresh from the database, as
+        on recovery (the survivors hold references to the dead one)."""
+        self.restart_steps = False
+        self._stop_step_actors()
+        self.step_refs.clear()
+        self.running.clear()
+        self.queued.clear()
+        self.blocked.clear()
+        self.waiting_review.clear()
+        self._load_chain()
+        self._start_step_actors()
 
     def _on_Stop(self, message: m.Stop) -> DirectiveStatus:
         now = datetime.now(UTC)
@@ -263,7 +298,7 @@ class DirectiveActor(pykka.ThreadingActor):
                 figure=approval.context["figure"],
                 threshold=approval.context["threshold"],
             )
-            new_limit = raised_limit(trip, raise_limit)
+            new_limit = raised_limit(trip, raise_limit, current_figure(trip, self.directive))
             tx.op(ops.update("directives", self.directive_id, **{trip.limit: new_limit}))
             tx.event(
                 "limit_raised",
@@ -290,8 +325,11 @@ class DirectiveActor(pykka.ThreadingActor):
             self._commit_answer(tx, approval, status)
             self._regenerate(approval.context.get("reason") or "chain blocked", by)
         elif kind is ApprovalType.DIRECTIVE_REVIEW:
-            self._commit_answer(tx, approval, status)
-            self._complete()
+            if self.directive.status is not DirectiveStatus.ACTIVE:
+                raise InvalidTransition(
+                    self.directive.status, DirectiveStatus.COMPLETED, "directive"
+                )
+            self._complete(tx=tx)  # the answer and the completion commit together
 
     def _commit_answer(self, tx: Tx, approval: Approval, status: ApprovalStatus) -> None:
         if isinstance(tx.commit(self.ctx.db), Conflict):
@@ -305,6 +343,16 @@ class DirectiveActor(pykka.ThreadingActor):
             or self.chain is None
         ):
             raise InvalidTransition(self.directive.status, DirectiveStatus.PLANNING, "directive")
+        reject_nul("reason", message.reason)
+        reject_nul("by", message.actor_id)
+        if self.breaker_open:
+            raise CircuitBreakerTripped(
+                "a circuit breaker is open: answer its approval before regenerating"
+            )
+        trip = regeneration_trip(self.directive)
+        if trip is not None:
+            self._trip(trip, reason=message.reason)
+            raise CircuitBreakerTripped(f"{trip.describe()}; a circuit_breaker approval asks")
         return self._regenerate(message.reason, message.actor_id)
 
     def _on_Tick(self, message: m.Tick) -> None:
@@ -357,11 +405,13 @@ class DirectiveActor(pykka.ThreadingActor):
     def _on_StepFailed(self, message: m.StepFailed) -> None:
         self.running.discard(message.step_id)
         self.step_refs.pop(message.step_id, None)
+        self.restart_steps = True
         self._record_failure_and_pause(message.error, actor="step", step_id=message.step_id)
 
     def _on_PlanningFinished(self, message: m.PlanningFinished) -> None:
         task = self.planning_task
         if task is None or task.id != message.task_id:
+            self._finish_stale_planning(message)
             return
         result = message.result
         if isinstance(result, BaseException):
@@ -382,6 +432,18 @@ class DirectiveActor(pykka.ThreadingActor):
             self.finished_plan = (task, result)  # paused as it finished: ingest on resume
             return
         self._ingest_plan(task, result)
+
+    def _finish_stale_planning(self, message: m.PlanningFinished) -> None:
+        """A planning task given up on (paused, then resumed before it answered) still
+        reports: record its end and its cost, once."""
+        if isinstance(message.result, BaseException):
+            return
+        try:
+            stale = self.ctx.db.reads.task(message.task_id)
+        except NotFound:
+            return
+        if not stale.status.finished:
+            self._finish_task(stale, message.result)
 
     # ----------------------------------------------------------------- planning
 
@@ -466,7 +528,18 @@ class DirectiveActor(pykka.ThreadingActor):
             severity=Severity.WARNING,
         )
         tx.commit(self.ctx.db)
-        self._begin_planning(started=False)
+        context = None
+        chains = self.ctx.db.reads.chains(self.directive_id)
+        if chains and self.ctx.db.reads.current_chain(self.directive_id) is None:
+            # Restarted while regenerating: what carried over was only in memory.
+            old = max(chains, key=lambda c: c.generation)
+            steps = self.ctx.db.reads.steps(old.id)
+            self.carry_over = [s for s in steps if s.status is StepStatus.PASSED]
+            self.old_chain_id = old.id
+            blocked = {s.name: "blocked" for s in steps if s.status is StepStatus.BLOCKED}
+            reason = "regenerating when the engine restarted"
+            context = replan_context(reason, [s.name for s in self.carry_over], blocked)
+        self._begin_planning(started=False, replan_context=context)
 
     def _ingest_plan(self, task: Task, result: TaskResult) -> None:
         directive = self.directive
@@ -687,11 +760,14 @@ class DirectiveActor(pykka.ThreadingActor):
 
     def _complete(self, tx: Tx | None = None) -> None:
         tx = self._status_tx(DirectiveStatus.COMPLETED, tx=tx, completed_at=datetime.now(UTC))
+        tx.op(ops.cancel_pending_approvals(self.directive_id))
+        tx.op(ops.cancel_running_tasks(self.directive_id))
         tx.event(
             "directive_completed",
             {"steps": len(self.steps), "total_cost_usd": self.directive.total_cost_usd},
         )
         self._commit_status(tx, DirectiveStatus.COMPLETED, completed_at=datetime.now(UTC))
+        self._cancel_everything()
         self.stop()
 
     # ----------------------------------------------------------------- escalation
@@ -752,6 +828,8 @@ class DirectiveActor(pykka.ThreadingActor):
 
     def _trip(self, trip: Trip, *, reason: str | None = None) -> None:
         """Cancel running tasks, pause, warn, and ask a human (DESIGN §8)."""
+        if self.breaker_open:
+            return  # one question at a time: its approval is already pending
         self.breaker_open = True
         tx = Tx(self.directive_id)
         if self.directive.status is DirectiveStatus.ACTIVE:
@@ -808,17 +886,12 @@ class DirectiveActor(pykka.ThreadingActor):
 
     def _regenerate(self, reason: str, by: str | None) -> uuid.UUID | None:
         """Supersede the chain and plan a new generation; passed steps carry over."""
-        trip = check_breakers(self.directive, regenerating=True)
-        if trip is not None and trip.limit == "max_chain_regenerations":
+        trip = regeneration_trip(self.directive)
+        if trip is not None:
             self._trip(trip, reason=reason)
             return None
         old_chain = self.chain
         assert old_chain is not None
-        self._cancel_everything()
-        self._stop_step_actors()
-        self.step_refs.clear()
-        self.running.clear()
-        self.queued.clear()
         passed = [s for s in self.steps.values() if s.status is StepStatus.PASSED]
         blocked = {
             self.steps[sid].name: why for sid, why in self.blocked.items() if sid in self.steps
@@ -828,6 +901,8 @@ class DirectiveActor(pykka.ThreadingActor):
             self._status_tx(DirectiveStatus.PLANNING, tx=tx, actor_id=by)
         tx.op(ops.transition("directive_chains", old_chain.id, "active", "superseded"))
         tx.op(ops.cancel_running_tasks(self.directive_id))
+        # Questions about the old chain (step reviews, its review) no longer apply.
+        tx.op(ops.cancel_pending_approvals(self.directive_id))
         tx.event(
             "chain_superseded",
             {
@@ -842,6 +917,13 @@ class DirectiveActor(pykka.ThreadingActor):
         if isinstance(tx.commit(self.ctx.db), Conflict):
             self.directive = self.ctx.db.reads.directive(self.directive_id)
             raise InvalidTransition(self.directive.status, DirectiveStatus.PLANNING, "directive")
+        # Only now that the new state is durable: stop the old chain's work.
+        self._cancel_everything()
+        self._stop_step_actors()
+        self.step_refs.clear()
+        self.running.clear()
+        self.queued.clear()
+        self.reviewing = False
         self.directive = attrs.evolve(self.directive, status=DirectiveStatus.PLANNING)
         self.carry_over = passed
         self.old_chain_id = old_chain.id
@@ -849,13 +931,7 @@ class DirectiveActor(pykka.ThreadingActor):
         self.steps = {}
         self.blocked = {}
         self.waiting_review.clear()
-        context = (
-            f"A previous chain was abandoned: {reason}.\n"
-            f"Steps that passed and are kept (do not redo them; you may depend on them by "
-            f"name): {', '.join(s.name for s in passed) or '(none)'}.\n"
-            f"Steps that were blocked: "
-            f"{'; '.join(f'{k}: {v}' for k, v in blocked.items()) or '(none)'}."
-        )
+        context = replan_context(reason, [s.name for s in passed], blocked)
         self._begin_planning(started=False, replan_context=context)
         return old_chain.id
 
@@ -863,6 +939,7 @@ class DirectiveActor(pykka.ThreadingActor):
         """Every step passed: judge the directive as a whole against its criteria."""
         self.reviewing = True
         config, directive = self.ctx.config, self.directive
+        chain_id = self.chain.id if self.chain else None
         self.ctx.workers.evaluate(
             lambda: judge(
                 config,
@@ -874,10 +951,12 @@ class DirectiveActor(pykka.ThreadingActor):
                 output_tail="",
             ),
             self.actor_ref,
-            m.DirectiveReviewed,
+            lambda outcome: m.DirectiveReviewed(outcome, chain_id),
         )
 
     def _on_DirectiveReviewed(self, message: m.DirectiveReviewed) -> None:
+        if self.chain is None or message.chain_id != self.chain.id:
+            return  # a review of a chain since superseded
         self.reviewing = False
         outcome = message.outcome
         if isinstance(outcome, BaseException):
@@ -1054,3 +1133,14 @@ def _slug(title: str) -> str:
 
 
 _ = (time, ApprovalRequired, ChainRegenerated)
+
+
+def replan_context(reason: str, kept: list[str], blocked: dict[str, str]) -> str:
+    """What the planning agent is told when it plans a chain again."""
+    return (
+        f"A previous chain was abandoned: {reason}.\n"
+        f"Steps that passed and are kept (do not redo them; you may depend on them by "
+        f"name): {', '.join(kept) or '(none)'}.\n"
+        f"Steps that were blocked: "
+        f"{'; '.join(f'{k}: {v}' for k, v in blocked.items()) or '(none)'}."
+    )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import attrs
 
+from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepStatus
 
 
@@ -56,8 +57,13 @@ def check_breakers(
         elapsed = ((now or datetime.now(UTC)) - directive.started_at).total_seconds() / 60
         if elapsed >= time_limit:
             return Trip(limit="max_wall_time_minutes", figure=elapsed, threshold=time_limit)
+    return regeneration_trip(directive) if regenerating else None
+
+
+def regeneration_trip(directive: Directive) -> Trip | None:
+    """Whether one more regeneration would pass ``max_chain_regenerations``."""
     regen_limit = directive.max_chain_regenerations
-    if regenerating and regen_limit is not None and regenerations_used(directive) >= regen_limit:
+    if regen_limit is not None and regenerations_used(directive) >= regen_limit:
         return Trip(
             limit="max_chain_regenerations",
             figure=regenerations_used(directive),
@@ -66,13 +72,32 @@ def check_breakers(
     return None
 
 
-def raised_limit(trip: Trip, requested: dict[str, float] | None) -> float:
-    """The new limit after an approval: the approver's figure, else twice the old one."""
-    if requested and trip.limit in requested:
-        return float(requested[trip.limit])
+def current_figure(trip: Trip, directive: Directive, now: datetime | None = None) -> float:
+    """The tripped quantity as it stands now (wall time keeps growing while a human
+    thinks about the approval)."""
+    if trip.limit == "max_total_cost_usd":
+        return directive.total_cost_usd
+    if trip.limit == "max_wall_time_minutes" and directive.started_at is not None:
+        return ((now or datetime.now(UTC)) - directive.started_at).total_seconds() / 60
     if trip.limit == "max_chain_regenerations":
-        return trip.threshold + 1
-    return trip.threshold * 2
+        return regenerations_used(directive)
+    return trip.figure
+
+
+def raised_limit(trip: Trip, requested: dict[str, float] | None, figure: float) -> float:
+    """The new limit after an approval: the approver's figure, else twice the old one,
+    and in any case above ``figure`` (where the quantity stands now), so the breaker
+    does not trip again the moment the directive resumes."""
+    if requested and trip.limit in requested:
+        new = float(requested[trip.limit])
+        if not new > figure:
+            raise InvalidInput(
+                f"{trip.limit}: the new limit {new:g} must be above the current {figure:g}"
+            )
+        return new
+    if trip.limit == "max_chain_regenerations":
+        return max(trip.threshold, figure) + 1
+    return max(trip.threshold * 2, figure * 1.5)
 
 
 def can_progress(steps: Iterable[Step], waiting_on_human: set[uuid.UUID]) -> bool:

@@ -14,6 +14,8 @@ from directorate.persistence.models import ConfidenceLevel, Directive, Step, Tas
 from .context import EngineConfig
 
 TAIL_CHARS = 4000
+MAX_TEXT_CHARS = 20_000
+"""Longest string of an evaluation kept in the database."""
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +105,9 @@ def judge(
     result = evaluator.evaluate(repo or Path("."), context)
     as_json = result_to_json(result)
     results = as_json.get("verifier_results", [])
+    # What verifiers and judges say is outside text: a judge's JSON may carry an
+    # escaped NUL, which PostgreSQL refuses in text and jsonb.
+    results = sanitize(results)
     return Judgement(
         evaluation_id=uuid.uuid4(),
         passed=bool(result.passed),
@@ -110,10 +115,23 @@ def judge(
         confidence_level=ConfidenceLevel(str(result.confidence_level)),
         programmatic_results=[r for r in results if r.get("verifier_type") != VerifierType.LLM],
         llm_results=[r for r in results if r.get("verifier_type") == VerifierType.LLM],
-        criteria_results=list(as_json.get("criteria_results") or []),
-        summary=result.summary,
-        rework_instructions=result.rework_instructions,
+        criteria_results=sanitize(list(as_json.get("criteria_results") or [])),
+        summary=sanitize(result.summary),
+        rework_instructions=sanitize(result.rework_instructions),
     )
+
+
+def sanitize(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
+    """``value`` with NUL bytes removed from every string in it (keys too), and each
+    string cut to ``limit`` characters, keeping its end."""
+    if isinstance(value, str):
+        text = value.replace("\x00", "")
+        return text if len(text) <= limit else "..." + text[-limit:]
+    if isinstance(value, dict):
+        return {sanitize(k, limit): sanitize(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitize(v, limit) for v in value]
+    return value
 
 
 def _agent_failed(status: TaskStatus, exit_code: int | None, output_tail: str) -> Judgement:

@@ -181,3 +181,6 @@ class PlanningFinished:
 @attrs.frozen
 class DirectiveReviewed:
     outcome: Any
+    """An evaluation.Judgement, or the exception the review raised."""
+    chain_id: uuid.UUID | None = None
+    """The chain reviewed: a review of a chain since superseded is dropped."""

@@ -27,6 +27,8 @@ from directorate.persistence.models import Task, TaskStatus
 
 TAIL_BYTES = 16_384
 """How much of an agent's output the task record keeps (the log file has it all)."""
+REPORT_BYTES = 4 * 1024 * 1024
+"""How far back from the end of its output an agent's JSON report line is looked for."""
 
 
 @attrs.frozen(kw_only=True)
@@ -74,14 +76,14 @@ class CallableRunner:
             )
         if isinstance(value, TaskResult):
             return value
-        if cancel.is_set():
-            return TaskResult(
-                status=TaskStatus.CANCELLED, started_at=started, finished_at=time.time()
-            )
         report = _report_from(value)
         ok = report.get("success", True) is not False
+        if cancel.is_set():  # what it spent before it stopped still counts
+            status = TaskStatus.CANCELLED
+        else:
+            status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
         return TaskResult(
-            status=TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED,
+            status=status,
             exit_code=0 if ok else 1,
             cost_usd=_cost(report),
             summary=_summary(report),
@@ -150,7 +152,8 @@ class CommandRunner:
         status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
         out_tail = _tail(stdout_path)
         err_tail = _tail(stderr_path)
-        report = _last_json_object(out_tail)
+        # The report line may be long (an agent's whole answer): look further back.
+        report = _last_json_object(_tail(stdout_path, REPORT_BYTES))
         if status is None:  # exited by itself
             ok = proc.returncode == 0 and report.get("success", True) is not False
             status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED

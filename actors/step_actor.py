@@ -95,7 +95,9 @@ class StepActor(pykka.ThreadingActor):
     def _on_Begin(self, message: m.Begin) -> None:
         self.step_refs = message.step_refs
         status = self.step.status
-        if self.step.rework_count and status in (StepStatus.REWORK, StepStatus.RUNNING):
+        if self.step.rework_count and status in (
+            StepStatus.READY, StepStatus.REWORK, StepStatus.RUNNING
+        ):
             # Recovering a rework attempt: its instructions come from the last evaluation.
             evaluations = self.ctx.db.reads.evaluations_of_step(self.step.id)
             if evaluations:

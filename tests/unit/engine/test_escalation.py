@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from directorate.actors.escalation import Trip, can_progress, check_breakers, raised_limit
+from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepStatus, StepType
 
 
@@ -56,9 +59,18 @@ def test_generation_breaker_only_when_regenerating() -> None:
 
 def test_raised_limit_takes_the_approvers_figure_else_doubles() -> None:
     trip = Trip(limit="max_total_cost_usd", figure=5.0, threshold=5.0)
-    assert raised_limit(trip, {"max_total_cost_usd": 20.0}) == 20.0
-    assert raised_limit(trip, None) == 10.0
-    assert raised_limit(Trip(limit="max_chain_regenerations", figure=1, threshold=1), None) == 2
+    assert raised_limit(trip, {"max_total_cost_usd": 20.0}, 5.0) == 20.0
+    assert raised_limit(trip, None, 5.0) == 10.0
+    regen = Trip(limit="max_chain_regenerations", figure=1, threshold=1)
+    assert raised_limit(regen, None, 1) == 2
+
+
+def test_raised_limit_is_always_above_where_the_figure_stands() -> None:
+    # A $1 limit tripped by a $5 step: doubling to $2 would trip again at once.
+    trip = Trip(limit="max_total_cost_usd", figure=5.0, threshold=1.0)
+    assert raised_limit(trip, None, 5.0) == 7.5
+    with pytest.raises(InvalidInput, match="must be above the current 5"):
+        raised_limit(trip, {"max_total_cost_usd": 4.0}, 5.0)
 
 
 def test_chain_can_progress_until_every_open_step_hangs_on_a_blocked_one() -> None:

@@ -192,3 +192,13 @@ def test_the_log_directory_is_created(tmp_path: Path) -> None:
     python("print('hi')").run(task, threading.Event())
     assert (tmp_path / "deep" / "er" / "t.log").read_text().strip() == "hi"
     assert os.path.exists(tmp_path / "deep" / "er" / "t.log.stderr")
+
+
+def test_a_long_report_line_still_gives_cost_and_summary(tmp_path: Path) -> None:
+    agent = python(
+        "import json\n"
+        "print(json.dumps({'type': 'result', 'result': 'x' * 100_000, 'total_cost_usd': 7.5}))\n"
+    )
+    result = agent.run(make_task(tmp_path), threading.Event())
+    assert result.cost_usd == 7.5
+    assert result.summary is not None and result.summary.startswith("xxx")
