@@ -216,6 +216,7 @@ class StepActor(pykka.ThreadingActor):
             log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
         )
         tx = self._transition_tx(step.status, StepStatus.RUNNING, attempt=attempt)
+        tx.op(ops.require_live_chain(directive.id, step.chain_id))
         tx.op(
             ops.insert(
                 "tasks",
@@ -237,8 +238,12 @@ class StepActor(pykka.ThreadingActor):
             step_id=step.id,
         )
         if isinstance(tx.commit(self.ctx.db), Conflict):
+            # Paused, stopped or superseded since the grant: wait for the next one.
             self._reload()
-            self._tell_directive(m.StepIdle(self.step.id))
+            if self.step.status in (StepStatus.READY, StepStatus.REWORK):
+                self._ask_to_run()
+            else:
+                self._tell_directive(m.StepIdle(self.step.id))
             return
         self.step = attrs.evolve(self.step, status=StepStatus.RUNNING, attempt=attempt)
         self.task = task

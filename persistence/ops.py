@@ -133,5 +133,14 @@ def cancel_running_tasks(directive_id: uuid.UUID) -> Op:
     return Op(query("cancel_running_tasks"), {"directive_id": directive_id})
 
 
+def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
+    """Guard: the directive is active and the chain is its current one."""
+    return Op(
+        query("require_live_chain"),
+        {"directive_id": directive_id, "chain_id": chain_id},
+        guard=True,
+    )
+
+
 def cancel_pending_approvals(directive_id: uuid.UUID) -> Op:
     return Op(query("cancel_pending_approvals"), {"directive_id": directive_id})

@@ -92,3 +92,10 @@ WHERE directive_id = %(directive_id)s AND status IN ('queued', 'running');
 -- name: cancel_pending_approvals
 UPDATE directive_approvals SET status = 'cancelled', responded_at = now()
 WHERE directive_id = %(directive_id)s AND status = 'pending';
+
+-- name: require_live_chain
+-- A guard for dispatching a step: its directive is active and its chain current,
+-- so a dispatch that raced a pause, a stop or a regeneration changes nothing.
+SELECT 1 FROM directives d JOIN directive_chains c ON c.directive_id = d.id
+WHERE d.id = %(directive_id)s AND d.status = 'active'
+  AND c.id = %(chain_id)s AND c.status = 'active';
