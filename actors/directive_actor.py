@@ -396,7 +396,9 @@ class DirectiveActor(pykka.ThreadingActor):
         self._after_block()
 
     def _on_CostReported(self, message: m.CostReported) -> None:
-        self.directive = attrs.evolve(self.directive, total_cost_usd=message.total_cost_usd)
+        # Reports from parallel steps may arrive out of order: the total only grows.
+        total = max(self.directive.total_cost_usd, message.total_cost_usd)
+        self.directive = attrs.evolve(self.directive, total_cost_usd=total)
         if self.directive.status is DirectiveStatus.ACTIVE and not self.breaker_open:
             trip = check_breakers(self.directive)
             if trip is not None and trip.limit == "max_total_cost_usd":
@@ -872,7 +874,8 @@ class DirectiveActor(pykka.ThreadingActor):
             if approval.approval_type is ApprovalType.STEP_REVIEW and approval.step_id:
                 ref = self.step_refs.get(approval.step_id)
                 if ref is not None:
-                    with contextlib.suppress(InvalidTransition):
+                    # The step actor may have just finished or crashed: skip it this tick.
+                    with contextlib.suppress(InvalidTransition, pykka.ActorDeadError):
                         ref.ask(
                             m.AnswerReview(
                                 approval.id, False, "", "expired", str(ApprovalStatus.EXPIRED)

@@ -248,7 +248,11 @@ class Engine:
             ref = self._actors.get(directive_id)
             if ref is None or not ref.is_alive():
                 directive = self.db.reads.directive(directive_id)  # NotFound for a bad id
-                if directive.status.terminal:
+                # A draft has nothing to control but its start (and no actor to leave behind).
+                draft_not_started = directive.status is DirectiveStatus.DRAFT and not (
+                    spawn or isinstance(message, m.Stop)
+                )
+                if directive.status.terminal or draft_not_started:
                     raise InvalidTransition(directive.status, _target(message), "directive")
                 ref = self._spawn(directive_id, None if spawn else m.Recover())
                 self._actors[directive_id] = ref

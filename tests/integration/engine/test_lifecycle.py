@@ -203,6 +203,7 @@ def test_illegal_transitions_raise_and_change_nothing(
         engine.pause(directive_id)  # draft cannot pause
     assert engine.db.reads.directive(directive_id).status is DirectiveStatus.DRAFT
     assert event_types(engine, directive_id) == before
+    assert engine.live_actor_count() == 0  # refusing left no actor behind
 
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
@@ -212,5 +213,7 @@ def test_illegal_transitions_raise_and_change_nothing(
             call(directive_id)
     assert engine.db.reads.directive(directive_id).status is DirectiveStatus.COMPLETED
     assert event_types(engine, directive_id) == after
+    draft = engine.submit(spec(steps=[StepSpec(name="only")]))
+    assert engine.stop_directive(draft) is DirectiveStatus.CANCELLED  # a draft can be dropped
     with pytest.raises(NotFound):
         engine.pause(uuid.uuid4())
