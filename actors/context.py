@@ -64,6 +64,7 @@ class Workers:
         )
         self._cancels: set[threading.Event] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
 
     def run_task(
         self,
@@ -81,12 +82,15 @@ class Workers:
             except Exception as exc:  # the actor decides what a crashed job means
                 log.exception("task job failed")
                 result = exc
+            try:
+                _tell(reply_to, reply(result))
             finally:
+                # Only now: "idle" must mean every result has reached its actor.
                 with self._lock:
                     self._cancels.discard(cancel)
-            _tell(reply_to, reply(result))
+                    self._idle.notify_all()
 
-        self.tasks.submit(run)
+        self._submit(self.tasks, run, what="task")
 
     def evaluate(
         self, job: Callable[[], Any], reply_to: pykka.ActorRef[Any], reply: Callable[[Any], Any]
@@ -99,7 +103,18 @@ class Workers:
                 result = exc
             _tell(reply_to, reply(result))
 
-        self.evaluations.submit(run)
+        self._submit(self.evaluations, run, what="evaluation")
+
+    def _submit(self, pool: ThreadPoolExecutor, run: Callable[[], None], *, what: str) -> None:
+        try:
+            pool.submit(run)
+        except RuntimeError:  # shut down: the step is taken up again on recovery
+            log.info("engine shutting down: %s not started", what)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no task job runs (each has reported to its actor); False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._cancels, timeout)
 
     def running_count(self) -> int:
         with self._lock:

@@ -88,6 +88,8 @@ class DirectiveCore(pykka.ThreadingActor):
         self.finished_plan: tuple[Task, TaskResult] | None = None
         self.restart_steps = False
         """A step actor crashed: start them afresh from the database on resume."""
+        self.halted = False
+        """The engine is shutting down: nothing new starts."""
 
     # ----------------------------------------------------------------- plumbing
 
@@ -200,7 +202,9 @@ class DirectiveCore(pykka.ThreadingActor):
         return self.directive.status
 
     def _on_Halt(self, message: m.Halt) -> int:
-        """Engine shutdown: cancel running agents; the database keeps the state."""
+        """Engine shutdown: cancel running agents and start nothing new; the database
+        keeps the state."""
+        self.halted = True
         return self._cancel_everything()
 
     # ----------------------------------------------------------------- step reports
@@ -582,6 +586,8 @@ class DirectiveCore(pykka.ThreadingActor):
     def _grant_queued(self) -> None:
         if self.directive.status is not DirectiveStatus.ACTIVE or self.breaker_open:
             return
+        if self.halted:
+            return
         if self.queued:
             trip = check_breakers(self.directive)  # before every dispatch (DESIGN §8)
             if trip is not None:
@@ -712,8 +718,10 @@ class DirectiveCore(pykka.ThreadingActor):
     def _stop_step_actors(self) -> None:
         for ref in list(self.step_refs.values()):
             if ref.is_alive():
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.stop(block=False)
+                # Blocking: a step's last report (a cancelled task) is handled, and
+                # committed, before the engine closes the database.
+                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                    ref.stop(block=True, timeout=self.ctx.config.ask_timeout_s)
 
     def _runner(self) -> Any:
         from .runners import CommandRunner

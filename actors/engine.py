@@ -129,12 +129,16 @@ class Engine:
             self._actors.clear()
         cancelled = 0
         for ref in refs:
-            try:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 cancelled += int(ref.ask(m.Halt(), timeout=timeout) or 0)  # type: ignore[arg-type]
-                ref.stop(block=True, timeout=timeout)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
         cancelled += self._workers.cancel_all()
+        # Let the cancelled agents die and their results reach their actors, so the
+        # database says "cancelled", not "running", for work that is gone.
+        if not self._workers.wait_idle(timeout):
+            log.warning("some agents did not stop within %.0f s of their cancel", timeout)
+        for ref in refs:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ref.stop(block=True, timeout=timeout)
         self._workers.shutdown()
         self._ticker.join(timeout=5)
         self.db.close()

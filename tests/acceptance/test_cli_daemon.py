@@ -90,7 +90,12 @@ def test_a_restarted_daemon_finishes_the_directive(
             {"name": "two", "depends_on": ["one"]},
             {"name": "three", "depends_on": ["two"]},
         ],
-        script={"steps": {"*": {"sleep": 1.0}}},
+        # The first attempt of "two" outlasts the daemon's shutdown by far (its SIGTERM
+        # is noticed within 0.5 s, its command listener within another 0.5 s): with
+        # 1 s it could finish first on a slow machine, and nothing would run again.
+        script={
+            "steps": {"*": {"sleep": 1.0}, "two": {"sleep": 1.0, "attempts": {"1": {"sleep": 10}}}}
+        },
     )
     first = cli.daemon()
     directive_id = cli("submit", str(path)).stdout.strip()

@@ -272,3 +272,23 @@ def test_rework_instructions_survive_pause_and_restart(engine_factory: Any) -> N
     assert second.wait(directive_id, 30) is COMPLETED
     [(_, _, attempt, instructions)] = second_agent.step_runs("a")
     assert attempt == 3 and "## Rework" in instructions
+
+
+def test_shutdown_right_after_pause_records_the_cancelled_task(engine_factory: Any) -> None:
+    def slow_to_stop(task: Any, cancel: Any) -> Any:
+        cancel.wait(30)
+        time.sleep(0.3)  # an agent's last words after its cancel
+        return {"cost_usd": 0.5}
+
+    agent = CallableAgent(steps={"a": slow_to_stop})
+    engine = engine_factory(runner=agent.runner())
+    directive_id = engine.submit(spec("a"))
+    engine.start_directive(directive_id)
+    wait_for(lambda: agent.step_runs("a"))
+    engine.pause(directive_id)
+    engine.shutdown()  # at once, as `directorate run` does on Ctrl-C
+    later = engine_factory(runner=agent.runner(), recover=False)
+    assert status_of(later, directive_id, "a") == "ready"
+    [task] = later.db.reads.tasks_of_directive(directive_id)
+    assert task.status == "cancelled" and task.cost_usd == 0.5
+    assert later.db.reads.directive(directive_id).total_cost_usd == 0.5
