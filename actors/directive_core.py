@@ -50,7 +50,7 @@ from .escalation import (
     check_breakers,
 )
 from .planning import default_chain, planning_instructions, read_plan
-from .runners import TaskResult
+from .runners import TaskResult, runner_for
 from .signals import (
     ApprovalRequired,
     ChainRegenerated,
@@ -724,14 +724,7 @@ class DirectiveCore(pykka.ThreadingActor):
                     ref.stop(block=True, timeout=self.ctx.config.ask_timeout_s)
 
     def _runner(self) -> Any:
-        from .runners import CommandRunner
-
-        agent = self.directive.agent
-        if agent is not None:
-            return CommandRunner(agent.command, timeout_s=agent.timeout_s)
-        if self.ctx.config.runner is None:
-            raise RuntimeError("no task runner: set EngineConfig.runner or the directive's agent")
-        return self.ctx.config.runner
+        return runner_for(self.directive.agent, self.ctx.config.runner)
 
 
 def _slug(title: str) -> str:

@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 import attrs
 
 from directorate.persistence.errors import RunnerError
-from directorate.persistence.models import Task, TaskStatus
+from directorate.persistence.models import AgentSpec, Task, TaskStatus
 
 TAIL_BYTES = 16_384
 """How much of an agent's output the task record keeps (the log file has it all)."""
@@ -49,6 +49,15 @@ class TaskResult:
 
 class TaskRunner(Protocol):
     def run(self, task: Task, cancel: threading.Event) -> TaskResult: ...
+
+
+def runner_for(agent: AgentSpec | None, default: TaskRunner | None) -> TaskRunner:
+    """The runner for a directive: its own agent command, else the engine's runner."""
+    if agent is not None:
+        return CommandRunner(agent.command, timeout_s=agent.timeout_s)
+    if default is None:
+        raise RunnerError("no task runner: set EngineConfig.runner or the directive's [agent]")
+    return default
 
 
 class CallableRunner:

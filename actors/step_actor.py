@@ -43,7 +43,7 @@ from . import messages as m
 from .context import EngineContext, approval_expiry
 from .evaluation import Judgement, judge
 from .planning import step_instructions
-from .runners import TaskResult
+from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, EvaluationCompleted, StepStatusChanged
 from .tx import Tx
 
@@ -586,14 +586,7 @@ class StepActor(pykka.ThreadingActor):
         self.step = self.ctx.db.reads.step(self.step.id)
 
     def _runner(self) -> Any:
-        from .runners import CommandRunner
-
-        agent = self.directive.agent
-        if agent is not None:
-            return CommandRunner(agent.command, timeout_s=agent.timeout_s)
-        if self.ctx.config.runner is None:
-            raise RuntimeError("no task runner: set EngineConfig.runner or the directive's agent")
-        return self.ctx.config.runner
+        return runner_for(self.directive.agent, self.ctx.config.runner)
 
     def _tell_directive(self, message: Any) -> None:
         with_suppressed_tell(self.directive_ref, message)
