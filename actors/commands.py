@@ -9,8 +9,9 @@ outcome; the issuing process reads it back with ``wait_for_outcome``.
 Each command is claimed with ``FOR UPDATE SKIP LOCKED`` and its outcome recorded
 in that same transaction, guarded by ``status = 'pending'``: two daemons never
 apply one command twice, and a daemon that dies mid-command leaves it pending
-for the next one (engine operations refuse a repeated transition, so a command
-applied just before such a crash is then rejected, not applied twice).
+for the next one. Most engine operations refuse a repeated transition, so such a
+command is then rejected, not applied twice; ``regenerate`` is the exception (a
+second regeneration is a legal request), so it may run twice in that rare case.
 """
 
 from __future__ import annotations
