@@ -156,6 +156,14 @@ class DirectiveActor(DirectiveCore):
                 actor_id=by,
             )
             resume = self.directive.status is DirectiveStatus.PAUSED
+            if resume and self.chain is None:
+                # Tripped while planning: resuming plans again (or ingests the plan
+                # that finished meanwhile), as a plain resume does.
+                self._commit_answer(tx, approval, status)
+                self.directive = attrs.evolve(self.directive, **{trip.limit: new_limit})
+                self.breaker_open = False
+                self._on_Resume(m.Resume(actor_id=by))
+                return
             if resume:
                 self._status_tx(DirectiveStatus.ACTIVE, tx=tx, actor_id=by)
             self._commit_answer(tx, approval, status)
@@ -207,7 +215,8 @@ class DirectiveActor(DirectiveCore):
     def _on_Tick(self, message: m.Tick) -> None:
         if self.ctx.config.approval_timeout_s is not None:
             self._expire_approvals()
-        if self.directive.status is DirectiveStatus.ACTIVE and not self.breaker_open:
+        # A planning agent that runs too long trips the wall-time breaker too.
+        if self.directive.status in _RUNNING and not self.breaker_open:
             trip = check_breakers(self.directive)
             if trip is not None:
                 self._trip(trip)
@@ -274,7 +283,7 @@ class DirectiveActor(DirectiveCore):
             return  # one question at a time: its approval is already pending
         self.breaker_open = True
         tx = Tx(self.directive_id)
-        if self.directive.status is DirectiveStatus.ACTIVE:
+        if self.directive.status in _RUNNING:
             self._status_tx(DirectiveStatus.PAUSED, tx=tx)
         tx.event(
             "circuit_breaker_tripped",
@@ -302,7 +311,7 @@ class DirectiveActor(DirectiveCore):
             self.directive = self.ctx.db.reads.directive(self.directive_id)
             self.breaker_open = False
             return
-        if self.directive.status is DirectiveStatus.ACTIVE:
+        if self.directive.status in _RUNNING:
             self.directive = attrs.evolve(self.directive, status=DirectiveStatus.PAUSED)
         self._cancel_everything()
 
@@ -469,3 +478,7 @@ class DirectiveActor(DirectiveCore):
             tx=tx,
         )
         tx.commit(self.ctx.db)
+
+
+_RUNNING = (DirectiveStatus.ACTIVE, DirectiveStatus.PLANNING)
+"""Where a circuit breaker can trip: work is under way."""

@@ -226,6 +226,26 @@ def test_wall_time_breaker_trips_during_a_long_step(
 
 
 @pytest.mark.timeout(60)
+def test_wall_time_breaker_trips_during_a_long_planning_and_approval_plans_again(
+    engine_factory: Any, scripted: Scripted
+) -> None:
+    scripted.write({"planning_sleep": 60, "plan": {"steps": [{"name": "only"}]}})
+    engine = engine_factory(runner=scripted.runner(kill_grace_s=0.5))
+    directive_id = engine.submit(spec(max_wall_time_minutes=0.02))
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=30) is DirectiveStatus.PAUSED
+    [approval] = pending(engine, directive_id, "circuit_breaker")
+    assert approval.context["limit"] == "max_wall_time_minutes"
+    wait_for(lambda: running_task(engine, directive_id) is None, timeout=10)
+    scripted.write({"plan": {"steps": [{"name": "only"}]}})  # a quicker planner now
+    engine.approve(approval.id, responded_by="ana", max_wall_time_minutes=10)
+    assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+    assert [s.name for s in engine.snapshot(directive_id).steps] == ["only"]
+    planning = [t for t in engine.db.reads.tasks_of_directive(directive_id) if t.kind == "planning"]
+    assert [(t.attempt, t.status) for t in planning] == [(1, "cancelled"), (2, "succeeded")]
+
+
+@pytest.mark.timeout(60)
 def test_regeneration_limit_trips_the_generation_breaker(
     engine_factory: Any, scripted: Scripted
 ) -> None:
