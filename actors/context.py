@@ -79,7 +79,9 @@ class Workers:
         def run() -> None:
             try:
                 result = job(cancel)
-            except Exception as exc:  # the actor decides what a crashed job means
+            # Even SystemExit from an embedded callable: the step must hear of it, or
+            # it would wait for a report forever. The actor decides what it means.
+            except BaseException as exc:
                 log.exception("task job failed")
                 result = exc
             try:
@@ -98,7 +100,7 @@ class Workers:
         def run() -> None:
             try:
                 result = job()
-            except Exception as exc:
+            except BaseException as exc:
                 log.exception("evaluation job failed")
                 result = exc
             _tell(reply_to, reply(result))

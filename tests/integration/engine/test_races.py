@@ -292,3 +292,20 @@ def test_shutdown_right_after_pause_records_the_cancelled_task(engine_factory: A
     [task] = later.db.reads.tasks_of_directive(directive_id)
     assert task.status == "cancelled" and task.cost_usd == 0.5
     assert later.db.reads.directive(directive_id).total_cost_usd == 0.5
+
+
+def test_an_embedded_agent_calling_sys_exit_fails_its_attempt_not_the_engine(
+    engine_factory: Any,
+) -> None:
+    def exits_once(task: Any, cancel: Any) -> Any:
+        if task.attempt == 1:
+            sys.exit(3)
+        return {"cost_usd": 0.0}
+
+    agent = CallableAgent(steps={"a": exits_once})
+    engine = engine_factory(runner=agent.runner())
+    directive_id = engine.submit(spec("a"))
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, 30) is COMPLETED
+    attempts = [(t.attempt, t.status) for t in engine.db.reads.tasks_of_directive(directive_id)]
+    assert attempts == [(1, "failed"), (2, "succeeded")]
