@@ -63,7 +63,7 @@ def test_events_follow_streams_while_the_directive_runs(cli: Cli, tmp_path: Path
             {"name": "two", "depends_on": ["one"]},
             {"name": "three", "depends_on": ["two"]},
         ],
-        script={"steps": {"*": {"sleep": 0.7}}},
+        script={"steps": {"*": {"sleep": 1.5}}},  # room for `events` to start
     )
     cli.daemon()
     directive_id = cli("submit", str(path)).stdout.strip()
