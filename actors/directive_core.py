@@ -41,6 +41,7 @@ from directorate.persistence.models import (
     TaskStatus,
     layered_layout,
 )
+from directorate.persistence.validation import strip_nul
 from directorate.persistence.writer import Conflict
 
 from . import messages as m
@@ -453,8 +454,8 @@ class DirectiveCore(pykka.ThreadingActor):
                 str(result.status),
                 exit_code=result.exit_code,
                 cost_usd=cost,
-                summary=(result.summary or "").replace("\x00", "") or None,
-                output_tail=(result.output_tail or "").replace("\x00", ""),
+                summary=strip_nul(result.summary) or None,
+                output_tail=strip_nul(result.output_tail or ""),
                 _now=["finished_at"],
             )
         )

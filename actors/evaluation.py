@@ -10,12 +10,11 @@ import attrs
 
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import ConfidenceLevel, Directive, Step, TaskStatus
+from directorate.persistence.validation import strip_nul
 
 from .context import EngineConfig
 
 TAIL_CHARS = 4000
-MAX_TEXT_CHARS = 20_000
-"""Longest string of an evaluation kept in the database."""
 
 
 @attrs.frozen(kw_only=True)
@@ -107,7 +106,7 @@ def judge(
     results = as_json.get("verifier_results", [])
     # What verifiers and judges say is outside text: a judge's JSON may carry an
     # escaped NUL, which PostgreSQL refuses in text and jsonb.
-    results = sanitize(results)
+    results = strip_nul(results)
     return Judgement(
         evaluation_id=uuid.uuid4(),
         passed=bool(result.passed),
@@ -115,23 +114,10 @@ def judge(
         confidence_level=ConfidenceLevel(str(result.confidence_level)),
         programmatic_results=[r for r in results if r.get("verifier_type") != VerifierType.LLM],
         llm_results=[r for r in results if r.get("verifier_type") == VerifierType.LLM],
-        criteria_results=sanitize(list(as_json.get("criteria_results") or [])),
-        summary=sanitize(result.summary),
-        rework_instructions=sanitize(result.rework_instructions),
+        criteria_results=strip_nul(list(as_json.get("criteria_results") or [])),
+        summary=strip_nul(result.summary),
+        rework_instructions=strip_nul(result.rework_instructions),
     )
-
-
-def sanitize(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
-    """``value`` with NUL bytes removed from every string in it (keys too), and each
-    string cut to ``limit`` characters, keeping its end."""
-    if isinstance(value, str):
-        text = value.replace("\x00", "")
-        return text if len(text) <= limit else "..." + text[-limit:]
-    if isinstance(value, dict):
-        return {sanitize(k, limit): sanitize(v, limit) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v, limit) for v in value]
-    return value
 
 
 def _agent_failed(status: TaskStatus, exit_code: int | None, output_tail: str) -> Judgement:

@@ -37,6 +37,7 @@ from directorate.persistence.models import (
     TaskKind,
     TaskStatus,
 )
+from directorate.persistence.validation import strip_nul
 from directorate.persistence.writer import Conflict
 
 from . import messages as m
@@ -269,8 +270,8 @@ class StepActor(pykka.ThreadingActor):
                 str(result.status),
                 exit_code=result.exit_code,
                 cost_usd=max(0.0, float(result.cost_usd or 0.0)),
-                summary=_clean(result.summary),
-                output_tail=_clean(result.output_tail),
+                summary=strip_nul(result.summary),
+                output_tail=strip_nul(result.output_tail),
                 _now=["finished_at"],
             )
         )
@@ -284,7 +285,7 @@ class StepActor(pykka.ThreadingActor):
                 "status": str(result.status),
                 "exit_code": result.exit_code,
                 "cost_usd": result.cost_usd,
-                "summary": _clean(result.summary),
+                "summary": strip_nul(result.summary),
             },
             step_id=step.id,
             severity=Severity.INFO if result.status is TaskStatus.SUCCEEDED else Severity.WARNING,
@@ -444,8 +445,8 @@ class StepActor(pykka.ThreadingActor):
                 programmatic_results=judgement.programmatic_results,
                 llm_results=judgement.llm_results,
                 criteria_results=judgement.criteria_results,
-                summary=_clean(judgement.summary),
-                rework_instructions=_clean(judgement.rework_instructions),
+                summary=strip_nul(judgement.summary),
+                rework_instructions=strip_nul(judgement.rework_instructions),
             )
         )
         tx.op(
@@ -595,10 +596,6 @@ class StepActor(pykka.ThreadingActor):
 def with_suppressed_tell(ref: Any, message: Any) -> None:
     with contextlib.suppress(pykka.ActorDeadError):
         ref.tell(message)
-
-
-def _clean(text: str | None) -> str | None:
-    return text.replace("\x00", "") if text else text
 
 
 def _agent() -> Any:

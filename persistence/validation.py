@@ -15,6 +15,27 @@ from .errors import InvalidInput
 STEP_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+MAX_TEXT_CHARS = 20_000
+"""Longest string of outside text (agent and verifier output) kept in a row."""
+
+
+def strip_nul(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
+    """Outside text made storable: NUL bytes removed from every string in ``value``
+    (keys too) and each string cut to ``limit`` characters, keeping its end.
+
+    For what programs print, which is kept as well as it can be; what a person
+    types goes through ``reject_nul`` instead, so they hear of the mistake.
+    """
+    if isinstance(value, str):
+        text = value.replace("\x00", "")
+        return text if len(text) <= limit else "..." + text[-limit:]
+    if isinstance(value, dict):
+        return {strip_nul(k, limit): strip_nul(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strip_nul(v, limit) for v in value]
+    return value
+
+
 def reject_nul(field: str, value: Any) -> None:
     """PostgreSQL refuses NUL in text and jsonb: refuse it here, naming the field."""
     if isinstance(value, str):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -21,9 +20,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from directorate.actors import (
     CallableRunner,
     DirectiveSpec,
@@ -32,10 +28,11 @@ from directorate.actors import (
     EngineConfig,
     StepSpec,
 )
-from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
+from directorate.persistence.migrate import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))
 from green import GreenVerifier
+from scratch import scratch_database, scratch_server
 
 
 def dag(steps: int) -> list[StepSpec]:
@@ -43,15 +40,6 @@ def dag(steps: int) -> list[StepSpec]:
     middle = [StepSpec(name=f"s{i}", depends_on=["s0"]) for i in range(1, steps - 1)]
     last = StepSpec(name=f"s{steps - 1}", depends_on=[s.name for s in middle] or ["s0"])
     return [StepSpec(name="s0"), *middle, last]
-
-
-def fresh_database(server_dsn: str) -> tuple[str, str]:
-    name = f"directorate_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(server_dsn)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info), name
 
 
 def run(dsn: str, directives: int, steps: int) -> dict[str, Any]:
@@ -143,18 +131,8 @@ def main() -> None:
     parser.add_argument("--directives", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
-    home = None
-    if args.dsn:
-        server = args.dsn
-    else:
-        home = Path(tempfile.mkdtemp(prefix="directorate-bench-"))
-        server = start_embedded_server(home)
-    try:
+    with scratch_server(args.dsn) as server:
         report(server, args)
-    finally:
-        if home is not None:  # a server in a temporary home would outlive its directory
-            stop_embedded_server(home)
-            shutil.rmtree(home, ignore_errors=True)
 
 
 def report(server: str, args: argparse.Namespace) -> None:
@@ -163,17 +141,9 @@ def report(server: str, args: argparse.Namespace) -> None:
         f" {'RSS MB':>7} {'threads':>8}"
     )
     for n in args.directives:
-        dsn, name = fresh_database(server)
-        try:
-            from directorate.persistence.migrate import migrate
-
+        with scratch_database(server) as dsn:
             migrate(dsn)
             r = run(dsn, n, args.steps)
-        finally:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
         print(
             f"{r['directives']:>6} {r['steps']:>7} {r['seconds']:>8.1f} {r['steps_per_s']:>8.0f}"
             f" {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['peak_rss_mb']:>7.0f}"

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from scratch import scratch_database, scratch_server
 
 from directorate.persistence import ops
 from directorate.persistence.database import Database
@@ -137,12 +134,6 @@ def run(dsn: str, args: argparse.Namespace) -> None:
         check_sequences(db)
 
 
-def with_database(dsn: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(dsn)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dsn", default=os.environ.get("DIRECTORATE_DSN"))
@@ -150,28 +141,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per case and writer")
     parser.add_argument("--writes", type=int, help="total writes per case instead of --seconds")
     args = parser.parse_args()
-    home = None
-    if args.dsn:
-        server = args.dsn
-    else:
-        from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
-
-        home = Path(tempfile.mkdtemp(prefix="directorate-bench-"))
-        server = start_embedded_server(home)
-    name = f"directorate_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        run(with_database(server, name), args)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        if home is not None:  # a server in a temporary home would outlive its directory
-            stop_embedded_server(home)
-            shutil.rmtree(home, ignore_errors=True)
-
+    with scratch_server(args.dsn) as server, scratch_database(server) as dsn:
+        run(dsn, args)
 
 if __name__ == "__main__":
     main()

@@ -129,3 +129,14 @@ def test_layered_layout_x_by_depth_y_by_order() -> None:
     pos = layered_layout(steps)
     assert pos["root"][0] < pos["left"][0] == pos["right"][0] < pos["join"][0]
     assert pos["left"][1] < pos["right"][1]
+
+
+def test_outside_text_is_made_storable_not_refused() -> None:
+    from directorate.persistence.validation import strip_nul
+
+    value = {"fe\x00edback": ["fine\x00", {"note": "x" * 50}], "score": 0.5, "none": None}
+    assert strip_nul(value, limit=10) == {
+        "feedback": ["fine", {"note": "..." + "x" * 10}],
+        "score": 0.5,
+        "none": None,
+    }
