@@ -3,6 +3,7 @@
 from directorate.persistence.errors import (
     CircuitBreakerTripped,
     DirectorateError,
+    EngineTimeout,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -40,6 +41,7 @@ __all__ = [
     "DirectorateError",
     "Engine",
     "EngineConfig",
+    "EngineTimeout",
     "InvalidInput",
     "InvalidTransition",
     "NotFound",

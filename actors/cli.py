@@ -16,7 +16,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Any, help: str, parents: list[Any] | None = None) -> Any:
+    def add(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help: str,
+        parents: list[argparse.ArgumentParser] | None = None,
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, parents=parents or [common])
         p.set_defaults(handler=handler)
         return p

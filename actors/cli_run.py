@@ -93,7 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         directive_id = engine.submit(spec)
         engine.start_directive(directive_id)
         follower = Follower(
-            engine, directive_id, events, tty=sys.stdout.isatty() and not args.json,
+            engine,
+            directive_id,
+            events,
+            tty=sys.stdout.isatty() and not args.json,
             as_json=args.json,
         )
         if not args.json:

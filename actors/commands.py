@@ -21,7 +21,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pykka
@@ -32,6 +32,9 @@ from directorate.persistence.database import Database
 from directorate.persistence.errors import DirectorateError, PersistenceUnavailable
 from directorate.persistence.models import Command, CommandStatus, CommandType
 from directorate.persistence.writer import Conflict, Op
+
+if TYPE_CHECKING:  # only for annotations: cli.py imports this module, and the engine is heavy
+    from .engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def wait_for_outcome(
         time.sleep(interval)
 
 
-def apply_command(engine: Any, command: Command) -> None:
+def apply_command(engine: Engine, command: Command) -> None:
     """Apply one command to an engine; raises what the engine raises."""
     args = command.args
     by = args.get("by")
@@ -133,7 +136,7 @@ class CommandConsumer:
     """
 
     def __init__(
-        self, engine: Any, *, dsn: str | None = None, poll_interval: float = POLL_INTERVAL_S
+        self, engine: Engine, *, dsn: str | None = None, poll_interval: float = POLL_INTERVAL_S
     ):
         self.engine = engine
         self.dsn = dsn or engine.db.dsn

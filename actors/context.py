@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pykka
 
 from directorate.persistence.database import Database
 from directorate.persistence.embedded import directorate_home
+
+from .core.state import Settings
+
+if TYPE_CHECKING:  # workers -> evaluation -> context
+    from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -45,105 +49,20 @@ class EngineConfig:
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir) if self.log_dir else directorate_home() / "logs"
 
-
-def approval_expiry(timeout_s: float | None) -> datetime | None:
-    """When an approval opened now expires (``EngineConfig.approval_timeout_s``)."""
-    return datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
-
-
-class Workers:
-    """The bounded pools where long work runs: agent tasks and evaluations.
-
-    Jobs report back by telling an actor; a job whose actor has gone is dropped.
-    """
-
-    def __init__(self, max_tasks: int, max_evaluations: int) -> None:
-        self.tasks = ThreadPoolExecutor(max_tasks, thread_name_prefix="directorate-task")
-        self.evaluations = ThreadPoolExecutor(
-            max_evaluations, thread_name_prefix="directorate-eval"
-        )
-        self._cancels: set[threading.Event] = set()
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-
-    def run_task(
-        self,
-        job: Callable[[threading.Event], Any],
-        reply_to: pykka.ActorRef[Any],
-        reply: Callable[[Any], Any],
-        cancel: threading.Event,
-    ) -> None:
-        with self._lock:
-            self._cancels.add(cancel)
-
-        def run() -> None:
-            try:
-                result = job(cancel)
-            # Even SystemExit from an embedded callable: the step must hear of it, or
-            # it would wait for a report forever. The actor decides what it means.
-            except BaseException as exc:
-                log.exception("task job failed")
-                result = exc
-            try:
-                _tell(reply_to, reply(result))
-            finally:
-                # Only now: "idle" must mean every result has reached its actor.
-                with self._lock:
-                    self._cancels.discard(cancel)
-                    self._idle.notify_all()
-
-        self._submit(self.tasks, run, what="task")
-
-    def evaluate(
-        self, job: Callable[[], Any], reply_to: pykka.ActorRef[Any], reply: Callable[[Any], Any]
-    ) -> None:
-        def run() -> None:
-            try:
-                result = job()
-            except BaseException as exc:
-                log.exception("evaluation job failed")
-                result = exc
-            _tell(reply_to, reply(result))
-
-        self._submit(self.evaluations, run, what="evaluation")
-
-    def _submit(self, pool: ThreadPoolExecutor, run: Callable[[], None], *, what: str) -> None:
-        try:
-            pool.submit(run)
-        except RuntimeError:  # shut down: the step is taken up again on recovery
-            log.info("engine shutting down: %s not started", what)
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no task job runs (each has reported to its actor); False on timeout."""
-        with self._lock:
-            return self._idle.wait_for(lambda: not self._cancels, timeout)
-
-    def running_count(self) -> int:
-        with self._lock:
-            return len(self._cancels)
-
-    def cancel_all(self) -> int:
-        with self._lock:
-            cancels = list(self._cancels)
-        for cancel in cancels:
-            cancel.set()
-        return len(cancels)
-
-    def shutdown(self) -> None:
-        self.tasks.shutdown(wait=True, cancel_futures=True)
-        self.evaluations.shutdown(wait=True, cancel_futures=True)
-
-
-def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        log.debug("dropped %s: its actor has stopped", type(message).__name__)
+    def settings(self) -> Settings:
+        return Settings(log_dir=self.resolved_log_dir(), approval_timeout_s=self.approval_timeout_s)
 
 
 @attrs.define
 class EngineContext:
+    """Shared by one engine's actors. ``halted`` is set when the engine shuts down."""
+
     db: Database
     config: EngineConfig
     workers: Workers
-    on_actor_stopped: Callable[[Any], None] = lambda directive_id: None
+    settings: Settings
+    on_actor_stopped: Callable[[uuid.UUID], None] = lambda directive_id: None
+    halted: threading.Event = attrs.field(factory=threading.Event)
+    step_actors: dict[str, pykka.ActorRef[Any]] = attrs.field(factory=dict)
+    """Every live step actor by urn (the engine stops what is left at shutdown)."""
+    lock: threading.Lock = attrs.field(factory=threading.Lock)

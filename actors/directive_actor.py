@@ -1,397 +1,247 @@
-"""DirectiveActor: supervises one directive.
+"""DirectiveActor: supervises one directive and owns its step actors.
 
-It plans (or takes the explicit steps), creates the chain, starts one StepActor
-per unfinished step, grants each ready step permission to run (only while the
-directive is active and no circuit breaker has tripped), handles pause, resume,
-stop, approvals that are not step reviews, blocked chains, regeneration, circuit
-breakers and completion. This module holds its judgement and escalation
-(approvals, circuit breakers, blocked chains, regeneration, the directive review);
-its state and lifecycle are ``directive_core.DirectiveCore``.
+Each message is handled the same way: load the directive's state from the database
+(one query), ``decide``, commit the decision, and only then act on it (start the
+planning agent or the step actors, grant ready steps, cancel agents, review the
+chain, stop). What the database holds is never kept here; the actor remembers only
+its children and the jobs it has running (the planning agent, the review).
 
-Failure contract: engine calls (``ask``) that are not allowed raise
-``InvalidTransition`` to the caller and change nothing. A crashed step actor is
-recorded as an error event and pauses the directive. If this actor itself
-crashes, ``on_failure`` records the error and pauses the directive; the engine
-starts a fresh actor from the database on resume.
+Failure contract: requests the engine asks (start, pause, resume, stop, regenerate,
+approval answers) that are not allowed raise their error to the caller and change
+nothing, and the actor lives on. Nothing raised by user code reaches this thread.
+A crashed step actor is recorded and pauses the directive. If this actor itself
+crashes (a bug), ``on_failure`` records the error and pauses the directive; the
+engine starts a fresh actor from the database on resume.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import threading
 import uuid
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import attrs
 import pykka
 
-from directorate.persistence import ops
-from directorate.persistence.errors import (
-    CircuitBreakerTripped,
-    InvalidTransition,
-)
+from directorate.persistence.errors import DirectorateError, InvalidInput, InvalidTransition
 from directorate.persistence.models import (
-    ActorType,
-    Approval,
     ApprovalStatus,
-    ApprovalType,
     DirectiveStatus,
     Severity,
-    StepStatus,
+    Step,
+    Task,
     TaskStatus,
 )
-from directorate.persistence.validation import reject_nul
-from directorate.persistence.writer import Conflict
+from directorate.persistence.writer import Committed
 
 from . import messages as m
-from .context import approval_expiry
-from .directive_core import DirectiveCore, replan_context
-from .escalation import (
-    Trip,
-    can_progress,
-    check_breakers,
-    current_figure,
-    raised_limit,
-    regeneration_trip,
-    regenerations_left,
-)
+from .context import EngineContext
+from .core import changes as c
+from .core.directive import decide
+from .core.state import DirectiveState, PlanOutcome
 from .evaluation import judge
-from .signals import (
-    ApprovalRequired,
-    EvaluationCompleted,
-)
-from .tx import Tx
+from .planning import default_chain, read_plan
+from .runners import runner_for
+from .step_actor import StepActor
+from .writes import write
+
+log = logging.getLogger(__name__)
+
+_RETRIES = 3
+"""Decisions made again after a conflict (a step moved meanwhile) before giving up."""
+
+_ASKED = (m.Start, m.Pause, m.Resume, m.Stop, m.Regenerate, m.AnswerApproval)
+"""Requests the engine asks: their refusals go back to the caller."""
 
 
-class DirectiveActor(DirectiveCore):
+class DirectiveActor(pykka.ThreadingActor):
     """Supervises one directive (see the module docstring for its failure contract)."""
 
     use_daemon_thread = True
 
-    def _on_AnswerApproval(self, message: m.AnswerApproval) -> None:
-        approval = self.ctx.db.reads.approval(message.approval_id)
-        status = ApprovalStatus.APPROVED if message.approved else ApprovalStatus.DENIED
-        self._check_answerable(approval, status)
-        if approval.approval_type is ApprovalType.STEP_REVIEW and approval.step_id:
-            ref = self.step_refs.get(approval.step_id)
-            if ref is None or not ref.is_alive():
-                raise InvalidTransition(approval.status, status, "approval")
-            ref.ask(
-                m.AnswerReview(
-                    message.approval_id,
-                    message.approved,
-                    message.responded_by,
-                    message.note,
-                    str(status),
-                ),
-                timeout=self.ctx.config.ask_timeout_s,
-            )
-            self.waiting_review.discard(approval.step_id)
-            return
-        self._resolve(approval, status, message.responded_by, message.note, message.raise_limit)
+    def __init__(self, ctx: EngineContext, directive_id: uuid.UUID) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.directive_id = directive_id
+        self.steps: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
+        """Step actors of the current chain by step id."""
+        self.planning: tuple[uuid.UUID, threading.Event] | None = None
+        """The planning agent running for us: its task and its cancel."""
+        self.reviewing: uuid.UUID | None = None
+        """The chain whose directive review runs for us."""
+        self.stopping = False
 
-    def _check_answerable(self, approval: Approval, status: ApprovalStatus) -> None:
-        if approval.status is not ApprovalStatus.PENDING:
-            raise InvalidTransition(approval.status, status, "approval")
-        if self.directive.status.terminal:
-            raise InvalidTransition(self.directive.status, status, "approval of a directive")
+    # ----------------------------------------------------------------- plumbing
 
-    def _resolve(
+    def on_receive(self, message: Any) -> object:
+        if isinstance(message, m.Halt):
+            return self._cancel_jobs("the engine is shutting down")
+        running = self.planning
+        if isinstance(message, m.PlanningFinished) and running and running[0] == message.task_id:
+            self.planning = None
+        if isinstance(message, m.DirectiveReviewed):
+            self.reviewing = None
+        try:
+            return self._handle(message)
+        finally:
+            if self.stopping and self.planning is None:
+                self.stop()
+
+    def on_failure(
         self,
-        approval: Approval,
-        status: ApprovalStatus,
-        by: str | None,
-        note: str | None,
-        raise_limit: dict[str, float] | None = None,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
-        """Answer an approval that is the directive's own (not a step review)."""
-        approved = status is ApprovalStatus.APPROVED
-        tx = Tx(self.directive_id)
-        tx.op(
-            ops.transition(
-                "directive_approvals",
-                approval.id,
-                ApprovalStatus.PENDING,
-                str(status),
-                responded_by=by,
-                response_note=note,
-                _now=["responded_at"],
-            )
+        self._cancel_jobs("paused after a failure")
+        self._retire_steps()
+        name = exc_type.__name__ if exc_type else "error"
+        try:
+            self._record_crash(f"{name}: {exc_value}")
+        except DirectorateError:
+            log.exception("directive %s: could not record its actor's failure", self.directive_id)
+        finally:
+            self.ctx.on_actor_stopped(self.directive_id)
+
+    def on_stop(self) -> None:
+        self._retire_steps()
+        self.ctx.on_actor_stopped(self.directive_id)
+
+    # ----------------------------------------------------------------- load, decide, commit, act
+
+    def _handle(self, message: m.DirectiveMessage) -> object:
+        asked = isinstance(message, _ASKED)
+        for _ in range(_RETRIES):
+            state = self._load(message)
+            if (
+                isinstance(message, m.AnswerApproval)
+                and state.approval(message.approval_id) is None
+            ):
+                # Answered already, or not this directive's: say what it is now.
+                approval = self.ctx.db.reads.approval(message.approval_id)
+                wanted = ApprovalStatus.APPROVED if message.approved else ApprovalStatus.DENIED
+                raise InvalidTransition(approval.status, message.status or wanted, "approval")
+            decision = decide(state, message)
+            try:
+                written = write(self.directive_id, decision.changes)
+            except (InvalidTransition, InvalidInput) as exc:
+                if asked:
+                    raise
+                log.error("directive %s: refused its own decision: %s", self.directive_id, exc)
+                return None
+            if decision.changes:
+                outcome = written.tx.commit(self.ctx.db)
+                if not isinstance(outcome, Committed):
+                    log.info(
+                        "directive %s: %s; deciding again",
+                        self.directive_id,
+                        written.describe(outcome.op_index),
+                    )
+                    continue
+            self._act(decision, state)
+            if decision.error is not None:
+                if asked:
+                    raise decision.error
+                log.info("directive %s: %s", self.directive_id, decision.error)
+            return decision.reply
+        error = InvalidTransition(state.directive.status, "changed", "directive (it kept changing)")
+        if asked:
+            raise error
+        log.warning("directive %s: gave up on %s: %s", self.directive_id, message, error)
+        return None
+
+    def _load(self, message: m.DirectiveMessage) -> DirectiveState:
+        state = DirectiveState.from_row(
+            self.ctx.db.reads.directive_state(self.directive_id),
+            now=datetime.now(UTC),
+            settings=self.ctx.settings,
         )
-        tx.event(
-            "approval_resolved",
-            {
-                "approval_id": approval.id,
-                "approval_type": str(approval.approval_type),
-                "status": str(status),
-                "responded_by": by,
-                "note": note,
-            },
-            actor_type=ActorType.USER if by else ActorType.SYSTEM,
-            actor_id=by,
+        state = attrs.evolve(
+            state,
+            reviewing=state.chain is not None and self.reviewing == state.chain.id,
+            live_tasks=self.ctx.workers.live_tasks(),
+            halted=self.ctx.halted.is_set(),
         )
-        kind = approval.approval_type
-        if not approved:
-            reason = f"{kind} approval {status}"
-            self._status_tx(DirectiveStatus.FAILED, tx=tx, completed_at=datetime.now(UTC))
-            tx.event("directive_failed", {"reason": reason}, severity=Severity.ERROR)
-            tx.op(ops.cancel_running_tasks(self.directive_id))
-            self._commit_answer(tx, approval, status)
-            self.directive = attrs.evolve(self.directive, status=DirectiveStatus.FAILED)
-            self._cancel_everything()
-            self.stop()
+        task = state.planning
+        if task is None or state.chain is not None:
+            return state
+        if isinstance(message, m.PlanningFinished) and message.task_id == task.id:
+            return attrs.evolve(state, plan=self._read_plan(state, task, message.result.status))
+        if state.awaiting_plan:
+            return attrs.evolve(state, plan=self._read_plan(state, task, task.status))
+        return state
+
+    def _read_plan(self, state: DirectiveState, task: Task, status: TaskStatus) -> PlanOutcome:
+        """The plan a finished planning task left, or the default chain and why not."""
+        fallback = tuple(default_chain(state.directive))
+        if status is not TaskStatus.SUCCEEDED:
+            return PlanOutcome(steps=fallback, rejected=f"Planning task {status}")
+        try:
+            steps = read_plan(task.plan_file, known=set(state.carried))
+        except InvalidInput as exc:
+            return PlanOutcome(steps=fallback, rejected=str(exc))
+        except (RecursionError, ValueError) as exc:  # too deep to parse, or not text
+            return PlanOutcome(steps=fallback, rejected=f"plan: unreadable ({exc!r:.200})")
+        return PlanOutcome(steps=tuple(steps))
+
+    def _act(self, decision: c.Decision, state: DirectiveState) -> None:
+        for effect in decision.effects:
+            if isinstance(effect, c.RunPlanning):
+                self._run_planning(effect.task, state)
+            elif isinstance(effect, c.StartSteps):
+                self._start_steps()
+            elif isinstance(effect, c.Grant):
+                if any(not self._alive(s) for s in effect.step_ids):
+                    self._start_steps()  # a step actor crashed: its successor runs it
+                for step_id in effect.step_ids:
+                    self._tell_step(step_id, m.RunStep())
+            elif isinstance(effect, c.CancelJobs):
+                self._cancel_jobs(effect.reason)
+            elif isinstance(effect, c.RetireSteps):
+                self._retire_steps()
+            elif isinstance(effect, c.ReviewDirective):
+                self._review(effect.chain_id, state)
+            elif isinstance(effect, c.StepAnswered):
+                self._tell_step(effect.step_id, m.ReviewAnswered())
+            elif isinstance(effect, c.StopSelf):
+                self.stopping = True
+
+    # ----------------------------------------------------------------- effects
+
+    def _run_planning(self, task: Task, state: DirectiveState) -> None:
+        runner = runner_for(state.directive.agent, self.ctx.config.runner)
+        cancel = self.ctx.workers.run_task(
+            task, runner, self.actor_ref, lambda result: m.PlanningFinished(task.id, result)
+        )
+        self.planning = (task.id, cancel)
+
+    def _start_steps(self) -> None:
+        """A live step actor for every unfinished step of the current chain, and every
+        one told who its peers are (a restarted one replaces a crashed one)."""
+        chain = self.ctx.db.reads.current_chain(self.directive_id)
+        steps = self.ctx.db.reads.steps(chain.id) if chain else []
+        if chain is None:
             return
-        if kind is ApprovalType.CIRCUIT_BREAKER:
-            trip = Trip(
-                limit=approval.context["limit"],
-                figure=approval.context["figure"],
-                threshold=approval.context["threshold"],
-            )
-            new_limit = raised_limit(trip, raise_limit, current_figure(trip, self.directive))
-            tx.op(ops.update("directives", self.directive_id, **{trip.limit: new_limit}))
-            tx.event(
-                "limit_raised",
-                {"limit": trip.limit, "old": trip.threshold, "new": new_limit},
-                actor_type=ActorType.USER,
-                actor_id=by,
-            )
-            resume = self.directive.status is DirectiveStatus.PAUSED
-            if resume and self.chain is None:
-                # Tripped while planning: resuming plans again (or ingests the plan
-                # that finished meanwhile), as a plain resume does.
-                self._commit_answer(tx, approval, status)
-                self.directive = attrs.evolve(self.directive, **{trip.limit: new_limit})
-                self.breaker_open = False
-                self._on_Resume(m.Resume(actor_id=by))
-                return
-            if resume:
-                self._status_tx(DirectiveStatus.ACTIVE, tx=tx, actor_id=by)
-            self._commit_answer(tx, approval, status)
-            self.directive = attrs.evolve(self.directive, **{trip.limit: new_limit})
-            self.breaker_open = False
-            if trip.limit == "max_chain_regenerations":
-                if resume:
-                    self.directive = attrs.evolve(self.directive, status=DirectiveStatus.ACTIVE)
-                self._regenerate(approval.context.get("reason") or "limit raised", by)
-                return
-            if resume:
-                self.directive = attrs.evolve(self.directive, status=DirectiveStatus.ACTIVE)
-            self._grant_queued()
-            self._check_finished()
-        elif kind is ApprovalType.CHAIN_BLOCKED:
-            self._commit_answer(tx, approval, status)
-            self._regenerate(approval.context.get("reason") or "chain blocked", by)
-        elif kind is ApprovalType.DIRECTIVE_REVIEW:
-            if self.directive.status is not DirectiveStatus.ACTIVE:
-                raise InvalidTransition(
-                    self.directive.status, DirectiveStatus.COMPLETED, "directive"
-                )
-            self._complete(tx=tx)  # the answer and the completion commit together
+        dependents: dict[uuid.UUID, list[uuid.UUID]] = {s.id: [] for s in steps}
+        for step in steps:
+            for dep in step.depends_on:
+                dependents.setdefault(dep, []).append(step.id)
+        current = {s.id for s in steps}
+        for step_id in [s for s in self.steps if s not in current]:
+            _tell(self.steps.pop(step_id), m.Retire())
+        for step in steps:
+            if not step.status.finished and not self._alive(step.id):
+                self.steps[step.id] = _start_step(self.ctx, step, dependents, self.actor_ref)
+        peers = dict(self.steps)
+        for ref in peers.values():
+            _tell(ref, m.Begin(peers))
 
-    def _commit_answer(self, tx: Tx, approval: Approval, status: ApprovalStatus) -> None:
-        if isinstance(tx.commit(self.ctx.db), Conflict):
-            current = self.ctx.db.reads.approval(approval.id)
-            self.directive = self.ctx.db.reads.directive(self.directive_id)
-            raise InvalidTransition(current.status, status, "approval")
-
-    def _on_Regenerate(self, message: m.Regenerate) -> uuid.UUID | None:
-        if (
-            self.directive.status not in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED)
-            or self.chain is None
-        ):
-            raise InvalidTransition(self.directive.status, DirectiveStatus.PLANNING, "directive")
-        reject_nul("reason", message.reason)
-        reject_nul("by", message.actor_id)
-        if self.breaker_open:
-            raise CircuitBreakerTripped(
-                "a circuit breaker is open: answer its approval before regenerating"
-            )
-        trip = regeneration_trip(self.directive)
-        if trip is not None:
-            self._trip(trip, reason=message.reason)
-            raise CircuitBreakerTripped(f"{trip.describe()}; a circuit_breaker approval asks")
-        return self._regenerate(message.reason, message.actor_id)
-
-    def _on_Tick(self, message: m.Tick) -> None:
-        if self.ctx.config.approval_timeout_s is not None:
-            self._expire_approvals()
-        # A planning agent that runs too long trips the wall-time breaker too.
-        if self.directive.status in _RUNNING and not self.breaker_open:
-            trip = check_breakers(self.directive)
-            if trip is not None:
-                self._trip(trip)
-
-    # ----------------------------------------------------------------- escalation
-
-    def _after_block(self) -> None:
-        """When nothing else can progress: regenerate (full_auto, regenerations left)
-        or ask a human (approve = regenerate, deny = fail)."""
-        if self.directive.status is not DirectiveStatus.ACTIVE:
-            return
-        if can_progress(self.steps.values(), self.waiting_review):
-            return
-        reasons = {
-            self.steps[sid].name: why for sid, why in self.blocked.items() if sid in self.steps
-        }
-        reason = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
-        if self.directive.autonomy_level == "full_auto" and regenerations_left(self.directive):
-            self._regenerate(f"chain blocked ({reason})", None)
-            return
-        self._open_approval(
-            ApprovalType.CHAIN_BLOCKED,
-            f"The chain is blocked ({reason}). Approve to regenerate it, deny to fail.",
-            {"reason": f"chain blocked ({reason})", "blocked": reasons},
-        )
-
-    def _open_approval(
-        self, kind: ApprovalType, description: str, context: dict[str, Any], *, tx: Tx | None = None
-    ) -> uuid.UUID:
-        approval_id = uuid.uuid4()
-        own = tx is None
-        tx = tx or Tx(self.directive_id)
-        timeout = self.ctx.config.approval_timeout_s
-        tx.op(
-            ops.insert(
-                "directive_approvals",
-                id=approval_id,
-                directive_id=self.directive_id,
-                approval_type=str(kind),
-                description=description,
-                context=context,
-                expires_at=approval_expiry(timeout),
-            )
-        )
-        tx.event(
-            "approval_requested",
-            {"approval_id": approval_id, "approval_type": str(kind), "description": description},
-        )
-        tx.signal(
-            ApprovalRequired(
-                directive_id=self.directive_id,
-                approval_id=approval_id,
-                approval_type=str(kind),
-                description=description,
-            )
-        )
-        if own:
-            tx.commit(self.ctx.db)
-        return approval_id
-
-    def _trip(self, trip: Trip, *, reason: str | None = None) -> None:
-        """Cancel running tasks, pause, warn, and ask a human (DESIGN §8)."""
-        if self.breaker_open:
-            return  # one question at a time: its approval is already pending
-        self.breaker_open = True
-        tx = Tx(self.directive_id)
-        if self.directive.status in _RUNNING:
-            self._status_tx(DirectiveStatus.PAUSED, tx=tx)
-        tx.event(
-            "circuit_breaker_tripped",
-            {
-                "limit": trip.limit,
-                "figure": trip.figure,
-                "threshold": trip.threshold,
-                "message": trip.describe(),
-            },
-            severity=Severity.WARNING,
-        )
-        self._open_approval(
-            ApprovalType.CIRCUIT_BREAKER,
-            f"{trip.describe()}. Approve with a raised limit to resume, deny to fail.",
-            {
-                "limit": trip.limit,
-                "figure": trip.figure,
-                "threshold": trip.threshold,
-                "reason": reason,
-            },
-            tx=tx,
-        )
-        result = tx.commit(self.ctx.db)
-        if isinstance(result, Conflict):
-            self.directive = self.ctx.db.reads.directive(self.directive_id)
-            self.breaker_open = False
-            return
-        if self.directive.status in _RUNNING:
-            self.directive = attrs.evolve(self.directive, status=DirectiveStatus.PAUSED)
-        self._cancel_everything()
-
-    def _expire_approvals(self) -> None:
-        now = datetime.now(UTC)
-        for approval in self.ctx.db.reads.pending_approvals(self.directive_id):
-            if approval.expires_at is None or approval.expires_at > now:
-                continue
-            if approval.approval_type is ApprovalType.STEP_REVIEW and approval.step_id:
-                ref = self.step_refs.get(approval.step_id)
-                if ref is not None:
-                    # The step actor may have just finished or crashed: skip it this tick.
-                    with contextlib.suppress(InvalidTransition, pykka.ActorDeadError):
-                        ref.ask(
-                            m.AnswerReview(
-                                approval.id, False, "", "expired", str(ApprovalStatus.EXPIRED)
-                            ),
-                            timeout=self.ctx.config.ask_timeout_s,
-                        )
-                    self.waiting_review.discard(approval.step_id)
-                continue
-            with contextlib.suppress(InvalidTransition):
-                self._resolve(approval, ApprovalStatus.EXPIRED, None, "expired")
-
-    def _regenerate(self, reason: str, by: str | None) -> uuid.UUID | None:
-        """Supersede the chain and plan a new generation; passed steps carry over."""
-        trip = regeneration_trip(self.directive)
-        if trip is not None:
-            self._trip(trip, reason=reason)
-            return None
-        old_chain = self.chain
-        assert old_chain is not None
-        passed = [s for s in self.steps.values() if s.status is StepStatus.PASSED]
-        blocked = {
-            self.steps[sid].name: why for sid, why in self.blocked.items() if sid in self.steps
-        }
-        tx = Tx(self.directive_id)
-        if self.directive.status is not DirectiveStatus.PLANNING:
-            self._status_tx(DirectiveStatus.PLANNING, tx=tx, actor_id=by)
-        tx.op(ops.transition("directive_chains", old_chain.id, "active", "superseded"))
-        tx.op(ops.cancel_running_tasks(self.directive_id))
-        # Questions about the old chain (step reviews, its review) no longer apply.
-        tx.op(ops.cancel_pending_approvals(self.directive_id))
-        tx.event(
-            "chain_superseded",
-            {
-                "chain_id": old_chain.id,
-                "reason": reason,
-                "passed": [s.name for s in passed],
-                "blocked": blocked,
-            },
-            actor_type=ActorType.USER if by else ActorType.SYSTEM,
-            actor_id=by,
-        )
-        if isinstance(tx.commit(self.ctx.db), Conflict):
-            self.directive = self.ctx.db.reads.directive(self.directive_id)
-            raise InvalidTransition(self.directive.status, DirectiveStatus.PLANNING, "directive")
-        # Only now that the new state is durable: stop the old chain's work.
-        self._cancel_everything()
-        self._stop_step_actors()
-        self.step_refs.clear()
-        self.running.clear()
-        self.queued.clear()
-        self.reviewing = False
-        self.directive = attrs.evolve(self.directive, status=DirectiveStatus.PLANNING)
-        self.carry_over = passed
-        self.old_chain_id = old_chain.id
-        self.chain = None
-        self.steps = {}
-        self.blocked = {}
-        self.waiting_review.clear()
-        context = replan_context(reason, [s.name for s in passed], blocked)
-        self._begin_planning(started=False, replan_context=context)
-        return old_chain.id
-
-    def _review_directive(self) -> None:
-        """Every step passed: judge the directive as a whole against its criteria."""
-        self.reviewing = True
-        config, directive = self.ctx.config, self.directive
-        chain_id = self.chain.id if self.chain else None
+    def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
+        config, directive = self.ctx.config, state.directive
+        self.reviewing = chain_id
         self.ctx.workers.evaluate(
             lambda: judge(
                 config,
@@ -403,82 +253,59 @@ class DirectiveActor(DirectiveCore):
                 output_tail="",
             ),
             self.actor_ref,
-            lambda outcome: m.DirectiveReviewed(outcome, chain_id),
+            lambda judgement: m.DirectiveReviewed(chain_id, judgement),
         )
 
-    def _on_DirectiveReviewed(self, message: m.DirectiveReviewed) -> None:
-        if self.chain is None or message.chain_id != self.chain.id:
-            return  # a review of a chain since superseded
-        self.reviewing = False
-        outcome = message.outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if self.directive.status is not DirectiveStatus.ACTIVE:
-            return
-        level = outcome.confidence_level
-        tx = Tx(self.directive_id)
-        tx.op(
-            ops.insert(
-                "directive_evaluations",
-                id=outcome.evaluation_id,
-                directive_id=self.directive_id,
-                chain_id=self.chain.id if self.chain else None,
-                passed=outcome.passed,
-                composite_score=outcome.composite_score,
-                confidence_level=str(level),
-                programmatic_results=outcome.programmatic_results,
-                llm_results=outcome.llm_results,
-                criteria_results=outcome.criteria_results,
-                summary=outcome.summary,
-                rework_instructions=outcome.rework_instructions,
+    def _cancel_jobs(self, reason: str) -> int:
+        count = 0
+        if self.planning is not None:
+            self.planning[1].set()
+            count += 1
+        for ref in self.steps.values():
+            _tell(ref, m.CancelTask(reason))
+        return count + len(self.steps)
+
+    def _retire_steps(self) -> None:
+        for ref in self.steps.values():
+            _tell(ref, m.Retire())
+        self.steps.clear()
+
+    def _record_crash(self, error: str) -> None:
+        state = self._load(m.Tick())
+        changes: list[c.Change] = [
+            c.Note(
+                event_type="actor_failed",
+                data={"actor": "directive", "error": error},
+                severity=Severity.ERROR,
             )
-        )
-        tx.event(
-            "directive_reviewed",
-            {
-                "evaluation_id": outcome.evaluation_id,
-                "confidence_level": str(level),
-                "composite_score": outcome.composite_score,
-                "summary": outcome.summary,
-            },
-        )
-        tx.signal(
-            EvaluationCompleted(
-                directive_id=self.directive_id,
-                step_id=None,
-                evaluation_id=outcome.evaluation_id,
-                passed=outcome.passed,
-                confidence_level=str(level),
-                composite_score=outcome.composite_score,
-            )
-        )
-        full_auto = self.directive.autonomy_level == "full_auto"
-        if level == "green" or (level == "yellow" and full_auto):
-            if level == "yellow":
-                tx.event(
-                    "directive_review_auto_approved",
-                    {"reason": "yellow confidence accepted under full_auto"},
-                )
-            self._complete(tx=tx)
-            return
-        if level == "red" and full_auto and regenerations_left(self.directive):
-            tx.commit(self.ctx.db)
-            self._regenerate(f"directive review was red: {outcome.summary}", None)
-            return
-        self._open_approval(
-            ApprovalType.DIRECTIVE_REVIEW,
-            f"Every step passed, but the directive review is {level} "
-            f"({outcome.composite_score:.0%}): {outcome.summary}. "
-            "Approve to complete, deny to fail.",
-            {
-                "evaluation_id": str(outcome.evaluation_id),
-                "confidence_level": str(level),
-                "rework_instructions": outcome.rework_instructions,
-            },
-            tx=tx,
-        )
-        tx.commit(self.ctx.db)
+        ]
+        status = state.directive.status
+        if status in (DirectiveStatus.ACTIVE, DirectiveStatus.PLANNING):
+            changes.append(c.DirectiveMoved(old=status, new=DirectiveStatus.PAUSED))
+            changes.append(c.TasksCancelRequested(reason="paused after a failure"))
+        write(self.directive_id, changes).tx.commit(self.ctx.db)
+
+    def _alive(self, step_id: uuid.UUID) -> bool:
+        ref = self.steps.get(step_id)
+        return ref is not None and ref.is_alive()
+
+    def _tell_step(self, step_id: uuid.UUID, message: Any) -> None:
+        ref = self.steps.get(step_id)
+        if ref is not None:
+            _tell(ref, message)
 
 
-_RUNNING = (DirectiveStatus.ACTIVE, DirectiveStatus.PLANNING)
-"""Where a circuit breaker can trip: work is under way."""
+def _start_step(
+    ctx: EngineContext,
+    step: Step,
+    dependents: dict[uuid.UUID, list[uuid.UUID]],
+    directive_ref: pykka.ActorRef[Any],
+) -> pykka.ActorRef[Any]:
+    return StepActor.start(ctx, step.id, tuple(dependents.get(step.id, ())), directive_ref)
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        log.debug("dropped %s: its actor has stopped", type(message).__name__)

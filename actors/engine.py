@@ -9,7 +9,6 @@ starts a fresh actor from the database whenever none is running.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -21,7 +20,12 @@ import pykka
 
 from directorate.persistence import ops
 from directorate.persistence.database import Database
-from directorate.persistence.errors import InvalidInput, InvalidTransition, NotFound
+from directorate.persistence.errors import (
+    DirectorateError,
+    EngineTimeout,
+    InvalidInput,
+    InvalidTransition,
+)
 from directorate.persistence.models import (
     Approval,
     Chain,
@@ -33,11 +37,15 @@ from directorate.persistence.models import (
 
 from . import messages as m
 from .bus import Bus
-from .context import EngineConfig, EngineContext, Workers
+from .context import EngineConfig, EngineContext
+from .core.changes import TaskRecorded
 from .directive_actor import DirectiveActor
 from .evaluation import check_verifier_config
+from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, DirectiveStatusChanged
 from .tx import Tx
+from .workers import Workers
+from .writes import write
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +62,30 @@ class Snapshot:
 
 @attrs.frozen(kw_only=True)
 class ShutdownReport:
+    """What a shutdown did, and what it had to leave at its deadline."""
+
     cancelled_tasks: int
     directives: int
+    agents_left: int = 0
+    """Agents still running at the deadline (their steps run again on recovery)."""
+    actors_left: int = 0
+    """Actors that had not stopped at the deadline."""
 
     def describe(self) -> str:
+        text = f"stopped {self.directives} directive actor(s)"
         if not self.cancelled_tasks:
-            return f"stopped {self.directives} directive actor(s); no task was running"
-        return (
-            f"stopped {self.directives} directive actor(s); cancelled {self.cancelled_tasks} "
-            "running task(s), which run again as a new attempt when an engine recovers them"
-        )
+            text += "; no task was running"
+        else:
+            text += (
+                f"; cancelled {self.cancelled_tasks} running task(s), which run again as a "
+                "new attempt when an engine recovers them"
+            )
+        if self.agents_left or self.actors_left:
+            text += (
+                f"; left at the deadline: {self.agents_left} agent(s) still stopping, "
+                f"{self.actors_left} actor(s) not stopped"
+            )
+        return text
 
 
 class Engine:
@@ -77,11 +99,16 @@ class Engine:
         except BaseException:
             self._bus.stop()
             raise
-        self._workers = Workers(config.max_concurrent_tasks, config.max_concurrent_evaluations)
+        self._workers = Workers(
+            config.max_concurrent_tasks,
+            config.max_concurrent_evaluations,
+            orphaned=self._record_orphan,
+        )
         self._ctx = EngineContext(
             db=self.db,
             config=config,
             workers=self._workers,
+            settings=config.settings(),
             on_actor_stopped=self._forget,
         )
         self._actors: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
@@ -119,31 +146,50 @@ class Engine:
         return recovered
 
     def shutdown(self, timeout: float = 60.0) -> ShutdownReport:
-        """Stop gracefully: cancel running agents (their steps run again on recovery),
-        stop every actor, commit what is pending, close the database."""
+        """Stop within one deadline: cancel running agents (their steps run again on
+        recovery) and let them report, stop every actor, commit what is pending, close
+        the database. Whatever is still running at the deadline is left, and said."""
         if self._closing.is_set():
             return ShutdownReport(cancelled_tasks=0, directives=0)
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._closing.set()
+        self._ctx.halted.set()
         with self._lock:
             refs = list(self._actors.values())
             self._actors.clear()
-        cancelled = 0
         for ref in refs:
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                cancelled += int(ref.ask(m.Halt(), timeout=timeout) or 0)  # type: ignore[arg-type]
-        cancelled += self._workers.cancel_all()
-        # Let the cancelled agents die and their results reach their actors, so the
+            _tell(ref, m.Halt())
+        cancelled = self._workers.cancel_all()
+        # Let the cancelled agents die and their reports reach their actors, so the
         # database says "cancelled", not "running", for work that is gone.
-        if not self._workers.wait_idle(timeout):
-            log.warning("some agents did not stop within %.0f s of their cancel", timeout)
-        for ref in refs:
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                ref.stop(block=True, timeout=timeout)
+        agents_left = 0 if self._workers.wait_idle(left()) else self._workers.running_count()
+        with self._ctx.lock:
+            steps = list(self._ctx.step_actors.values())
+        stopping = [ref.stop(block=False) for ref in [*refs, *steps]]
+        actors_left = 0
+        for future in stopping:
+            try:
+                future.get(timeout=left())
+            except pykka.Timeout:
+                actors_left += 1
+            except pykka.ActorDeadError:
+                pass
         self._workers.shutdown()
-        self._ticker.join(timeout=5)
-        self.db.close()
-        self._bus.stop()
-        report = ShutdownReport(cancelled_tasks=cancelled, directives=len(refs))
+        self._ticker.join(timeout=min(left(), 5.0))
+        try:
+            self.db.close(timeout=left())
+        finally:
+            self._bus.stop(timeout=max(left(), 1.0))
+        report = ShutdownReport(
+            cancelled_tasks=cancelled,
+            directives=len(refs),
+            agents_left=agents_left,
+            actors_left=actors_left,
+        )
         log.info("engine shut down: %s", report.describe())
         return report
 
@@ -170,24 +216,29 @@ class Engine:
         return directive_id
 
     def start_directive(self, directive_id: uuid.UUID) -> DirectiveStatus:
+        directive_id = as_id(directive_id, "directive")
         directive = self.db.reads.directive(directive_id)
         if directive.status is not DirectiveStatus.DRAFT:
             raise InvalidTransition(directive.status, DirectiveStatus.PLANNING, "directive")
-        return self._ask(directive_id, m.Start(), spawn=True)
+        # Before anything is committed: a start refused for want of a runner changes nothing.
+        runner_for(directive.agent, self.config.runner)
+        return self._ask_status(directive_id, m.Start(), spawn=True)
 
     def pause(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
-        return self._ask(directive_id, m.Pause(actor_id=by))
+        return self._ask_status(directive_id, m.Pause(by=by))
 
     def resume(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
-        return self._ask(directive_id, m.Resume(actor_id=by))
+        return self._ask_status(directive_id, m.Resume(by=by))
 
     def stop_directive(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
-        return self._ask(directive_id, m.Stop(actor_id=by))
+        return self._ask_status(directive_id, m.Stop(by=by))
 
     def regenerate_chain(
         self, directive_id: uuid.UUID, reason: str, *, by: str | None = None
-    ) -> Any:
-        return self._ask(directive_id, m.Regenerate(reason=reason, actor_id=by))
+    ) -> uuid.UUID | None:
+        """Supersede the chain and plan a new one; returns the superseded chain's id."""
+        old = self._ask(directive_id, m.Regenerate(reason=reason, by=by))
+        return old if isinstance(old, uuid.UUID) else None
 
     def approve(
         self,
@@ -211,12 +262,15 @@ class Engine:
         note: str | None,
         raise_limit: dict[str, float] | None,
     ) -> None:
+        approval_id = as_id(approval_id, "approval")
         approval = self.db.reads.approval(approval_id)
         self._ask(
-            approval.directive_id, m.AnswerApproval(approval_id, approved, by, note, raise_limit)
+            approval.directive_id,
+            m.AnswerApproval(approval_id, approved, by, note, raise_limit),
         )
 
     def snapshot(self, directive_id: uuid.UUID) -> Snapshot:
+        directive_id = as_id(directive_id, "directive")
         directive = self.db.reads.directive(directive_id)
         chain = self.db.reads.current_chain(directive_id)
         return Snapshot(
@@ -229,6 +283,7 @@ class Engine:
     def wait(self, directive_id: uuid.UUID, timeout: float | None = None) -> DirectiveStatus:
         """Block until the directive is terminal, paused, or waits on a human; returns
         its status then (or when ``timeout`` runs out)."""
+        directive_id = as_id(directive_id, "directive")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._changed:
@@ -245,7 +300,15 @@ class Engine:
 
     # ----------------------------------------------------------------- internals
 
-    def _ask(self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False) -> Any:
+    def _ask_status(
+        self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False
+    ) -> DirectiveStatus:
+        status = self._ask(directive_id, message, spawn=spawn)
+        assert isinstance(status, DirectiveStatus), status
+        return status
+
+    def _ask(self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False) -> object:
+        directive_id = as_id(directive_id, "directive")
         if self._closing.is_set():
             raise InvalidInput("the engine is shutting down")
         with self._lock:
@@ -265,6 +328,11 @@ class Engine:
         except pykka.ActorDeadError:
             directive = self.db.reads.directive(directive_id)
             raise InvalidTransition(directive.status, _target(message), "directive") from None
+        except pykka.Timeout as exc:
+            raise EngineTimeout(
+                f"directive {directive_id} did not answer {type(message).__name__.lower()} "
+                f"within {self.config.ask_timeout_s:g} s; it may still apply it"
+            ) from exc
 
     def _spawn(self, directive_id: uuid.UUID, first: Any) -> pykka.ActorRef[Any]:
         ref = DirectiveActor.start(self._ctx, directive_id)
@@ -284,16 +352,50 @@ class Engine:
                 self._changed.notify_all()
 
     def _tick_loop(self) -> None:
+        """Tick only the directives that need it (an approval expired, the wall-time
+        limit passed): one query for all, instead of a load per directive per tick."""
         while not self._closing.wait(self.config.tick_interval_s):
             with self._lock:
-                refs = list(self._actors.values())
-            for ref in refs:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(m.Tick())
+                live = dict(self._actors)
+            if not live:
+                continue
+            try:
+                due = self.db.reads.due_directives(list(live))
+            except DirectorateError as exc:
+                log.warning("tick skipped: %s", exc)
+                continue
+            for directive_id in due:
+                ref = live.get(directive_id)
+                if ref is not None:
+                    _tell(ref, m.Tick())
+
+    def _record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
+        """A task reported after its actor stopped: store the report (and its cost)."""
+        task = self.db.reads.task(task_id)
+        step = self.db.reads.step(task.step_id) if task.step_id else None
+        changes = [TaskRecorded(task_id=task_id, result=result, step=step)]
+        write(task.directive_id, changes).tx.commit(self.db)
 
     def live_actor_count(self) -> int:
         with self._lock:
             return sum(1 for ref in self._actors.values() if ref.is_alive())
+
+
+def as_id(value: object, what: str) -> uuid.UUID:
+    """An id given as a UUID or its text; ``InvalidInput`` for anything else."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput(f"not a {what} id: {str(value)[:80]!r}") from None
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        log.debug("dropped %s: its actor has stopped", type(message).__name__)
 
 
 def _target(message: Any) -> str:
@@ -303,6 +405,3 @@ def _target(message: Any) -> str:
         m.Resume: "active",
         m.Stop: "cancelled",
     }.get(type(message), type(message).__name__.lower())
-
-
-_ = NotFound

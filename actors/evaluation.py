@@ -70,6 +70,7 @@ def judge(
         AcceptanceCriterion,
         CompositeEvaluator,
         VerificationContext,
+        Verifier,
         VerifierType,
         build_verifiers,
         git_changed_files,
@@ -77,7 +78,7 @@ def judge(
     )
 
     repo = Path(directive.local_path) if directive.local_path else None
-    verifiers: list[Any] = []
+    verifiers: list[Verifier] = []
     if repo is not None and repo.is_dir():
         settings = dict(verifier_settings(config, directive))
         if step is not None and step.verifier_config:

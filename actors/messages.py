@@ -1,19 +1,31 @@
 """Messages between the engine's actors: one frozen record per message.
 
 Directive actor <- engine: Start, Recover, Pause, Resume, Stop, Regenerate,
-AnswerApproval, Tick. Directive actor <- step actors: StepReady, StepPassed,
-StepBlocked, StepIdle, CostReported, StepFailed. Step actor <- directive actor:
-Begin, RunStep, CancelTask, AnswerReview. Step actor <- step actor:
-DependencyPassed. Step actor <- worker pool: TaskFinished, EvaluationFinished.
-Directive actor <- worker pool: PlanningFinished, DirectiveReviewed.
+AnswerApproval, Tick, Halt. Directive actor <- its step actors: StepChanged,
+StepActorFailed. Directive actor <- worker pools: PlanningFinished,
+DirectiveReviewed. Step actor <- directive actor: Begin, RunStep, CancelTask,
+ReviewAnswered, Retire. Step actor <- step actor: DependencyPassed. Step actor <-
+worker pools: TaskFinished, EvaluationFinished.
+
+Every message is told, never asked between actors; the engine asks its directive
+actors (with a timeout) so that a refused request reaches the caller.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
+
+from directorate.persistence.models import ApprovalStatus
+
+from .evaluation import Judgement
+from .runners import TaskResult
+
+if TYPE_CHECKING:
+    import pykka
 
 # ----------------------------------------------------------------- engine -> directive
 
@@ -25,97 +37,80 @@ class Start:
 
 @attrs.frozen
 class Recover:
-    """Rebuild a live directive from the database after a restart (DESIGN §9)."""
+    """Take up a live directive from the database (start-up, or a fresh actor)."""
 
 
 @attrs.frozen
 class Pause:
-    actor_id: str | None = None
+    by: str | None = None
+    """Who asked; None: the engine."""
 
 
 @attrs.frozen
 class Resume:
-    actor_id: str | None = None
+    by: str | None = None
+    """Who asked; None: the engine."""
 
 
 @attrs.frozen
 class Stop:
-    actor_id: str | None = None
-    reason: str = "stopped"
+    by: str | None = None
+    """Who asked; None: the engine."""
 
 
 @attrs.frozen
 class Regenerate:
     reason: str
-    actor_id: str | None = None
+    """Why a new chain is planned (the planning agent is told)."""
+    by: str | None = None
+    """Who asked; None: the engine."""
 
 
 @attrs.frozen
 class AnswerApproval:
     approval_id: uuid.UUID
+    """The approval answered."""
     approved: bool
-    responded_by: str
+    """Yes or no."""
+    by: str | None
+    """Who answered; None: the engine (an expiry)."""
     note: str | None = None
-    raise_limit: dict[str, float] | None = None
-    """For a circuit breaker: the limit the approver raises (e.g. max_total_cost_usd)."""
+    """The answer's note."""
+    raise_limit: Mapping[str, float] | None = None
+    """For a circuit breaker: the new limit by field (e.g. ``max_total_cost_usd``)."""
+    status: ApprovalStatus | None = None
+    """The status recorded; None: approved or denied as ``approved`` says."""
 
 
 @attrs.frozen
 class Tick:
-    """Periodic: wall-time breaker and approval expiry."""
+    """Periodic: expired approvals and the wall-time breaker."""
 
 
 @attrs.frozen
 class Halt:
-    """Engine shutdown: cancel running tasks, leave the database as it is."""
+    """Engine shutdown: cancel running agents, start nothing new; the database stays."""
 
 
 # ----------------------------------------------------------------- step -> directive
 
 
 @attrs.frozen
-class StepReady:
-    """The step may run (its dependencies passed); the directive grants it when allowed."""
+class StepChanged:
+    """A step's state changed (ready, passed, blocked, waiting, cost reported)."""
 
     step_id: uuid.UUID
+    """The step that changed."""
 
 
 @attrs.frozen
-class StepPassed:
-    step_id: uuid.UUID
-
-
-@attrs.frozen
-class StepBlocked:
-    step_id: uuid.UUID
-    reason: str
-
-
-@attrs.frozen
-class StepIdle:
-    """The step's task ended without a result to judge (cancelled); it is not running."""
-
-    step_id: uuid.UUID
-
-
-@attrs.frozen
-class StepWaiting:
-    """The step waits on a human (an approval); it is not running."""
-
-    step_id: uuid.UUID
-
-
-@attrs.frozen
-class CostReported:
-    total_cost_usd: float
-
-
-@attrs.frozen
-class StepFailed:
+class StepActorFailed:
     """A step actor crashed (supervision)."""
 
     step_id: uuid.UUID
+    """The crashed actor's step."""
     error: str
+    """The exception, as one line."""
 
 
 # ----------------------------------------------------------------- directive -> step
@@ -123,28 +118,31 @@ class StepFailed:
 
 @attrs.frozen
 class Begin:
-    """Sent once every step actor exists: who to tell when this step passes."""
+    """Take up the step (start or restart): who its peers are."""
 
-    step_refs: dict[uuid.UUID, Any]
+    peers: Mapping[uuid.UUID, pykka.ActorRef[pykka.Actor]]
+    """Step actors of the same chain by step id (to tell dependents)."""
 
 
 @attrs.frozen
 class RunStep:
-    pass
+    """The step may run now (the directive is active and no breaker is open)."""
 
 
 @attrs.frozen
 class CancelTask:
     reason: str
+    """Why the running agent is stopped."""
 
 
 @attrs.frozen
-class AnswerReview:
-    approval_id: uuid.UUID
-    approved: bool
-    responded_by: str
-    note: str | None = None
-    status: str = "approved"
+class ReviewAnswered:
+    """A human answered the step's review; the directive committed the answer."""
+
+
+@attrs.frozen
+class Retire:
+    """The step's chain no longer runs: stop once no job of ours is in flight."""
 
 
 # ----------------------------------------------------------------- step -> step
@@ -153,34 +151,61 @@ class AnswerReview:
 @attrs.frozen
 class DependencyPassed:
     step_id: uuid.UUID
+    """The dependency that passed."""
 
 
-# ----------------------------------------------------------------- pool -> actors
+# ----------------------------------------------------------------- pools -> actors
 
 
 @attrs.frozen
 class TaskFinished:
     task_id: uuid.UUID
-    result: Any
-    """A runners.TaskResult."""
+    """The task the agent ran."""
+    result: TaskResult
+    """Its outcome (a crashed job arrives as a failed result)."""
 
 
 @attrs.frozen
 class EvaluationFinished:
     task_id: uuid.UUID
-    outcome: Any
-    """An evaluation.Judgement."""
+    """The task judged."""
+    judgement: Judgement
+    """The verdict (crashed verifiers arrive as a red judgement)."""
 
 
 @attrs.frozen
 class PlanningFinished:
     task_id: uuid.UUID
-    result: Any
+    """The planning task."""
+    result: TaskResult
+    """Its outcome (a crashed job arrives as a failed result)."""
 
 
 @attrs.frozen
 class DirectiveReviewed:
-    outcome: Any
-    """An evaluation.Judgement, or the exception the review raised."""
-    chain_id: uuid.UUID | None = None
+    chain_id: uuid.UUID
     """The chain reviewed: a review of a chain since superseded is dropped."""
+    judgement: Judgement
+    """The verdict (a crashed review arrives as a red judgement)."""
+
+
+DirectiveMessage = (
+    Start
+    | Recover
+    | Pause
+    | Resume
+    | Stop
+    | Regenerate
+    | AnswerApproval
+    | Tick
+    | StepChanged
+    | StepActorFailed
+    | PlanningFinished
+    | DirectiveReviewed
+)
+"""What the directive decisions decide on (``Halt`` is handled by the actor alone)."""
+
+StepMessage = (
+    Begin | DependencyPassed | RunStep | TaskFinished | EvaluationFinished | ReviewAnswered
+)
+"""What the step decisions decide on (``CancelTask``, ``Retire`` are the actor's)."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+import pykka
 from psycopg_pool import ConnectionPool
 
 from .embedded import resolve_dsn
 from .migrate import migrate
 from .reads import Reads
 from .writer import Committed, PersistenceClient, Write
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -50,9 +55,14 @@ class Database:
             migrate(resolved)
         return cls(resolved, **kwargs)
 
-    def close(self) -> None:
-        self.writer.stop()
-        self.pool.close()
+    def close(self, timeout: float = 120.0) -> None:
+        """Commit what is queued and close, within ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.writer.stop(timeout=timeout)
+        except pykka.Timeout:
+            log.warning("the writer did not finish within %.1f s; closing anyway", timeout)
+        self.pool.close(timeout=max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> Database:
         return self

@@ -130,13 +130,13 @@ def _pgserver_uri(pgdata: Path, *, forget: bool = False) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
         warnings.simplefilter("ignore")
-        import pgserver
-        from pgserver.postgres_server import PostgresServer
+        # From the defining module: pgserver/__init__ re-exports get_server only implicitly.
+        from pgserver.postgres_server import PostgresServer, get_server
 
         if forget:  # pgserver caches one handle per pgdata in each process
             PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)
         try:
-            server = pgserver.get_server(pgdata, cleanup_mode=None)
+            server = get_server(pgdata, cleanup_mode=None)
         except Exception as exc:
             raise PersistenceUnavailable(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc}"

@@ -45,3 +45,7 @@ class RunnerError(DirectorateError):
 
 class VerifierError(DirectorateError):
     """A verifier failed to run."""
+
+
+class EngineTimeout(DirectorateError):
+    """The engine did not answer in time."""

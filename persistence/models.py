@@ -16,6 +16,7 @@ from typing import Any, Self
 import attrs
 
 from . import validation as check
+from .errors import InvalidInput
 
 # --------------------------------------------------------------------------- statuses
 
@@ -256,7 +257,7 @@ class DirectiveSpec:
             validate_steps(self.steps, field="steps")
         if self.agent is not None:
             if not self.agent.command:
-                raise check.InvalidInput("agent.command: must not be empty")
+                raise InvalidInput("agent.command: must not be empty")
             check.check_positive("agent.timeout_s", self.agent.timeout_s)
         return self
 
@@ -270,7 +271,7 @@ def validate_steps(
     carried over into a regenerated chain).
     """
     if not steps:
-        raise check.InvalidInput(f"{field}: at least one step is needed")
+        raise InvalidInput(f"{field}: at least one step is needed")
     names = [s.name for s in steps]
     for index, step in enumerate(steps):
         check.check_step_name(f"{field}[{index}].name", step.name)
@@ -279,12 +280,12 @@ def validate_steps(
     for index, step in enumerate(steps):
         for dep in step.depends_on:
             if dep not in known:
-                raise check.InvalidInput(f"{field}[{index}].depends_on: unknown step {dep!r}")
+                raise InvalidInput(f"{field}[{index}].depends_on: unknown step {dep!r}")
             if dep == step.name:
-                raise check.InvalidInput(f"{field}[{index}].depends_on: {dep!r} depends on itself")
+                raise InvalidInput(f"{field}[{index}].depends_on: {dep!r} depends on itself")
     cycle = find_cycle({s.name: [d for d in s.depends_on if d in names] for s in steps})
     if cycle:
-        raise check.InvalidInput(f"{field}: dependency cycle {' -> '.join(cycle)}")
+        raise InvalidInput(f"{field}: dependency cycle {' -> '.join(cycle)}")
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
@@ -413,6 +414,8 @@ class Step(_Record):
     confidence_score: float | None = None
     confidence_level: ConfidenceLevel | None = None
     last_evaluation_id: uuid.UUID | None = None
+    status_reason: str | None = None
+    """Why the step is where it is (a block's reason: its failing checks)."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -435,6 +438,9 @@ class Task(_Record):
     output_tail: str | None = None
     log_path: str | None = None
     plan_file: str | None = None
+    cancel_requested_at: datetime | None = None
+    """A cancel was asked for; the task's own report still decides how it ended."""
+    cancel_reason: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None

@@ -144,3 +144,56 @@ def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
 
 def cancel_pending_approvals(directive_id: uuid.UUID) -> Op:
     return Op(query("cancel_pending_approvals"), {"directive_id": directive_id})
+
+
+def record_task_result(
+    directive_id: uuid.UUID,
+    task_id: uuid.UUID,
+    *,
+    status: str,
+    exit_code: int | None,
+    cost: float,
+    summary: str | None,
+    output_tail: str | None,
+) -> Op:
+    """Store a task's outcome once and add its cost; returns (total cost, stored 0/1).
+
+    Not a guard: a report always commits, whatever happened to its step meanwhile.
+    """
+    return Op(
+        query("record_task_result"),
+        {
+            "directive_id": directive_id,
+            "id": task_id,
+            "status": str(status),
+            "exit_code": exit_code,
+            "cost": cost,
+            "summary": _value("summary", summary),
+            "output_tail": _value("output_tail", output_tail),
+        },
+        returning=True,
+    )
+
+
+def request_cancel_tasks(directive_id: uuid.UUID, reason: str) -> Op:
+    """Mark a directive's unfinished tasks as asked to stop (not as stopped)."""
+    return Op(query("request_cancel_tasks"), {"directive_id": directive_id, "reason": reason})
+
+
+def abandon_tasks(
+    directive_id: uuid.UUID,
+    *,
+    live: Iterable[uuid.UUID] = (),
+    step_id: uuid.UUID | None = None,
+    summary: str = "the engine running this task stopped",
+) -> Op:
+    """Finish, as cancelled, the unfinished tasks that no live agent runs (``live``)."""
+    return Op(
+        query("abandon_tasks"),
+        {
+            "directive_id": directive_id,
+            "step_id": step_id,
+            "live": list(live),
+            "summary": summary,
+        },
+    )

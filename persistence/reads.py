@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .errors import NotFound, PersistenceUnavailable
+from .errors import InvalidInput, NotFound, PersistenceUnavailable
 from .models import Approval, Chain, Command, Directive, Evaluation, Event, Step, Task
 from .queries import query
 
@@ -24,9 +24,13 @@ class Reads:
         try:
             with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(query(name), params)
-                return cur.fetchall()
+                rows: list[dict[str, Any]] = cur.fetchall()
+                return rows
         except psycopg.OperationalError as exc:
             raise PersistenceUnavailable(f"read {name} failed: {exc}") from exc
+        except psycopg.DataError as exc:  # a malformed id, say: the caller's input
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidInput(f"read {name}: {first}") from exc
 
     def _many(self, cls: type[R], name: str, **params: Any) -> list[R]:
         return [cls.from_row(row) for row in self.rows(name, **params)]
@@ -95,3 +99,21 @@ class Reads:
 
     def evaluations_of_directive(self, directive_id: uuid.UUID) -> list[Evaluation]:
         return self._many(Evaluation, "evaluations_of_directive", directive_id=directive_id)
+
+    def directive_state(self, directive_id: uuid.UUID) -> dict[str, Any]:
+        """The ``directive_state`` row (JSON columns); the engine builds its state from it."""
+        rows = self.rows("directive_state", id=directive_id)
+        if not rows:
+            raise NotFound(f"no directive {directive_id}")
+        return rows[0]
+
+    def step_state(self, step_id: uuid.UUID) -> dict[str, Any]:
+        """The ``step_state`` row (JSON columns) of one step."""
+        rows = self.rows("step_state", id=step_id)
+        if not rows:
+            raise NotFound(f"no step {step_id}")
+        return rows[0]
+
+    def due_directives(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Those of ``ids`` with an expired approval or a passed wall-time limit."""
+        return [row["id"] for row in self.rows("due_directives", ids=ids)]

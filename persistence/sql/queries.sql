@@ -99,3 +99,96 @@ WHERE directive_id = %(directive_id)s AND status = 'pending';
 SELECT 1 FROM directives d JOIN directive_chains c ON c.directive_id = d.id
 WHERE d.id = %(directive_id)s AND d.status = 'active'
   AND c.id = %(chain_id)s AND c.status = 'active';
+
+-- name: directive_state
+-- What the directive actor decides on, in one round trip: the directive, its current
+-- chain and that chain's steps, its pending approvals, its latest planning task, and
+-- the steps of its latest superseded chain (carry-over, and how that chain failed).
+SELECT to_jsonb(d) AS directive,
+       (SELECT to_jsonb(c) FROM directive_chains c
+        WHERE c.directive_id = d.id AND c.status = 'active') AS chain,
+       (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.editor_x, s.editor_y, s.name), '[]')
+        FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
+        WHERE c.directive_id = d.id AND c.status = 'active') AS steps,
+       (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.created_at), '[]')
+        FROM directive_approvals a
+        WHERE a.directive_id = d.id AND a.status = 'pending') AS approvals,
+       (SELECT to_jsonb(t) - 'instructions' - 'output_tail' FROM tasks t
+        WHERE t.directive_id = d.id AND t.kind = 'planning'
+        ORDER BY t.created_at DESC LIMIT 1) AS planning,
+       (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.name), '[]')
+        FROM chain_steps s
+        WHERE s.chain_id = (SELECT c.id FROM directive_chains c
+                            WHERE c.directive_id = d.id AND c.status = 'superseded'
+                            ORDER BY c.generation DESC LIMIT 1)
+          AND s.status IN ('passed', 'blocked')) AS superseded_steps
+FROM directives d WHERE d.id = %(id)s;
+
+-- name: step_state
+-- What a step actor decides on: its step, its directive, whether the step's chain is
+-- current, its dependencies' statuses, its last evaluation's rework instructions, its
+-- latest task, and whether a human is asked about it or about a circuit breaker.
+SELECT to_jsonb(s) AS step,
+       to_jsonb(d) AS directive,
+       (c.status = 'active') AS chain_current,
+       (SELECT coalesce(jsonb_agg(dep.status), '[]') FROM chain_steps dep
+        WHERE dep.id = ANY (s.depends_on)) AS dependency_statuses,
+       (SELECT e.rework_instructions FROM directive_evaluations e
+        WHERE e.id = s.last_evaluation_id) AS rework_instructions,
+       (SELECT to_jsonb(t) - 'instructions' FROM tasks t
+        WHERE t.step_id = s.id ORDER BY t.attempt DESC, t.created_at DESC LIMIT 1) AS last_task,
+       EXISTS (SELECT 1 FROM directive_approvals a
+               WHERE a.step_id = s.id AND a.status = 'pending') AS review_pending,
+       EXISTS (SELECT 1 FROM directive_approvals a
+               WHERE a.directive_id = d.id AND a.status = 'pending'
+                 AND a.approval_type = 'circuit_breaker') AS breaker_open
+FROM chain_steps s
+JOIN directives d ON d.id = s.directive_id
+JOIN directive_chains c ON c.id = s.chain_id
+WHERE s.id = %(id)s;
+
+-- name: record_task_result
+-- Store a task's outcome once (a later report for the same task changes nothing) and
+-- add its cost to the directive's total in the same statement. Returns the total and
+-- whether this report was the one stored.
+WITH done AS (
+    UPDATE tasks SET status = %(status)s, exit_code = %(exit_code)s, cost_usd = %(cost)s,
+           summary = %(summary)s, output_tail = %(output_tail)s, finished_at = now()
+    WHERE id = %(id)s AND finished_at IS NULL
+    RETURNING cost_usd
+)
+UPDATE directives
+SET total_cost_usd = total_cost_usd + coalesce((SELECT sum(cost_usd) FROM done), 0),
+    updated_at = now()
+WHERE id = %(directive_id)s
+RETURNING total_cost_usd, (SELECT count(*) FROM done);
+
+-- name: request_cancel_tasks
+-- Ask for a directive's running tasks to stop. Only a request: each task's own report
+-- (its status, its cost) is what finishes it.
+UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()),
+       cancel_reason = coalesce(cancel_reason, %(reason)s)
+WHERE directive_id = %(directive_id)s AND finished_at IS NULL;
+
+-- name: abandon_tasks
+-- Finish the unfinished tasks of a directive that no agent of this engine runs any
+-- more (their engine is gone): cancelled, at no recorded cost.
+UPDATE tasks SET status = 'cancelled', finished_at = now(),
+       summary = coalesce(summary, %(summary)s)
+WHERE directive_id = %(directive_id)s AND finished_at IS NULL
+  AND (%(step_id)s::uuid IS NULL OR step_id = %(step_id)s)
+  AND id <> ALL (%(live)s::uuid[]);
+
+-- name: due_directives
+-- Which of these directives a tick must look at: an approval has expired, or the
+-- wall-time limit has passed and no circuit breaker is asking about it yet.
+SELECT d.id FROM directives d
+WHERE d.id = ANY (%(ids)s::uuid[])
+  AND (EXISTS (SELECT 1 FROM directive_approvals a
+               WHERE a.directive_id = d.id AND a.status = 'pending' AND a.expires_at <= now())
+       OR (d.status IN ('active', 'planning') AND d.max_wall_time_minutes IS NOT NULL
+           AND d.started_at IS NOT NULL
+           AND d.started_at + d.max_wall_time_minutes * interval '1 minute' <= now()
+           AND NOT EXISTS (SELECT 1 FROM directive_approvals a
+                           WHERE a.directive_id = d.id AND a.status = 'pending'
+                             AND a.approval_type = 'circuit_breaker')));

@@ -174,16 +174,17 @@ def test_signals_per_directive_arrive_in_sequence(engine_factory: Any, scripted:
 def test_a_crashing_step_actor_pauses_its_directive_only(
     engine_factory: Any, scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directorate.actors import step_actor
+    from directorate.actors import messages, step_actor
 
-    real_judge = step_actor.judge
+    real_decide = step_actor.decide_step
 
-    def judge_with_a_bug(config: Any, directive: Any, *args: Any, **kwargs: Any) -> Any:
-        if directive.goal == "explode":
+    def decide_with_a_bug(state: Any, message: Any) -> Any:
+        # A bug on the step actor's own thread (not in user code, which is a value).
+        if state.directive.goal == "explode" and isinstance(message, messages.EvaluationFinished):
             raise RuntimeError("a bug in evaluation")
-        return real_judge(config, directive, *args, **kwargs)
+        return real_decide(state, message)
 
-    monkeypatch.setattr(step_actor, "judge", judge_with_a_bug)
+    monkeypatch.setattr(step_actor, "decide_step", decide_with_a_bug)
     engine = engine_factory(runner=scripted.runner())
     broken = engine.submit(
         DirectiveSpec(
@@ -211,17 +212,18 @@ def test_a_crashing_step_actor_pauses_its_directive_only(
 def test_a_crashing_directive_actor_pauses_its_directive_and_resume_starts_afresh(
     engine_factory: Any, scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directorate.actors import directive_actor
+    from directorate.actors import directive_actor, messages
 
-    real_judge = directive_actor.judge
+    real_decide = directive_actor.decide
     bug = {"on": True}
 
-    def review_with_a_bug(config: Any, directive: Any, *args: Any, **kwargs: Any) -> Any:
-        if directive.goal == "explode" and bug["on"]:
+    def decide_with_a_bug(state: Any, message: Any) -> Any:
+        reviewed = isinstance(message, messages.DirectiveReviewed)
+        if state.directive.goal == "explode" and reviewed and bug["on"]:
             raise RuntimeError("a bug in the directive review")
-        return real_judge(config, directive, *args, **kwargs)
+        return real_decide(state, message)
 
-    monkeypatch.setattr(directive_actor, "judge", review_with_a_bug)
+    monkeypatch.setattr(directive_actor, "decide", decide_with_a_bug)
     engine = engine_factory(runner=scripted.runner())
     broken = engine.submit(
         DirectiveSpec(

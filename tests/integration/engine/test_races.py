@@ -49,16 +49,16 @@ def running_tasks(engine: Any, directive_id: Any) -> list[Any]:
 def test_resume_after_a_step_actor_crash_finishes_the_directive(
     engine_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directorate.actors import step_actor
+    from directorate.actors import messages, step_actor
 
-    real_judge, bug = step_actor.judge, {"on": True}
+    real_decide, bug = step_actor.decide_step, {"on": True}
 
-    def judge(*args: Any, **kwargs: Any) -> Any:
-        if bug["on"]:
-            raise RuntimeError("a bug in evaluation")
-        return real_judge(*args, **kwargs)
+    def decide(state: Any, message: Any) -> Any:
+        if bug["on"] and isinstance(message, messages.EvaluationFinished):
+            raise RuntimeError("a bug in the step actor")
+        return real_decide(state, message)
 
-    monkeypatch.setattr(step_actor, "judge", judge)
+    monkeypatch.setattr(step_actor, "decide_step", decide)
     engine = engine_factory(runner=CallableAgent().runner())
     directive_id = engine.submit(spec("a"))
     engine.start_directive(directive_id)

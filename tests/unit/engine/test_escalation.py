@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from directorate.actors.escalation import Trip, can_progress, check_breakers, raised_limit
+from directorate.actors.core.escalation import Trip, can_progress, check_breakers, raised_limit
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepStatus, StepType
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import attrs
@@ -31,13 +31,22 @@ class Trip:
         )
 
 
+DEFAULT_MAX_CHAIN_REGENERATIONS = 3
+"""Regenerations allowed when a directive sets none: autonomy is always bounded, so
+an unset limit never means "regenerate forever" (DESIGN §8)."""
+
+
+def regeneration_limit(directive: Directive) -> int:
+    limit = directive.max_chain_regenerations
+    return DEFAULT_MAX_CHAIN_REGENERATIONS if limit is None else limit
+
+
 def regenerations_used(directive: Directive) -> int:
     return max(0, directive.chain_generation_count - 1)
 
 
 def regenerations_left(directive: Directive) -> bool:
-    limit = directive.max_chain_regenerations
-    return limit is None or regenerations_used(directive) < limit
+    return regenerations_used(directive) < regeneration_limit(directive)
 
 
 def check_breakers(
@@ -62,8 +71,8 @@ def check_breakers(
 
 def regeneration_trip(directive: Directive) -> Trip | None:
     """Whether one more regeneration would pass ``max_chain_regenerations``."""
-    regen_limit = directive.max_chain_regenerations
-    if regen_limit is not None and regenerations_used(directive) >= regen_limit:
+    regen_limit = regeneration_limit(directive)
+    if regenerations_used(directive) >= regen_limit:
         return Trip(
             limit="max_chain_regenerations",
             figure=regenerations_used(directive),
@@ -84,7 +93,7 @@ def current_figure(trip: Trip, directive: Directive, now: datetime | None = None
     return trip.figure
 
 
-def raised_limit(trip: Trip, requested: dict[str, float] | None, figure: float) -> float:
+def raised_limit(trip: Trip, requested: Mapping[str, float] | None, figure: float) -> float:
     """The new limit after an approval: the approver's figure, else twice the old one,
     and in any case above ``figure`` (where the quantity stands now), so the breaker
     does not trip again the moment the directive resumes."""

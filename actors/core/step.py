@@ -1,0 +1,358 @@
+"""A step's decisions (DESIGN §2): ``decide_step(state, message) -> Decision``, and
+the verdict table ``judge_step`` (confidence x autonomy x rework count).
+
+Pure, like the directive's: the state is the step's row and what surrounds it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from directorate.persistence.models import (
+    ApprovalType,
+    AutonomyLevel,
+    ConfidenceLevel,
+    DirectiveStatus,
+    Severity,
+    StepStatus,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+
+from .. import messages as m
+from ..evaluation import Judgement
+from ..planning import step_instructions
+from ..runners import TaskResult
+from .changes import (
+    NOTHING,
+    ApprovalOpened,
+    Decision,
+    Evaluate,
+    EvaluationStored,
+    Note,
+    RequireLiveChain,
+    RunTask,
+    StepHeld,
+    StepMoved,
+    StopSelf,
+    TaskCreated,
+    TaskRecorded,
+    TasksAbandoned,
+    TellDependents,
+    TellDirective,
+)
+from .escalation import check_breakers
+from .state import StepState
+
+_WAITING_TO_RUN = (StepStatus.READY, StepStatus.REWORK)
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    ASK = "ask"
+    """A human reviews the step (it stays evaluating until answered)."""
+    REWORK = "rework"
+    BLOCK = "block"
+
+
+def judge_step(
+    level: ConfidenceLevel, autonomy: AutonomyLevel, rework_count: int, max_rework_cycles: int
+) -> tuple[Verdict, int]:
+    """The seed's decision by confidence and autonomy, and the new rework count.
+
+    red -> rework (blocked once the count reaches ``max_rework_cycles``); under
+    ``manual`` every other result is asked; yellow is asked unless ``full_auto``.
+    """
+    if level is ConfidenceLevel.RED:
+        count = rework_count + 1
+        return (Verdict.BLOCK if count >= max_rework_cycles else Verdict.REWORK), count
+    if autonomy is AutonomyLevel.MANUAL:
+        return Verdict.ASK, rework_count
+    if level is ConfidenceLevel.YELLOW and autonomy is not AutonomyLevel.FULL_AUTO:
+        return Verdict.ASK, rework_count
+    return Verdict.PASS, rework_count
+
+
+def decide_step(state: StepState, message: m.StepMessage) -> Decision:
+    """What the step does about ``message``, as it stands in ``state``."""
+    handler: Callable[[StepState, Any], Decision] = _HANDLERS[type(message)]
+    return handler(state, message)
+
+
+def _moved(state: StepState, new: StepStatus, **values: Any) -> StepMoved:
+    return StepMoved(step=state.step, new=new, values=values)
+
+
+def with_status(state: StepState, status: StepStatus, **values: Any) -> StepState:
+    return attrs.evolve(state, step=attrs.evolve(state.step, status=status, **values))
+
+
+# ----------------------------------------------------------------- taking the step up
+
+
+def _begin(state: StepState, message: m.Begin | m.DependencyPassed) -> Decision:
+    step = state.step
+    if not state.chain_current or state.directive.status.terminal or step.status.finished:
+        return Decision(effects=(StopSelf(),))
+    if step.status is StepStatus.PENDING:
+        if not state.dependencies_passed:
+            return NOTHING
+        ready = Decision(changes=(_moved(state, StepStatus.READY),))
+        return ready + _dispatch(with_status(state, StepStatus.READY))
+    if step.status in _WAITING_TO_RUN:
+        return _dispatch(state)
+    if step.status is StepStatus.RUNNING and state.job is None and isinstance(message, m.Begin):
+        return _recover_running(state)
+    if step.status is StepStatus.EVALUATING and state.job is None and isinstance(message, m.Begin):
+        return _recover_evaluating(state)
+    return NOTHING
+
+
+def _recover_running(state: StepState) -> Decision:
+    """Its agent belonged to an engine that is gone: run again as attempt + 1."""
+    step = state.step
+    return Decision(
+        changes=(
+            TasksAbandoned(live=state.live_tasks, step_id=step.id),
+            _moved(state, StepStatus.READY),
+            Note(
+                event_type="step_recovered",
+                data={"step_id": step.id, "step_name": step.name, "next_attempt": step.attempt + 1},
+                severity=Severity.WARNING,
+                step_id=step.id,
+            ),
+        )
+    ) + _dispatch(with_status(state, StepStatus.READY))
+
+
+def _recover_evaluating(state: StepState) -> Decision:
+    if state.review_pending:
+        return NOTHING  # a human decides
+    task = state.last_task
+    if task is None or not task.status.finished:
+        return Decision(changes=(_moved(state, StepStatus.READY),)) + _dispatch(
+            with_status(state, StepStatus.READY)
+        )
+    result = TaskResult(
+        status=task.status, exit_code=task.exit_code, output_tail=task.output_tail or ""
+    )
+    return Decision(effects=(Evaluate(task.id, result),))
+
+
+# ----------------------------------------------------------------- running it
+
+
+def _run_step(state: StepState, message: m.RunStep) -> Decision:
+    return _dispatch(state)
+
+
+def _dispatch(state: StepState) -> Decision:
+    """Start an attempt when the step waits to run and the directive lets it; else
+    tell the directive, which grants it when it may (after a pause, a breaker)."""
+    step, directive = state.step, state.directive
+    if step.status not in _WAITING_TO_RUN or state.job is not None:
+        return NOTHING
+    allowed = (
+        directive.status is DirectiveStatus.ACTIVE
+        and state.chain_current
+        and not state.breaker_open
+        and not state.halted
+        and check_breakers(directive, now=state.now) is None
+    )
+    if not allowed:
+        return Decision(effects=(TellDirective(),))
+    attempt = step.attempt + 1
+    task_id = uuid.uuid4()
+    log_dir = state.settings.log_dir / str(directive.id)
+    rework = state.rework_instructions if step.rework_count else None
+    task = Task(
+        id=task_id,
+        directive_id=directive.id,
+        kind=TaskKind.STEP,
+        step_id=step.id,
+        attempt=attempt,
+        status=TaskStatus.RUNNING,
+        instructions=step_instructions(
+            directive, step, rework_instructions=rework, attempt=attempt
+        ),
+        workdir=directive.local_path or str(log_dir),
+        log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
+        started_at=state.now,
+    )
+    return Decision(
+        changes=(
+            _moved(state, StepStatus.RUNNING, attempt=attempt),
+            RequireLiveChain(chain_id=step.chain_id),
+            TaskCreated(task=task),
+            Note(
+                event_type="step_started",
+                data={
+                    "step_id": step.id,
+                    "step_name": step.name,
+                    "task_id": task.id,
+                    "attempt": attempt,
+                },
+                step_id=step.id,
+            ),
+        ),
+        effects=(RunTask(task),),
+    )
+
+
+def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
+    """The report is stored whatever became of the step; it moves only when the
+    report is of its current attempt."""
+    step, result = state.step, message.result
+    recorded = TaskRecorded(task_id=message.task_id, result=result, step=step)
+    spent = (result.cost_usd or 0.0) > 0
+    tell = (TellDirective(),) if spent else ()  # the cost breaker's input changed
+    current = (
+        state.last_task is not None
+        and state.last_task.id == message.task_id
+        and step.status is StepStatus.RUNNING
+    )
+    if not current or not state.chain_current:
+        finished = not state.chain_current or state.directive.status.terminal
+        return Decision(changes=(recorded,), effects=(*tell, *((StopSelf(),) if finished else ())))
+    if result.status is TaskStatus.CANCELLED:
+        # Paused, stopped or tripped: the directive grants the next attempt when it may.
+        return Decision(
+            changes=(recorded, _moved(state, StepStatus.READY)), effects=(TellDirective(),)
+        )
+    return Decision(
+        changes=(recorded, _moved(state, StepStatus.EVALUATING)),
+        effects=(*tell, Evaluate(message.task_id, result)),
+    )
+
+
+def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Decision:
+    step, verdict = state.step, message.judgement
+    current = state.last_task is not None and state.last_task.id == message.task_id
+    if not state.chain_current or state.directive.status.terminal:
+        return Decision(effects=(StopSelf(),))
+    if not current or step.status is not StepStatus.EVALUATING:
+        return NOTHING
+    outcome, count = judge_step(
+        verdict.confidence_level,
+        state.directive.autonomy_level,
+        step.rework_count,
+        state.directive.max_rework_cycles,
+    )
+    stored = EvaluationStored(
+        judgement=verdict, chain_id=step.chain_id, step=step, task_id=message.task_id
+    )
+    if outcome is Verdict.PASS:
+        return Decision(
+            changes=(stored, _moved(state, StepStatus.PASSED)),
+            effects=(TellDependents(), TellDirective(), StopSelf()),
+        )
+    if outcome is Verdict.ASK:
+        # The step stays evaluating until a human answers (the directive applies it).
+        return Decision(changes=(StepHeld(step=step), stored, *_review(state, verdict)))
+    if outcome is Verdict.REWORK:
+        return Decision(
+            changes=(
+                stored,
+                _moved(state, StepStatus.REWORK, rework_count=count),
+                Note(
+                    event_type="step_rework",
+                    data={
+                        "step_id": step.id,
+                        "step_name": step.name,
+                        "rework_count": count,
+                        "instructions": verdict.rework_instructions,
+                    },
+                    step_id=step.id,
+                ),
+            ),
+        ) + _dispatch(
+            attrs.evolve(
+                with_status(state, StepStatus.REWORK, rework_count=count),
+                rework_instructions=verdict.rework_instructions,
+            )
+        )
+    reason = block_reason(verdict, state.directive.max_rework_cycles)
+    return Decision(
+        changes=(
+            stored,
+            _moved(state, StepStatus.BLOCKED, rework_count=count, status_reason=reason),
+            Note(
+                event_type="step_blocked",
+                data={"step_id": step.id, "step_name": step.name, "reason": reason},
+                step_id=step.id,
+                severity=Severity.WARNING,
+            ),
+        ),
+        effects=(TellDirective(),),
+    )
+
+
+def block_reason(verdict: Judgement, max_rework_cycles: int) -> str:
+    """Why a step is blocked, naming its failing checks: two chains that fail with
+    the same reason failed the same way (DESIGN §8)."""
+    failing = sorted(
+        {
+            str(r.get("name"))
+            for r in verdict.programmatic_results + verdict.llm_results
+            if not r.get("passed")
+        }
+    )
+    checks = ", ".join(failing) or "the judge"
+    return f"max rework cycles reached ({max_rework_cycles}); failing: {checks}"
+
+
+def _review(state: StepState, verdict: Judgement) -> tuple[ApprovalOpened, Note]:
+    step = state.step
+    description = (
+        f"Step '{step.name}' completed with {verdict.confidence_level} confidence "
+        f"({verdict.composite_score:.0%}). Review required."
+    )
+    timeout = state.settings.approval_timeout_s
+    opened = ApprovalOpened(
+        approval_id=uuid.uuid4(),
+        kind=ApprovalType.STEP_REVIEW,
+        description=description,
+        context={
+            "step_id": str(step.id),
+            "step_name": step.name,
+            "confidence_score": verdict.composite_score,
+            "confidence_level": str(verdict.confidence_level),
+            "summary": verdict.summary,
+            "evaluation_id": str(verdict.evaluation_id),
+        },
+        step_id=step.id,
+        expires_at=state.now + timedelta(seconds=timeout) if timeout else None,
+    )
+    asked = Note(
+        event_type="approval_requested",
+        data={
+            "approval_id": opened.approval_id,
+            "approval_type": "step_review",
+            "step_name": step.name,
+        },
+        step_id=step.id,
+    )
+    return opened, asked
+
+
+def _review_answered(state: StepState, message: m.ReviewAnswered) -> Decision:
+    if state.step.status is StepStatus.PASSED:
+        return Decision(effects=(TellDependents(), StopSelf()))
+    return Decision(effects=(StopSelf(),)) if state.step.status.finished else NOTHING
+
+
+_HANDLERS: dict[type, Callable[[StepState, Any], Decision]] = {
+    m.Begin: _begin,
+    m.DependencyPassed: _begin,
+    m.RunStep: _run_step,
+    m.TaskFinished: _task_finished,
+    m.EvaluationFinished: _evaluation_finished,
+    m.ReviewAnswered: _review_answered,
+}

@@ -1,0 +1,183 @@
+"""The bounded pools where long work runs: agent tasks and evaluations.
+
+A job never raises into an actor: whatever it raises (``SystemExit`` included) comes
+back as a value, a failed ``TaskResult`` or a red ``Judgement``, told to the actor
+that started it. A task report whose actor has stopped is recorded directly, by
+task id, so no agent's outcome or cost is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykka
+
+from directorate.persistence.models import ConfidenceLevel, Task, TaskStatus
+
+from .evaluation import Judgement
+from .runners import TaskResult, TaskRunner
+
+log = logging.getLogger(__name__)
+
+Orphaned = Callable[[uuid.UUID, TaskResult], None]
+"""Records a task report (by task id) that no actor is left to take."""
+
+
+class Workers:
+    """Agent tasks and evaluations, each in its own bounded thread pool."""
+
+    def __init__(self, max_tasks: int, max_evaluations: int, *, orphaned: Orphaned) -> None:
+        self.tasks = ThreadPoolExecutor(max_tasks, thread_name_prefix="directorate-task")
+        self.evaluations = ThreadPoolExecutor(
+            max_evaluations, thread_name_prefix="directorate-eval"
+        )
+        self._orphaned = orphaned
+        self._cancels: dict[uuid.UUID, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
+
+    def run_task(
+        self,
+        task: Task,
+        runner: TaskRunner,
+        reply_to: pykka.ActorRef[Any],
+        reply: Callable[[TaskResult], Any],
+    ) -> threading.Event:
+        """Run ``task`` with ``runner``; tell ``reply(result)`` to ``reply_to``. Returns
+        the task's cancel event."""
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[task.id] = cancel
+
+        def run() -> None:
+            try:
+                result = _run_guarded(runner, task, cancel)
+                try:
+                    reply_to.tell(reply(result))
+                except pykka.ActorDeadError:
+                    self.record_orphan(task.id, result)
+            finally:
+                # Only now: "idle" must mean every report has reached an actor or the
+                # database.
+                with self._lock:
+                    self._cancels.pop(task.id, None)
+                    self._idle.notify_all()
+
+        if not self._submit(self.tasks, run):
+            with self._lock:
+                self._cancels.pop(task.id, None)
+            self.record_orphan(task.id, NOT_STARTED)
+        return cancel
+
+    def evaluate(
+        self,
+        job: Callable[[], Judgement],
+        reply_to: pykka.ActorRef[Any],
+        reply: Callable[[Judgement], Any],
+    ) -> None:
+        def run() -> None:
+            try:
+                judgement = job()
+            except BaseException as exc:  # a verifier's sys.exit fails its attempt only
+                log.exception("evaluation job failed")
+                judgement = crashed_judgement(exc)
+            try:
+                reply_to.tell(reply(judgement))
+            except pykka.ActorDeadError:
+                log.debug("dropped an evaluation: its actor has stopped")
+
+        self._submit(self.evaluations, run)
+
+    def live_tasks(self) -> frozenset[uuid.UUID]:
+        """Tasks whose agents run in this engine now."""
+        with self._lock:
+            return frozenset(self._cancels)
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            cancels = list(self._cancels.values())
+        for cancel in cancels:
+            cancel.set()
+        return len(cancels)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every task job has reported; False when ``timeout`` ran out first."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._cancels, max(0.0, timeout))
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._cancels)
+
+    def shutdown(self) -> None:
+        """Start no new job; jobs still running end on their own (their threads are
+        the pools', which the interpreter joins at exit)."""
+        self._closed = True
+        self.tasks.shutdown(wait=False, cancel_futures=True)
+        self.evaluations.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, pool: ThreadPoolExecutor, run: Callable[[], None]) -> bool:
+        try:
+            pool.submit(run)
+        except RuntimeError:  # shut down: the step is taken up again on recovery
+            log.info("engine shutting down: job not started")
+            return False
+        return True
+
+    def record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
+        """Store a report directly: its actor has stopped, or could not store it."""
+        try:
+            self._orphaned(task_id, result)
+        except Exception:
+            log.exception("could not record the report of task %s", task_id)
+
+
+def _run_guarded(runner: TaskRunner, task: Task, cancel: threading.Event) -> TaskResult:
+    started = time.time()
+    try:
+        return runner.run(task, cancel)
+    except BaseException as exc:  # SystemExit from an embedded agent fails its attempt
+        log.exception("task job failed")
+        message = f"the agent raised {exc!r}"
+        return TaskResult(
+            status=TaskStatus.FAILED,
+            error=message,
+            output_tail=message,
+            started_at=started,
+            finished_at=time.time(),
+        )
+
+
+NOT_STARTED = TaskResult(
+    status=TaskStatus.CANCELLED,
+    output_tail="the engine was shutting down; the agent was not started",
+)
+
+
+def crashed_judgement(exc: BaseException) -> Judgement:
+    """Red: verification could not run. The step is reworked as for failing checks."""
+    what = f"the verifiers crashed: {exc!r}"
+    return Judgement(
+        evaluation_id=uuid.uuid4(),
+        passed=False,
+        composite_score=0.0,
+        confidence_level=ConfidenceLevel.RED,
+        programmatic_results=[
+            {
+                "name": "verification",
+                "verifier_type": "custom",
+                "passed": False,
+                "score": 0.0,
+                "output": what,
+            }
+        ],
+        summary=what,
+        rework_instructions=f"Verification could not run ({what}).",
+    )

@@ -1,0 +1,393 @@
+"""A decision's changes as one durable write: guarded SQL, its events, its signals.
+
+Each status change is checked against the same transition table that builds its
+guard (``DIRECTIVE_TRANSITIONS``, ``STEP_TRANSITIONS``): an illegal one raises
+``InvalidTransition`` here, before anything is sent; a legal one whose guard finds
+the row moved on is a ``Conflict`` that ``Written.describe`` explains.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from directorate.persistence import ops
+from directorate.persistence.errors import InvalidTransition
+from directorate.persistence.models import (
+    DIRECTIVE_TRANSITIONS,
+    STEP_TRANSITIONS,
+    ActorType,
+    ApprovalStatus,
+    Severity,
+    StepStatus,
+    TaskKind,
+    TaskStatus,
+)
+from directorate.persistence.validation import strip_nul
+
+from .core import changes as c
+from .signals import (
+    ApprovalRequired,
+    ChainRegenerated,
+    DirectiveStatusChanged,
+    EvaluationCompleted,
+    StepStatusChanged,
+)
+from .tx import Tx
+
+
+@attrs.frozen
+class Written:
+    """A decision's write, and which change each of its statements came from."""
+
+    tx: Tx
+    sources: tuple[c.Change, ...]
+    """``sources[i]`` made op ``i``."""
+
+    def describe(self, op_index: int) -> str:
+        """Why the guard of op ``op_index`` matched no row, in the change's terms."""
+        change = self.sources[op_index] if op_index < len(self.sources) else None
+        if isinstance(change, c.DirectiveMoved):
+            return f"the directive is no longer {change.old} (wanted {change.new})"
+        if isinstance(change, c.StepMoved | c.StepHeld):
+            return f"step {change.step.name} is no longer {change.step.status}"
+        if isinstance(change, c.ApprovalAnswered):
+            return f"approval {change.approval.id} is no longer pending"
+        if isinstance(change, c.RequireLiveChain):
+            return "the directive is not active or the chain is no longer current"
+        if isinstance(change, c.ChainSuperseded):
+            return f"chain {change.chain_id} is no longer current"
+        return f"statement {op_index} changed nothing"
+
+    def cost_index(self) -> int | None:
+        """The op that recorded a task's result (it returns the directive's total)."""
+        return next((i for i, s in enumerate(self.sources) if isinstance(s, c.TaskRecorded)), None)
+
+
+def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
+    tx = Tx(directive_id)
+    sources: list[c.Change] = []
+    for change in changes:
+        before = len(tx.ops)
+        _add(tx, directive_id, change)
+        sources.extend([change] * (len(tx.ops) - before))
+    return Written(tx, tuple(sources))
+
+
+def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
+    if isinstance(change, c.DirectiveMoved):
+        _directive_moved(tx, directive_id, change)
+    elif isinstance(change, c.StepMoved):
+        _step_moved(tx, directive_id, change)
+    elif isinstance(change, c.StepHeld):
+        tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status]))
+    elif isinstance(change, c.RequireLiveChain):
+        tx.op(ops.require_live_chain(directive_id, change.chain_id))
+    elif isinstance(change, c.ChainCreated):
+        _chain_created(tx, directive_id, change)
+    elif isinstance(change, c.ChainSuperseded):
+        tx.op(ops.transition("directive_chains", change.chain_id, "active", "superseded"))
+    elif isinstance(change, c.ChainReplaced):
+        tx.event(
+            "chain_regenerated",
+            {
+                "old_chain_id": change.old_chain_id,
+                "new_chain_id": change.new_chain_id,
+                "generation": change.generation,
+                "carried_over": list(change.carried),
+            },
+        )
+        tx.signal(
+            ChainRegenerated(
+                directive_id=directive_id,
+                old_chain_id=change.old_chain_id,
+                new_chain_id=change.new_chain_id,
+            )
+        )
+    elif isinstance(change, c.TaskCreated):
+        _task_created(tx, change)
+    elif isinstance(change, c.TaskRecorded):
+        _task_recorded(tx, directive_id, change)
+    elif isinstance(change, c.TasksCancelRequested):
+        tx.op(ops.request_cancel_tasks(directive_id, change.reason))
+    elif isinstance(change, c.TasksAbandoned):
+        tx.op(ops.abandon_tasks(directive_id, live=change.live, step_id=change.step_id))
+    elif isinstance(change, c.ApprovalOpened):
+        _approval_opened(tx, directive_id, change)
+    elif isinstance(change, c.ApprovalAnswered):
+        tx.op(
+            ops.transition(
+                "directive_approvals",
+                change.approval.id,
+                ApprovalStatus.PENDING,
+                str(change.status),
+                responded_by=change.by,
+                response_note=change.note,
+                _now=["responded_at"],
+            )
+        )
+    elif isinstance(change, c.ApprovalsCancelled):
+        tx.op(ops.cancel_pending_approvals(directive_id))
+    elif isinstance(change, c.EvaluationStored):
+        _evaluation_stored(tx, directive_id, change)
+    elif isinstance(change, c.LimitRaised):
+        raised: dict[str, Any] = {change.limit: change.new}
+        tx.op(ops.update("directives", directive_id, **raised))
+        tx.event(
+            "limit_raised",
+            {"limit": change.limit, "old": change.old, "new": change.new},
+            actor_type=_actor_type(change.by),
+            actor_id=change.by,
+        )
+    elif isinstance(change, c.Note):
+        tx.event(
+            change.event_type,
+            dict(change.data),
+            severity=change.severity,
+            step_id=change.step_id,
+            actor_type=_actor_type(change.by),
+            actor_id=change.by,
+        )
+    else:  # pragma: no cover - the Change union is closed
+        raise TypeError(f"not a change: {change!r}")
+
+
+def _directive_moved(tx: Tx, directive_id: uuid.UUID, change: c.DirectiveMoved) -> None:
+    old, new = change.old, change.new
+    if new not in DIRECTIVE_TRANSITIONS[old]:
+        raise InvalidTransition(old, new, "directive")
+    tx.op(ops.transition("directives", directive_id, str(old), str(new), **change.values))
+    tx.event(
+        "status_changed",
+        {"old_status": str(old), "new_status": str(new)},
+        actor_type=_actor_type(change.by),
+        actor_id=change.by,
+    )
+    tx.signal(
+        DirectiveStatusChanged(directive_id=directive_id, old_status=str(old), new_status=str(new))
+    )
+
+
+def _step_moved(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
+    step, old, new = change.step, change.step.status, change.new
+    if new not in STEP_TRANSITIONS[old]:
+        raise InvalidTransition(old, new, f"step {step.name}")
+    values = {k: str(v) if isinstance(v, StepStatus) else v for k, v in change.values.items()}
+    tx.op(ops.transition("chain_steps", step.id, str(old), str(new), **values))
+    tx.event(
+        "step_status_changed",
+        {
+            "step_id": step.id,
+            "step_name": step.name,
+            "old_status": str(old),
+            "new_status": str(new),
+        },
+        step_id=step.id,
+    )
+    tx.signal(
+        StepStatusChanged(
+            directive_id=directive_id,
+            step_id=step.id,
+            step_name=step.name,
+            old_status=str(old),
+            new_status=str(new),
+        )
+    )
+
+
+def _chain_created(tx: Tx, directive_id: uuid.UUID, change: c.ChainCreated) -> None:
+    tx.op(
+        ops.insert(
+            "directive_chains",
+            id=change.chain_id,
+            directive_id=directive_id,
+            generation=change.generation,
+            name=change.name,
+            description=change.description,
+            rationale=change.rationale,
+        )
+    )
+    tx.op(ops.update("directives", directive_id, chain_generation_count=change.generation))
+    for step in change.steps:
+        tx.op(
+            ops.insert(
+                "chain_steps",
+                id=step.id,
+                chain_id=change.chain_id,
+                directive_id=directive_id,
+                name=step.name,
+                step_type=str(step.step_type),
+                description=step.description,
+                task_plan=step.task_plan,
+                depends_on=list(step.depends_on),
+                requirement_ids=list(step.requirement_ids),
+                verifier_config=step.verifier_config,
+                editor_x=step.editor_x,
+                editor_y=step.editor_y,
+                status=str(step.status),
+                attempt=step.attempt,
+                rework_count=step.rework_count,
+                confidence_score=step.confidence_score,
+                confidence_level=str(step.confidence_level) if step.confidence_level else None,
+                last_evaluation_id=step.last_evaluation_id,
+            )
+        )
+    tx.event(
+        "chain_created",
+        {
+            "chain_id": change.chain_id,
+            "generation": change.generation,
+            "steps": [s.name for s in change.steps],
+            "carried_over": list(change.carried),
+        },
+    )
+
+
+def _task_created(tx: Tx, change: c.TaskCreated) -> None:
+    task = change.task
+    tx.op(
+        ops.insert(
+            "tasks",
+            id=task.id,
+            directive_id=task.directive_id,
+            step_id=task.step_id,
+            kind=str(task.kind),
+            attempt=task.attempt,
+            status=str(task.status),
+            instructions=task.instructions,
+            workdir=task.workdir,
+            log_path=task.log_path,
+            plan_file=task.plan_file,
+            started_at=task.started_at,
+        )
+    )
+
+
+def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> None:
+    result, step = change.result, change.step
+    cost = max(0.0, float(result.cost_usd or 0.0))
+    summary = strip_nul(result.summary) or None
+    tx.op(
+        ops.record_task_result(
+            directive_id,
+            change.task_id,
+            status=str(result.status),
+            exit_code=result.exit_code,
+            cost=cost,
+            summary=summary,
+            output_tail=strip_nul(result.output_tail or ""),
+        )
+    )
+    data: dict[str, Any] = {
+        "task_id": change.task_id,
+        "kind": str(TaskKind.STEP if step else TaskKind.PLANNING),
+        "status": str(result.status),
+        "exit_code": result.exit_code,
+        "cost_usd": cost,
+    }
+    if step is not None:
+        data |= {"step_name": step.name, "summary": summary}
+    ok = result.status is TaskStatus.SUCCEEDED
+    tx.event(
+        "task_finished",
+        data,
+        step_id=step.id if step else None,
+        severity=Severity.INFO if ok else Severity.WARNING,
+        actor_type=ActorType.AGENT if step else ActorType.SYSTEM,
+    )
+
+
+def _approval_opened(tx: Tx, directive_id: uuid.UUID, change: c.ApprovalOpened) -> None:
+    tx.op(
+        ops.insert(
+            "directive_approvals",
+            id=change.approval_id,
+            directive_id=directive_id,
+            step_id=change.step_id,
+            approval_type=str(change.kind),
+            description=change.description,
+            context=_plain(dict(change.context)),
+            expires_at=change.expires_at,
+        )
+    )
+    tx.signal(
+        ApprovalRequired(
+            directive_id=directive_id,
+            approval_id=change.approval_id,
+            approval_type=str(change.kind),
+            description=change.description,
+        )
+    )
+
+
+def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStored) -> None:
+    verdict, step = change.judgement, change.step
+    tx.op(
+        ops.insert(
+            "directive_evaluations",
+            id=verdict.evaluation_id,
+            directive_id=directive_id,
+            chain_id=change.chain_id,
+            step_id=step.id if step else None,
+            task_id=change.task_id,
+            passed=verdict.passed,
+            composite_score=verdict.composite_score,
+            confidence_level=str(verdict.confidence_level),
+            programmatic_results=verdict.programmatic_results,
+            llm_results=verdict.llm_results,
+            criteria_results=verdict.criteria_results,
+            summary=strip_nul(verdict.summary),
+            rework_instructions=strip_nul(verdict.rework_instructions),
+        )
+    )
+    summary = {
+        "evaluation_id": verdict.evaluation_id,
+        "composite_score": verdict.composite_score,
+        "confidence_level": str(verdict.confidence_level),
+        "summary": verdict.summary,
+    }
+    if step is not None:
+        tx.op(
+            ops.update(
+                "chain_steps",
+                step.id,
+                confidence_score=verdict.composite_score,
+                confidence_level=str(verdict.confidence_level),
+                last_evaluation_id=verdict.evaluation_id,
+            )
+        )
+        tx.event(
+            "evaluation_completed",
+            {"step_id": step.id, "step_name": step.name, "passed": verdict.passed, **summary},
+            step_id=step.id,
+        )
+    else:
+        tx.event("directive_reviewed", summary)
+    tx.signal(
+        EvaluationCompleted(
+            directive_id=directive_id,
+            step_id=step.id if step else None,
+            evaluation_id=verdict.evaluation_id,
+            passed=verdict.passed,
+            confidence_level=str(verdict.confidence_level),
+            composite_score=verdict.composite_score,
+        )
+    )
+
+
+def _actor_type(by: str | None) -> ActorType:
+    return ActorType.USER if by else ActorType.SYSTEM
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: ids and enums as strings (approval contexts are jsonb)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
