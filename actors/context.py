@@ -14,8 +14,10 @@ import pykka
 
 from directorate.persistence.database import Database
 from directorate.persistence.embedded import directorate_home
+from directorate.verifiers import Verifier
 
 from .core.state import Settings
+from .runners import TaskRunner
 
 if TYPE_CHECKING:  # workers -> evaluation -> context
     from .workers import Workers
@@ -29,11 +31,11 @@ class EngineConfig:
 
     dsn: str | None = None
     """PostgreSQL; None: ``DIRECTORATE_DSN``, else the embedded server."""
-    runner: Any = None
+    runner: TaskRunner | None = None
     """The TaskRunner for directives that name no agent of their own."""
     max_concurrent_tasks: int = 4
     max_concurrent_evaluations: int = 4
-    verifiers: list[Any] | None = None
+    verifiers: list[Verifier] | None = None
     """Verifier objects added to every evaluation (embedding, tests)."""
     verifier_config: dict[str, Any] | None = None
     """Default ``[verifiers]`` configuration for directives that have none."""

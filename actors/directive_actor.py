@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -26,7 +27,12 @@ from typing import Any
 import attrs
 import pykka
 
-from directorate.persistence.errors import DirectorateError, InvalidInput, InvalidTransition
+from directorate.persistence.errors import (
+    DirectorateError,
+    InvalidInput,
+    InvalidTransition,
+    RunnerError,
+)
 from directorate.persistence.models import (
     ApprovalStatus,
     DirectiveStatus,
@@ -126,8 +132,11 @@ class DirectiveActor(pykka.ThreadingActor):
                 raise InvalidTransition(approval.status, message.status or wanted, "approval")
             decision = decide(state, message)
             try:
+                # Before anything is committed: planning needs a runner.
+                if any(isinstance(e, c.RunPlanning) for e in decision.effects):
+                    runner_for(state.directive.agent, self.ctx.config.runner)
                 written = write(self.directive_id, decision.changes)
-            except (InvalidTransition, InvalidInput) as exc:
+            except (InvalidTransition, InvalidInput, RunnerError) as exc:
                 if asked:
                     raise
                 log.error("directive %s: refused its own decision: %s", self.directive_id, exc)
@@ -192,7 +201,7 @@ class DirectiveActor(pykka.ThreadingActor):
             if isinstance(effect, c.RunPlanning):
                 self._run_planning(effect.task, state)
             elif isinstance(effect, c.StartSteps):
-                self._start_steps()
+                self._start_steps(effect.steps)
             elif isinstance(effect, c.Grant):
                 if any(not self._alive(s) for s in effect.step_ids):
                     self._start_steps()  # a step actor crashed: its successor runs it
@@ -218,13 +227,16 @@ class DirectiveActor(pykka.ThreadingActor):
         )
         self.planning = (task.id, cancel)
 
-    def _start_steps(self) -> None:
+    def _start_steps(self, known: tuple[Step, ...] | None = None) -> None:
         """A live step actor for every unfinished step of the current chain, and every
         one told who its peers are (a restarted one replaces a crashed one)."""
-        chain = self.ctx.db.reads.current_chain(self.directive_id)
-        steps = self.ctx.db.reads.steps(chain.id) if chain else []
-        if chain is None:
-            return
+        if known is None:
+            chain = self.ctx.db.reads.current_chain(self.directive_id)
+            if chain is None:
+                return
+            steps: Sequence[Step] = self.ctx.db.reads.steps(chain.id)
+        else:
+            steps = known
         dependents: dict[uuid.UUID, list[uuid.UUID]] = {s.id: [] for s in steps}
         for step in steps:
             for dep in step.depends_on:
@@ -283,7 +295,11 @@ class DirectiveActor(pykka.ThreadingActor):
         if status in (DirectiveStatus.ACTIVE, DirectiveStatus.PLANNING):
             changes.append(c.DirectiveMoved(old=status, new=DirectiveStatus.PAUSED))
             changes.append(c.TasksCancelRequested(reason="paused after a failure"))
-        write(self.directive_id, changes).tx.commit(self.ctx.db)
+        written = write(self.directive_id, changes)
+        outcome = written.tx.commit(self.ctx.db)
+        if not isinstance(outcome, Committed):  # moved meanwhile: record the error alone
+            log.warning("directive %s: %s", self.directive_id, written.describe(outcome.op_index))
+            write(self.directive_id, changes[:1]).tx.commit(self.ctx.db)
 
     def _alive(self, step_id: uuid.UUID) -> bool:
         ref = self.steps.get(step_id)

@@ -117,6 +117,7 @@ class StepActor(pykka.ThreadingActor):
                 halted=self.ctx.halted.is_set(),
             )
             decision = decide_step(state, message)
+            chain_done = False
             if decision.changes:
                 written = write(state.directive.id, decision.changes)
                 outcome = written.tx.commit(self.ctx.db)
@@ -127,20 +128,23 @@ class StepActor(pykka.ThreadingActor):
                         written.describe(outcome.op_index),
                     )
                     continue
-            self._act(decision, state)
+                progress = written.index_of(c.ChainProgress)
+                chain_done = progress is not None and outcome.scalar(progress) == 0
+            self._act(decision, state, chain_done=chain_done)
             return
         log.warning("step %s: gave up on %s after %d conflicts", self.step_id, message, _RETRIES)
         if isinstance(message, m.TaskFinished):  # the report is kept whatever happens
             self.ctx.workers.record_orphan(message.task_id, message.result)
 
-    def _act(self, decision: c.Decision, state: StepState) -> None:
+    def _act(self, decision: c.Decision, state: StepState, *, chain_done: bool) -> None:
         for effect in decision.effects:
             if isinstance(effect, c.RunTask):
                 self._run(effect, state)
             elif isinstance(effect, c.Evaluate):
                 self._evaluate(effect, state)
             elif isinstance(effect, c.TellDirective):
-                _tell(self.directive_ref, m.StepChanged(self.step_id))
+                if chain_done or not effect.if_chain_done:
+                    _tell(self.directive_ref, m.StepChanged(self.step_id))
             elif isinstance(effect, c.TellDependents):
                 for dependent in self.dependents:
                     ref = self.peers.get(dependent)

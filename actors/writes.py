@@ -62,6 +62,10 @@ class Written:
             return f"chain {change.chain_id} is no longer current"
         return f"statement {op_index} changed nothing"
 
+    def index_of(self, kind: type[c.Change]) -> int | None:
+        """The first op made by a change of ``kind``."""
+        return next((i for i, s in enumerate(self.sources) if isinstance(s, kind)), None)
+
     def cost_index(self) -> int | None:
         """The op that recorded a task's result (it returns the directive's total)."""
         return next((i for i, s in enumerate(self.sources) if isinstance(s, c.TaskRecorded)), None)
@@ -86,6 +90,8 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
         tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status]))
     elif isinstance(change, c.RequireLiveChain):
         tx.op(ops.require_live_chain(directive_id, change.chain_id))
+    elif isinstance(change, c.ChainProgress):
+        tx.op(ops.unfinished_steps(change.chain_id))
     elif isinstance(change, c.ChainCreated):
         _chain_created(tx, directive_id, change)
     elif isinstance(change, c.ChainSuperseded):

@@ -35,7 +35,6 @@ class Database:
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "application_name": "directorate-reader"},
-            check=ConnectionPool.check_connection,
             open=True,
             name="directorate-readers",
         )

@@ -197,3 +197,8 @@ def abandon_tasks(
             "summary": summary,
         },
     )
+
+
+def unfinished_steps(chain_id: uuid.UUID) -> Op:
+    """Returns how many steps of the chain are not passed or skipped (in this write)."""
+    return Op(query("unfinished_steps"), {"chain_id": chain_id}, returning=True)

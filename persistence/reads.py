@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, TypeVar
 
@@ -13,6 +14,8 @@ from .errors import InvalidInput, NotFound, PersistenceUnavailable
 from .models import Approval, Chain, Command, Directive, Evaluation, Event, Step, Task
 from .queries import query
 
+log = logging.getLogger(__name__)
+
 R = TypeVar("R", Directive, Chain, Step, Task, Evaluation, Approval, Event, Command)
 
 
@@ -21,16 +24,24 @@ class Reads:
         self._pool = pool
 
     def rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        try:
-            with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(query(name), params)
-                rows: list[dict[str, Any]] = cur.fetchall()
-                return rows
-        except psycopg.OperationalError as exc:
-            raise PersistenceUnavailable(f"read {name} failed: {exc}") from exc
-        except psycopg.DataError as exc:  # a malformed id, say: the caller's input
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InvalidInput(f"read {name}: {first}") from exc
+        # Connections are not checked on every checkout (a round trip per read): a
+        # read that finds its connection lost (a server restart) is tried once more
+        # on a fresh one, which the pool opens in its place.
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(query(name), params)
+                    rows: list[dict[str, Any]] = cur.fetchall()
+                    return rows
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise PersistenceUnavailable(f"read {name} failed: {exc}") from exc
+                log.info("read %s: connection lost (%s); trying once more", name, exc)
+                self._pool.check()  # drop every idle connection that is lost too
+            except psycopg.DataError as exc:  # a malformed id, say: the caller's input
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InvalidInput(f"read {name}: {first}") from exc
+        raise AssertionError("unreachable")
 
     def _many(self, cls: type[R], name: str, **params: Any) -> list[R]:
         return [cls.from_row(row) for row in self.rows(name, **params)]

@@ -72,6 +72,13 @@ class RequireLiveChain:
 
 
 @attrs.frozen(kw_only=True)
+class ChainProgress:
+    """Read in the same write: how many steps of the chain are unfinished after it."""
+
+    chain_id: uuid.UUID
+
+
+@attrs.frozen(kw_only=True)
 class ChainCreated:
     """A new current chain and its steps (carried-over steps arrive passed)."""
 
@@ -190,6 +197,7 @@ Change = (
     | StepMoved
     | StepHeld
     | RequireLiveChain
+    | ChainProgress
     | ChainCreated
     | ChainSuperseded
     | ChainReplaced
@@ -241,6 +249,9 @@ class ReviewDirective:
 class StartSteps:
     """Make sure every unfinished step of the current chain has a live step actor."""
 
+    steps: tuple[Step, ...] | None = None
+    """The chain's steps when the decision just created them; None: read them."""
+
 
 @attrs.frozen
 class Grant:
@@ -271,6 +282,10 @@ class StepAnswered:
 @attrs.frozen
 class TellDirective:
     """A step tells its directive that it changed (the directive decides what follows)."""
+
+    if_chain_done: bool = False
+    """Only when the write's ``ChainProgress`` found no unfinished step left: a step
+    that passes while others still run leaves its directive nothing to decide."""
 
 
 @attrs.frozen

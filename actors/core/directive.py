@@ -96,7 +96,7 @@ def _start(state: DirectiveState, message: m.Start) -> Decision:
                 data={"source": "explicit steps", "chain_id": chain.chain_id},
             ),
         ),
-        effects=(StartSteps(),),
+        effects=(StartSteps(chain.steps),),
         reply=DirectiveStatus.ACTIVE,
     )
 

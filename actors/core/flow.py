@@ -218,7 +218,7 @@ def ingest(state: DirectiveState, outcome: PlanOutcome, *, by: str | None = None
     )
     # The new chain may hold nothing but carried-over steps: then it is finished.
     follow = advance(after)
-    return Decision(changes=tuple(changes), effects=(StartSteps(),)) + follow
+    return Decision(changes=tuple(changes), effects=(StartSteps(chain.steps),)) + follow
 
 
 def regenerate(state: DirectiveState, reason: str, by: str | None) -> Decision:

@@ -33,6 +33,7 @@ from ..runners import TaskResult
 from .changes import (
     NOTHING,
     ApprovalOpened,
+    ChainProgress,
     Decision,
     Evaluate,
     EvaluationStored,
@@ -250,8 +251,12 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
     )
     if outcome is Verdict.PASS:
         return Decision(
-            changes=(stored, _moved(state, StepStatus.PASSED)),
-            effects=(TellDependents(), TellDirective(), StopSelf()),
+            changes=(
+                stored,
+                _moved(state, StepStatus.PASSED),
+                ChainProgress(chain_id=step.chain_id),
+            ),
+            effects=(TellDependents(), TellDirective(if_chain_done=True), StopSelf()),
         )
     if outcome is Verdict.ASK:
         # The step stays evaluating until a human answers (the directive applies it).

@@ -192,3 +192,8 @@ WHERE d.id = ANY (%(ids)s::uuid[])
            AND NOT EXISTS (SELECT 1 FROM directive_approvals a
                            WHERE a.directive_id = d.id AND a.status = 'pending'
                              AND a.approval_type = 'circuit_breaker')));
+
+-- name: unfinished_steps
+-- How many steps of a chain have not passed (nor been skipped), seen from inside a write.
+SELECT count(*) FROM chain_steps
+WHERE chain_id = %(chain_id)s AND status NOT IN ('passed', 'skipped');
