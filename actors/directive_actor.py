@@ -38,6 +38,7 @@ from directorate.persistence.models import (
     DirectiveStatus,
     Severity,
     Step,
+    StepStatus,
     Task,
     TaskStatus,
 )
@@ -248,8 +249,14 @@ class DirectiveActor(pykka.ThreadingActor):
             if not step.status.finished and not self._alive(step.id):
                 self.steps[step.id] = _start_step(self.ctx, step, dependents, self.actor_ref)
         peers = dict(self.steps)
-        for ref in peers.values():
-            _tell(ref, m.Begin(peers))
+        finished = {s.id for s in steps if s.status.finished}
+        waiting_on = {
+            s.id: frozenset(s.depends_on) - finished
+            for s in steps
+            if s.status is StepStatus.PENDING
+        }
+        for step_id, ref in peers.items():
+            _tell(ref, m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset())))
 
     def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
         config, directive = self.ctx.config, state.directive

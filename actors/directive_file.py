@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from directorate.persistence.convert import structure_spec
 from directorate.persistence.errors import InvalidInput
@@ -34,11 +34,19 @@ def load_directive_file(path: str | Path) -> DirectiveSpec:
 
 
 def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A copy of ``data`` with its file-relative paths made absolute."""
+    """A copy of ``data`` with its file-relative paths made absolute.
+
+    Only strings that can be paths are touched: anything else (a number, a list,
+    a NUL byte, which ``Path.resolve`` would raise on) is left for
+    ``structure_spec`` to refuse, naming the key.
+    """
     data = dict(data)
     local_path = data.get("local_path")
-    if isinstance(local_path, str) and local_path:
-        data["local_path"] = str((folder / Path(local_path).expanduser()).resolve())
+    if _is_path(local_path):
+        try:
+            data["local_path"] = str((folder / Path(local_path).expanduser()).resolve())
+        except (OSError, RuntimeError) as exc:  # no home directory for "~", a symlink loop
+            raise InvalidInput(f"local_path: cannot resolve {local_path!r}: {exc}") from exc
     agent = data.get("agent")
     if isinstance(agent, dict) and isinstance(agent.get("command"), list):
         agent = dict(agent)
@@ -48,6 +56,10 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def _resolve_arg(arg: Any, folder: Path) -> Any:
-    if isinstance(arg, str) and arg.startswith(("./", "../")):
+    if _is_path(arg) and arg.startswith(("./", "../")):
         return str((folder / arg).resolve())
     return arg
+
+
+def _is_path(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value) and "\x00" not in value

@@ -122,6 +122,9 @@ class Begin:
 
     peers: Mapping[uuid.UUID, pykka.ActorRef[pykka.Actor]]
     """Step actors of the same chain by step id (to tell dependents)."""
+    waiting_on: frozenset[uuid.UUID] = frozenset()
+    """Dependencies that had not passed when the directive read the chain: until each
+    has told ``DependencyPassed`` the step has nothing to do, so nothing to read."""
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import attrs
 import pykka
 
 from directorate.persistence.errors import RunnerError
@@ -32,7 +33,7 @@ from . import messages as m
 from .context import EngineContext
 from .core import changes as c
 from .core.state import StepState
-from .core.step import decide_step
+from .core.step import applied, decide_step
 from .evaluation import judge
 from .runners import TaskResult, runner_for
 from .writes import write
@@ -63,6 +64,12 @@ class StepActor(pykka.ThreadingActor):
         """The task whose agent or evaluation runs for us now."""
         self.cancel: threading.Event | None = None
         self.stopping = False
+        self.waiting_on: set[uuid.UUID] = set()
+        """Dependencies not yet heard to pass (a hint from ``Begin``: while any is
+        left, a ``DependencyPassed`` needs no read)."""
+        self.snapshot: StepState | None = None
+        """The step as our last committed decision left it, for the reports of our own
+        job; any other message, and any conflict, reads it afresh."""
 
     # ----------------------------------------------------------------- plumbing
 
@@ -87,19 +94,22 @@ class StepActor(pykka.ThreadingActor):
         _tell(self.directive_ref, m.StepActorFailed(self.step_id, f"{name}: {exc_value}"))
 
     def on_receive(self, message: Any) -> None:
+        if isinstance(message, m.Begin):
+            self.peers = message.peers
+            self.waiting_on = set(message.waiting_on)
+        waiting = bool(self.waiting_on)
+        if isinstance(message, m.DependencyPassed):
+            self.waiting_on.discard(message.step_id)
+            waiting = bool(self.waiting_on)
+        reported = isinstance(message, m.TaskFinished | m.EvaluationFinished)
+        if reported and message.task_id == self.job:
+            self.job, self.cancel = None, None
         if isinstance(message, m.CancelTask):
             if self.cancel is not None:
                 self.cancel.set()
         elif isinstance(message, m.Retire):
             self.stopping = True
-        else:
-            if isinstance(message, m.Begin):
-                self.peers = message.peers
-            elif (
-                isinstance(message, m.TaskFinished | m.EvaluationFinished)
-                and message.task_id == self.job
-            ):
-                self.job, self.cancel = None, None
+        elif not (isinstance(message, m.Begin | m.DependencyPassed) and waiting):
             self._handle(message)
         if self.stopping and self.job is None:
             self.stop()
@@ -107,17 +117,11 @@ class StepActor(pykka.ThreadingActor):
     # ----------------------------------------------------------------- load, decide, commit, act
 
     def _handle(self, message: m.StepMessage) -> None:
+        own_report = isinstance(message, m.TaskFinished | m.EvaluationFinished)
         for _ in range(_RETRIES):
-            state = StepState.from_row(
-                self.ctx.db.reads.step_state(self.step_id),
-                now=datetime.now(UTC),
-                settings=self.ctx.settings,
-                job=self.job,
-                live_tasks=self.ctx.workers.live_tasks(),
-                halted=self.ctx.halted.is_set(),
-            )
+            state = self._state(reuse=own_report)
             decision = decide_step(state, message)
-            chain_done = False
+            chain_idle, total = False, None
             if decision.changes:
                 written = write(state.directive.id, decision.changes)
                 outcome = written.tx.commit(self.ctx.db)
@@ -127,23 +131,44 @@ class StepActor(pykka.ThreadingActor):
                         state.step.name,
                         written.describe(outcome.op_index),
                     )
+                    self.snapshot = None
                     continue
                 progress = written.index_of(c.ChainProgress)
-                chain_done = progress is not None and outcome.scalar(progress) == 0
-            self._act(decision, state, chain_done=chain_done)
+                chain_idle = progress is not None and outcome.scalar(progress) == 0
+                recorded = written.cost_index()
+                total = float(outcome.scalar(recorded)) if recorded is not None else None
+            self.snapshot = applied(state, decision, total)
+            self._act(decision, state, chain_idle=chain_idle)
             return
         log.warning("step %s: gave up on %s after %d conflicts", self.step_id, message, _RETRIES)
         if isinstance(message, m.TaskFinished):  # the report is kept whatever happens
             self.ctx.workers.record_orphan(message.task_id, message.result)
 
-    def _act(self, decision: c.Decision, state: StepState, *, chain_done: bool) -> None:
+    def _state(self, *, reuse: bool) -> StepState:
+        """The step's state: our snapshot for a report of our own job, else read."""
+        live, halted = self.ctx.workers.live_tasks(), self.ctx.halted.is_set()
+        now = datetime.now(UTC)
+        if reuse and self.snapshot is not None:
+            return attrs.evolve(
+                self.snapshot, now=now, job=self.job, live_tasks=live, halted=halted
+            )
+        return StepState.from_row(
+            self.ctx.db.reads.step_state(self.step_id),
+            now=now,
+            settings=self.ctx.settings,
+            job=self.job,
+            live_tasks=live,
+            halted=halted,
+        )
+
+    def _act(self, decision: c.Decision, state: StepState, *, chain_idle: bool) -> None:
         for effect in decision.effects:
             if isinstance(effect, c.RunTask):
                 self._run(effect, state)
             elif isinstance(effect, c.Evaluate):
                 self._evaluate(effect, state)
             elif isinstance(effect, c.TellDirective):
-                if chain_done or not effect.if_chain_done:
+                if chain_idle or not effect.if_chain_idle:
                     _tell(self.directive_ref, m.StepChanged(self.step_id))
             elif isinstance(effect, c.TellDependents):
                 for dependent in self.dependents:

@@ -53,7 +53,10 @@ class Written:
         if isinstance(change, c.DirectiveMoved):
             return f"the directive is no longer {change.old} (wanted {change.new})"
         if isinstance(change, c.StepMoved | c.StepHeld):
-            return f"step {change.step.name} is no longer {change.step.status}"
+            return (
+                f"step {change.step.name} is no longer {change.step.status}, or its chain "
+                "is no longer current"
+            )
         if isinstance(change, c.ApprovalAnswered):
             return f"approval {change.approval.id} is no longer pending"
         if isinstance(change, c.RequireLiveChain):
@@ -91,7 +94,7 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
     elif isinstance(change, c.RequireLiveChain):
         tx.op(ops.require_live_chain(directive_id, change.chain_id))
     elif isinstance(change, c.ChainProgress):
-        tx.op(ops.unfinished_steps(change.chain_id))
+        tx.op(ops.steps_in_progress(change.chain_id))
     elif isinstance(change, c.ChainCreated):
         _chain_created(tx, directive_id, change)
     elif isinstance(change, c.ChainSuperseded):
@@ -182,7 +185,7 @@ def _step_moved(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
     if new not in STEP_TRANSITIONS[old]:
         raise InvalidTransition(old, new, f"step {step.name}")
     values = {k: str(v) if isinstance(v, StepStatus) else v for k, v in change.values.items()}
-    tx.op(ops.transition("chain_steps", step.id, str(old), str(new), **values))
+    tx.op(ops.move_step(step.id, str(old), str(new), **values))
     tx.event(
         "step_status_changed",
         {

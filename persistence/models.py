@@ -9,7 +9,9 @@ whose values are the strings stored in PostgreSQL. The specs (``DirectiveSpec``,
 from __future__ import annotations
 
 import enum
+import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Self
 
@@ -17,6 +19,8 @@ import attrs
 
 from . import validation as check
 from .errors import InvalidInput
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 # --------------------------------------------------------------------------- statuses
 
@@ -175,35 +179,85 @@ class CommandStatus(enum.StrEnum):
 
 
 # --------------------------------------------------------------------------- specs
+#
+# Each spec field checks itself when the spec is built (attrs validators), so a
+# bad value is refused where it enters with an ``InvalidInput`` naming the field;
+# the rules across fields, and limits only new input must meet, are in
+# ``DirectiveSpec.validate`` and ``validate_steps``. Requirement,
+# AcceptanceCriterion, StepSpec and AgentSpec are also rebuilt from stored rows,
+# so their build-time checks are ones stored data always met.
 
 
 def _new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+def _checked(check_field: Callable[[str, Any], None]) -> _Validator:
+    """An attrs validator that runs ``check_field(field_name, value)``."""
+
+    def validator(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check_field(attribute.name, value)
+
+    return validator
+
+
+def _revalidate(where: str, spec: attrs.AttrsInstance) -> None:
+    """Run a nested spec's field checks again, its fields named under ``where``."""
+    try:
+        attrs.validate(spec)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}.{exc}") from exc
+
+
+def _to_step_type(value: StepType | str) -> StepType:
+    return check.to_choice("step_type", value, StepType)
+
+
+def _to_autonomy_level(value: AutonomyLevel | str) -> AutonomyLevel:
+    return check.to_choice("autonomy_level", value, AutonomyLevel)
+
+
+def _check_command(field: str, value: Any) -> None:
+    check.check_text_list(field, value)
+    if not value:
+        raise InvalidInput(f"{field}: must not be empty")
+
+
+def _check_yellow_threshold(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """Yellow is checked after green (field order), so the pair can be compared."""
+    check.check_threshold(attribute.name, value)
+    check.check_thresholds(instance.confidence_threshold_green, value)
+
+
+_text = _checked(check.check_text)
+_optional_text = _checked(check.check_optional_text)
+_text_list = _checked(check.check_text_list)
+_optional_table = _checked(check.check_optional_table)
+
+
 @attrs.frozen(kw_only=True)
 class Requirement:
-    id: str
-    description: str
+    id: str = attrs.field(validator=_text)
+    description: str = attrs.field(validator=_text)
 
 
 @attrs.frozen(kw_only=True)
 class AcceptanceCriterion:
-    id: str
-    criterion: str
+    id: str = attrs.field(validator=_text)
+    criterion: str = attrs.field(validator=_text)
 
 
 @attrs.frozen(kw_only=True)
 class StepSpec:
     """One step of a chain as a planner (or a person) writes it."""
 
-    name: str
-    step_type: StepType = StepType.IMPLEMENT
-    description: str = ""
-    task_plan: str | None = None
-    depends_on: list[str] = attrs.field(factory=list)
-    requirement_ids: list[str] = attrs.field(factory=list)
-    verifiers: dict[str, Any] | None = None
+    name: str = attrs.field(validator=_checked(check.check_step_name))
+    step_type: StepType = attrs.field(default=StepType.IMPLEMENT, converter=_to_step_type)
+    description: str = attrs.field(default="", validator=_text)
+    task_plan: str | None = attrs.field(default=None, validator=_optional_text)
+    depends_on: list[str] = attrs.field(factory=list, validator=_text_list)
+    requirement_ids: list[str] = attrs.field(factory=list, validator=_text_list)
+    verifiers: dict[str, Any] | None = attrs.field(default=None, validator=_optional_table)
     """This step's own ``[verifiers]`` settings, laid over the directive's."""
 
 
@@ -211,54 +265,93 @@ class StepSpec:
 class AgentSpec:
     """The agent command a directive file asks for (argv; instructions go on stdin)."""
 
-    command: list[str]
-    timeout_s: float = 3600.0
+    command: list[str] = attrs.field(validator=_checked(_check_command))
+    timeout_s: float = attrs.field(
+        default=3600.0,
+        validator=_checked(lambda f, v: check.check_limit(f, v, math.inf, optional=False)),
+    )
 
 
 @attrs.frozen(kw_only=True)
 class DirectiveSpec:
     """What a person asks for; mirrors the Directive record (DESIGN §10)."""
 
-    title: str
-    goal: str
-    requirements: list[Requirement] = attrs.field(factory=list)
-    acceptance_criteria: list[AcceptanceCriterion] = attrs.field(factory=list)
-    constraints: list[str] = attrs.field(factory=list)
-    repository_url: str | None = None
-    base_branch: str | None = None
-    local_path: str | None = None
-    autonomy_level: AutonomyLevel = AutonomyLevel.GUARDRAILS
-    confidence_threshold_green: float = 0.8
-    confidence_threshold_yellow: float = 0.5
-    max_total_cost_usd: float | None = None
-    max_wall_time_minutes: float | None = None
-    max_rework_cycles: int = 3
-    max_chain_regenerations: int | None = None
-    steps: list[StepSpec] | None = None
-    verifiers: dict[str, Any] | None = None
-    agent: AgentSpec | None = None
+    title: str = attrs.field(validator=_checked(check.check_required_text))
+    goal: str = attrs.field(validator=_checked(check.check_required_text))
+    requirements: list[Requirement] = attrs.field(
+        factory=list,
+        validator=_checked(lambda f, v: check.check_list_of(f, v, Requirement, "a Requirement")),
+    )
+    acceptance_criteria: list[AcceptanceCriterion] = attrs.field(
+        factory=list,
+        validator=_checked(
+            lambda f, v: check.check_list_of(f, v, AcceptanceCriterion, "an AcceptanceCriterion")
+        ),
+    )
+    constraints: list[str] = attrs.field(factory=list, validator=_text_list)
+    repository_url: str | None = attrs.field(default=None, validator=_optional_text)
+    base_branch: str | None = attrs.field(default=None, validator=_optional_text)
+    local_path: str | None = attrs.field(default=None, validator=_optional_text)
+    autonomy_level: AutonomyLevel = attrs.field(
+        default=AutonomyLevel.GUARDRAILS, converter=_to_autonomy_level
+    )
+    confidence_threshold_green: float = attrs.field(
+        default=0.8, validator=_checked(check.check_threshold)
+    )
+    confidence_threshold_yellow: float = attrs.field(default=0.5, validator=_check_yellow_threshold)
+    max_total_cost_usd: float | None = attrs.field(
+        default=None, validator=_checked(lambda f, v: check.check_limit(f, v, check.MAX_COST_USD))
+    )
+    max_wall_time_minutes: float | None = attrs.field(
+        default=None,
+        validator=_checked(lambda f, v: check.check_limit(f, v, check.MAX_WALL_TIME_MINUTES)),
+    )
+    max_rework_cycles: int = attrs.field(default=3, validator=_checked(check.check_integer))
+    max_chain_regenerations: int | None = attrs.field(
+        default=None, validator=_checked(lambda f, v: check.check_integer(f, v, optional=True))
+    )
+    steps: list[StepSpec] | None = attrs.field(
+        default=None,
+        validator=_checked(
+            lambda f, v: check.check_list_of(f, v, StepSpec, "a StepSpec", optional=True)
+        ),
+    )
+    verifiers: dict[str, Any] | None = attrs.field(default=None, validator=_optional_table)
+    agent: AgentSpec | None = attrs.field(
+        default=None,
+        validator=_checked(
+            lambda f, v: check.check_instance(f, v, AgentSpec, "an AgentSpec", optional=True)
+        ),
+    )
 
     def validate(self) -> Self:
-        """Raise ``InvalidInput`` naming the first bad field; return self."""
-        check.check_not_blank("title", self.title)
-        check.check_not_blank("goal", self.goal)
+        """Raise ``InvalidInput`` naming the first bad field; return self.
+
+        Every field was checked when the spec was built; the checks run again here
+        (nested specs too, in case validators were off), then the rules that span
+        fields and the limits new input must meet.
+        """
+        attrs.validate(self)
+        for index, requirement in enumerate(self.requirements):
+            _revalidate(f"requirements[{index}]", requirement)
+            check.check_not_blank(f"requirements[{index}].id", requirement.id)
+        for index, criterion in enumerate(self.acceptance_criteria):
+            _revalidate(f"acceptance_criteria[{index}]", criterion)
+            check.check_not_blank(f"acceptance_criteria[{index}].id", criterion.id)
         from .convert import spec_converter  # convert imports this module
 
+        # Every string, whichever field holds it (one added later without a check too).
         for key, value in spec_converter.unstructure(self).items():
             check.reject_nul(key, value)
         check.check_thresholds(self.confidence_threshold_green, self.confidence_threshold_yellow)
-        check.check_positive("max_total_cost_usd", self.max_total_cost_usd)
-        check.check_positive("max_wall_time_minutes", self.max_wall_time_minutes)
-        check.check_non_negative("max_rework_cycles", self.max_rework_cycles)
-        check.check_non_negative("max_chain_regenerations", self.max_chain_regenerations)
         check.check_unique("requirements", [r.id for r in self.requirements])
         check.check_unique("acceptance_criteria", [c.id for c in self.acceptance_criteria])
         if self.steps is not None:
             validate_steps(self.steps, field="steps")
         if self.agent is not None:
-            if not self.agent.command:
-                raise InvalidInput("agent.command: must not be empty")
-            check.check_positive("agent.timeout_s", self.agent.timeout_s)
+            _revalidate("agent", self.agent)
+            check.check_not_blank("agent.command[0]", self.agent.command[0])
+            check.check_at_most("agent.timeout_s", self.agent.timeout_s, check.MAX_TIMEOUT_S)
         return self
 
 
@@ -270,10 +363,12 @@ def validate_steps(
     ``known`` names steps outside the plan that it may depend on (passed steps
     carried over into a regenerated chain).
     """
+    check.check_list_of(field, steps, StepSpec, "a StepSpec")
     if not steps:
         raise InvalidInput(f"{field}: at least one step is needed")
     names = [s.name for s in steps]
     for index, step in enumerate(steps):
+        _revalidate(f"{field}[{index}]", step)
         check.check_step_name(f"{field}[{index}].name", step.name)
     check.check_unique(field, names)
     known = set(names) | (known or set())

@@ -199,6 +199,20 @@ def abandon_tasks(
     )
 
 
-def unfinished_steps(chain_id: uuid.UUID) -> Op:
-    """Returns how many steps of the chain are not passed or skipped (in this write)."""
-    return Op(query("unfinished_steps"), {"chain_id": chain_id}, returning=True)
+def steps_in_progress(chain_id: uuid.UUID) -> Op:
+    """Returns how many steps of the chain are ready, running, evaluating or in rework."""
+    return Op(query("steps_in_progress"), {"chain_id": chain_id}, returning=True)
+
+
+_STEP_IN_LIVE_CHAIN = (
+    " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
+    " WHERE c.id = chain_steps.chain_id AND c.status = 'active'"
+    " AND d.status NOT IN ('completed', 'failed', 'cancelled'))"
+)
+
+
+def move_step(step_id: uuid.UUID, expected: str, new_status: str, **values: Any) -> Op:
+    """Compare-and-set of a step's status that also requires its chain to be current and
+    its directive not finished: a decision made on a stale view changes nothing."""
+    op = transition("chain_steps", step_id, expected, new_status, **values)
+    return Op(op.sql + _STEP_IN_LIVE_CHAIN, op.params, guard=True)

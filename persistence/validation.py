@@ -6,13 +6,24 @@ so a one-line error tells the user exactly what to fix.
 
 from __future__ import annotations
 
+import enum
+import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidInput
 
 STEP_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+E = TypeVar("E", bound=enum.Enum)
+
+MAX_COUNT = 1_000
+"""Most rework cycles or chain regenerations a directive may allow."""
+MAX_COST_USD = 1_000_000.0
+MAX_WALL_TIME_MINUTES = 365 * 24 * 60.0
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+"""Limits above these are typing mistakes (1e308), not budgets."""
 
 
 MAX_TEXT_CHARS = 20_000
@@ -43,15 +54,17 @@ def reject_nul(field: str, value: Any) -> None:
             raise InvalidInput(f"{field}: contains a NUL byte")
     elif isinstance(value, dict):
         for key, item in value.items():
-            reject_nul(f"{field}.{key}", key)
-            reject_nul(f"{field}.{key}", item)
+            if isinstance(key, str) and "\x00" in key:
+                raise InvalidInput(f"{field}: key {key!r} contains a NUL byte")
+            reject_nul(key_path(field, key), item)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             reject_nul(f"{field}[{index}]", item)
 
 
-def check_step_name(field: str, name: str) -> None:
-    if not STEP_NAME.match(name or ""):
+def check_step_name(field: str, name: Any) -> None:
+    check_text(field, name)
+    if not STEP_NAME.match(name):
         raise InvalidInput(f"{field}: {name!r} is not kebab-case (like 'fix-parser')")
 
 
@@ -84,3 +97,213 @@ def check_non_negative(field: str, value: float | int | None) -> None:
 def check_not_blank(field: str, value: str) -> None:
     if not value or not value.strip():
         raise InvalidInput(f"{field}: must not be empty")
+
+
+# ----------------------------------------------------------------- types and ranges
+#
+# What a person types may come from TOML, JSON or Python: each check below takes
+# the value as it is, names the field, and never coerces ("3" is not 3, True is
+# not 1, "one" is not ["o", "n", "e"]).
+
+
+def key_path(field: str, key: object) -> str:
+    """``field.key``, the key quoted when printing it bare would mislead."""
+    text = str(key)
+    if isinstance(key, str) and text and text.isprintable() and "." not in text:
+        return f"{field}.{text}" if field else text
+    return f"{field}[{key!r}]"
+
+
+def preview(value: Any, limit: int = 60) -> str:
+    """A value as a short one-line text: ``'three'``, ``true``, ``2.5``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def number(value: float | int) -> str:
+    """``1000000`` rather than ``1e+06``; ``1e+308`` stays as it is."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return preview(value)
+
+
+def kind(value: Any) -> str:
+    """What a value is, in the words of a directive file."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def expected(what: str, value: Any) -> str:
+    """``expected <what>, got <value> (<kind>)``: the text after ``field:``."""
+    if value is None:
+        return f"expected {what}, got null"
+    if isinstance(value, list | tuple | dict):
+        return f"expected {what}, got {kind(value)} {preview(value)}"
+    return f"expected {what}, got {preview(value)} ({kind(value)})"
+
+
+def choice_problem(choices: type[E], value: Any) -> str:
+    allowed = ", ".join(str(member.value) for member in choices)
+    return f"must be one of {allowed}; got {preview(value)}"
+
+
+def to_choice(field: str, value: Any, choices: type[E]) -> E:
+    """``value`` as a member of the enum ``choices``; only its exact values are accepted."""
+    if isinstance(value, choices):
+        return value
+    for member in choices:
+        if isinstance(value, str) and value == member.value:
+            return member
+    raise InvalidInput(f"{field}: {choice_problem(choices, value)}")
+
+
+def check_text(field: str, value: Any) -> None:
+    """A string without NUL bytes."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: {expected('a string', value)}")
+    reject_nul(field, value)
+
+
+def check_optional_text(field: str, value: Any) -> None:
+    if value is not None:
+        check_text(field, value)
+
+
+def check_required_text(field: str, value: Any) -> None:
+    """A string with something in it besides spaces."""
+    check_text(field, value)
+    check_not_blank(field, value)
+
+
+def check_text_list(field: str, value: Any) -> None:
+    """A list of strings; a bare string is refused, not taken letter by letter."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"{field}: {expected('a list of strings', value)}")
+    for index, item in enumerate(value):
+        check_text(f"{field}[{index}]", item)
+
+
+def check_list_of(
+    field: str, value: Any, cls: type[Any], what: str, *, optional: bool = False
+) -> None:
+    """A list whose every item is an instance of ``cls`` (``what`` names it)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, list):
+        raise InvalidInput(f"{field}: {expected(f'a list of {what}', value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, cls):
+            raise InvalidInput(f"{field}[{index}]: {expected(what, item)}")
+
+
+def check_instance(
+    field: str, value: Any, cls: type[Any], what: str, *, optional: bool = False
+) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, cls):
+        raise InvalidInput(f"{field}: {expected(what, value)}")
+
+
+def check_integer(
+    field: str, value: Any, *, minimum: int = 0, maximum: int = MAX_COUNT, optional: bool = False
+) -> None:
+    """A whole number (not a bool, not 2.5, not "3") in ``minimum..maximum``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field}: {expected('a whole number', value)}")
+    if value < minimum:
+        if minimum == 0:
+            raise InvalidInput(f"{field}: must not be negative, got {value}")
+        raise InvalidInput(f"{field}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidInput(f"{field}: must be at most {maximum}, got {value}")
+
+
+def check_number(field: str, value: Any, *, optional: bool = False) -> None:
+    """A finite int or float; a bool is not a number here (``true`` is not 1.0)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{field}: {expected('a number', value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{field}: must be a finite number, got {value}")
+
+
+def check_limit(field: str, value: Any, maximum: float, *, optional: bool = True) -> None:
+    """A finite number above 0 and at most ``maximum`` (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    check_number(field, value)
+    check_positive(field, value)
+    check_at_most(field, value, maximum)
+
+
+def check_at_most(field: str, value: float | int | None, maximum: float) -> None:
+    if value is not None and value > maximum:
+        raise InvalidInput(f"{field}: must be at most {number(maximum)}, got {number(value)}")
+
+
+def check_threshold(field: str, value: Any) -> None:
+    """A confidence threshold: a finite number in 0..1."""
+    check_number(field, value)
+    if not 0.0 <= value <= 1.0:
+        which = field.rpartition("_")[2]
+        raise InvalidInput(f"{field}: need 0 <= yellow <= green <= 1, got {which}={value}")
+
+
+def check_json_value(field: str, value: Any) -> None:
+    """What jsonb can keep: tables with string keys, lists, strings without NUL,
+    finite numbers, booleans and null."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        check_number(field, value)
+    elif isinstance(value, str):
+        reject_nul(field, value)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_json_value(f"{field}[{index}]", item)
+    elif isinstance(value, dict):
+        check_table(field, value)
+    else:
+        raise InvalidInput(
+            f"{field}: expected a string, number, boolean, list or table, got {kind(value)}"
+        )
+
+
+def check_optional_table(field: str, value: Any) -> None:
+    check_table(field, value, optional=True)
+
+
+def check_table(field: str, value: Any, *, optional: bool = False) -> None:
+    """A table (dict) with string keys whose values jsonb can keep."""
+    if value is None and optional:
+        return
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field}: {expected('a table', value)}")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidInput(f"{field}: {expected('string keys', key)}")
+        if "\x00" in key:
+            raise InvalidInput(f"{field}: key {key!r} contains a NUL byte")
+        check_json_value(key_path(field, key), item)

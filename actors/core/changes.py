@@ -73,7 +73,8 @@ class RequireLiveChain:
 
 @attrs.frozen(kw_only=True)
 class ChainProgress:
-    """Read in the same write: how many steps of the chain are unfinished after it."""
+    """Read in the same write: how many steps of the chain are still at work (ready,
+    running, evaluating, sent back) or about to be (pending, dependencies passed)."""
 
     chain_id: uuid.UUID
 
@@ -283,9 +284,10 @@ class StepAnswered:
 class TellDirective:
     """A step tells its directive that it changed (the directive decides what follows)."""
 
-    if_chain_done: bool = False
-    """Only when the write's ``ChainProgress`` found no unfinished step left: a step
-    that passes while others still run leaves its directive nothing to decide."""
+    if_chain_idle: bool = False
+    """Only when the write's ``ChainProgress`` found no step in progress: a step that
+    passes while others still work leaves its directive nothing to decide (the last
+    of them to finish tells it: the chain may be done, or blocked)."""
 
 
 @attrs.frozen

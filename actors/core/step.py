@@ -219,9 +219,10 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
         and state.last_task.id == message.task_id
         and step.status is StepStatus.RUNNING
     )
-    if not current or not state.chain_current:
-        finished = not state.chain_current or state.directive.status.terminal
-        return Decision(changes=(recorded,), effects=(*tell, *((StopSelf(),) if finished else ())))
+    if state.directive.status.terminal or not state.chain_current:
+        return Decision(changes=(recorded,), effects=(*tell, StopSelf()))
+    if not current:  # a stale report of an attempt given up on
+        return Decision(changes=(recorded,), effects=tell)
     if result.status is TaskStatus.CANCELLED:
         # Paused, stopped or tripped: the directive grants the next attempt when it may.
         return Decision(
@@ -256,7 +257,7 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
                 _moved(state, StepStatus.PASSED),
                 ChainProgress(chain_id=step.chain_id),
             ),
-            effects=(TellDependents(), TellDirective(if_chain_done=True), StopSelf()),
+            effects=(TellDependents(), TellDirective(if_chain_idle=True), StopSelf()),
         )
     if outcome is Verdict.ASK:
         # The step stays evaluating until a human answers (the directive applies it).
@@ -361,3 +362,52 @@ _HANDLERS: dict[type, Callable[[StepState, Any], Decision]] = {
     m.EvaluationFinished: _evaluation_finished,
     m.ReviewAnswered: _review_answered,
 }
+
+
+def applied(state: StepState, decision: Decision, total_cost: float | None) -> StepState:
+    """The step's state once ``decision`` is committed: what a continuation of its own
+    job (its agent's report, its evaluation) decides on without reading it again.
+
+    Only the step's own rows are carried forward; everything else (the directive's
+    status, its chain) may have moved meanwhile, which the guards of the next write
+    find out (``StepMoved`` requires a current chain, a dispatch an active directive),
+    and the actor reads afresh after any conflict. ``total_cost`` is the directive's
+    total as the write's ``TaskRecorded`` returned it.
+    """
+    step, last_task, directive = state.step, state.last_task, state.directive
+    rework, review = state.rework_instructions, state.review_pending
+    for change in decision.changes:
+        if isinstance(change, StepMoved):
+            step = attrs.evolve(step, status=change.new, **change.values)
+        elif isinstance(change, TaskCreated):
+            last_task = change.task
+        elif isinstance(change, TaskRecorded) and last_task and last_task.id == change.task_id:
+            result = change.result
+            last_task = attrs.evolve(
+                last_task,
+                status=result.status,
+                exit_code=result.exit_code,
+                output_tail=result.output_tail,
+                finished_at=state.now,
+            )
+        elif isinstance(change, EvaluationStored):
+            verdict = change.judgement
+            rework = verdict.rework_instructions
+            step = attrs.evolve(
+                step,
+                confidence_score=verdict.composite_score,
+                confidence_level=verdict.confidence_level,
+                last_evaluation_id=verdict.evaluation_id,
+            )
+        elif isinstance(change, ApprovalOpened):
+            review = True
+    if total_cost is not None:
+        directive = attrs.evolve(directive, total_cost_usd=total_cost)
+    return attrs.evolve(
+        state,
+        step=step,
+        last_task=last_task,
+        directive=directive,
+        rework_instructions=rework,
+        review_pending=review,
+    )

@@ -127,9 +127,10 @@ FROM directives d WHERE d.id = %(id)s;
 -- name: step_state
 -- What a step actor decides on: its step, its directive, whether the step's chain is
 -- current, its dependencies' statuses, its last evaluation's rework instructions, its
--- latest task, and whether a human is asked about it or about a circuit breaker.
+-- latest task, and whether a human is asked about it or about a circuit breaker. (The
+-- directive's explicit steps, which only its start needs, are left out.)
 SELECT to_jsonb(s) AS step,
-       to_jsonb(d) AS directive,
+       to_jsonb(d) - 'explicit_steps' AS directive,
        (c.status = 'active') AS chain_current,
        (SELECT coalesce(jsonb_agg(dep.status), '[]') FROM chain_steps dep
         WHERE dep.id = ANY (s.depends_on)) AS dependency_statuses,
@@ -193,7 +194,14 @@ WHERE d.id = ANY (%(ids)s::uuid[])
                            WHERE a.directive_id = d.id AND a.status = 'pending'
                              AND a.approval_type = 'circuit_breaker')));
 
--- name: unfinished_steps
--- How many steps of a chain have not passed (nor been skipped), seen from inside a write.
-SELECT count(*) FROM chain_steps
-WHERE chain_id = %(chain_id)s AND status NOT IN ('passed', 'skipped');
+-- name: steps_in_progress
+-- How many steps of a chain are at work (ready, running, evaluating, sent back) or
+-- about to be (pending with every dependency passed), seen from inside a write: when
+-- none is, the chain is done or blocked, and its directive has to decide what follows.
+SELECT count(*) FROM chain_steps s
+WHERE s.chain_id = %(chain_id)s
+  AND (s.status IN ('ready', 'running', 'evaluating', 'rework')
+       OR (s.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM chain_steps d
+                           WHERE d.id = ANY (s.depends_on)
+                             AND d.status NOT IN ('passed', 'skipped'))));
