@@ -43,8 +43,8 @@ class EventBus(pykka.ThreadingActor):
 
     def _publish(self, notice: Any, committed: Committed) -> None:
         if isinstance(notice, EventNotice):
-            seq = committed.rows[notice.op_index][0][0]
-            event = attrs.evolve(notice.event, seq=int(seq))
+            seqs = {str(event_id): seq for event_id, seq in committed.rows[notice.op_index]}
+            event = attrs.evolve(notice.event, seq=int(seqs[str(notice.event.id)]))
             signal = signals.directive_event
         else:
             event = notice

@@ -2,7 +2,9 @@
 
 An actor collects what a transition changes into a ``Tx`` and commits it through
 the persistence actor; it acts on the transition only once ``commit`` returned
-``Committed``. Events and signals are published by the event bus after the commit.
+``Committed``. A write's events are appended by one statement at its end (their
+sequence numbers in the order they were added); events and signals are published by
+the event bus after the commit.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .signals import EngineEvent
 
 @attrs.frozen
 class EventNotice:
-    """An appended event; its seq is what op ``op_index`` returned."""
+    """An appended event; op ``op_index`` returned its (id, seq) among its rows."""
 
     op_index: int
     event: Event
@@ -33,7 +35,10 @@ class Tx:
     def __init__(self, directive_id: uuid.UUID) -> None:
         self.directive_id = directive_id
         self.ops: list[Op] = []
-        self.notices: list[Any] = []
+        """The write's statements, the events' own statement apart."""
+        self.events: list[Event] = []
+        self.notices: list[Event | EngineEvent] = []
+        """Events and signals, in the order they are published."""
 
     def op(self, op: Op) -> Tx:
         self.ops.append(op)
@@ -49,41 +54,38 @@ class Tx:
         actor_type: ActorType = ActorType.SYSTEM,
         actor_id: str | None = None,
     ) -> Tx:
-        event_id = uuid.uuid4()
-        data = _jsonable(data or {})
-        self.ops.append(
-            ops.append_event(
-                self.directive_id,
-                event_type,
-                data,
-                severity=severity,
-                actor_type=actor_type,
-                actor_id=actor_id,
-                step_id=step_id,
-                event_id=event_id,
-            )
-        )
         record = Event(
-            id=event_id,
+            id=uuid.uuid4(),
             directive_id=self.directive_id,
             seq=0,
             event_type=event_type,
             severity=severity,
-            data=data,
+            data=_jsonable(data or {}),
             actor_type=actor_type,
             actor_id=actor_id,
             step_id=step_id,
             created_at=datetime.now(UTC),
         )
-        self.notices.append(EventNotice(len(self.ops) - 1, record))
+        self.events.append(record)
+        self.notices.append(record)
         return self
 
     def signal(self, event: EngineEvent) -> Tx:
         self.notices.append(event)
         return self
 
+    def statements(self) -> tuple[list[Op], tuple[EventNotice | EngineEvent, ...]]:
+        """Every statement (the events' last), and the notices pointing at it."""
+        statements = list(self.ops)
+        if self.events:
+            statements.append(ops.append_events(self.directive_id, self.events))
+        at = len(self.ops)
+        notices = tuple(EventNotice(at, n) if isinstance(n, Event) else n for n in self.notices)
+        return statements, notices
+
     def commit(self, db: Database, timeout: float = 120.0) -> WriteResult:
-        return db.writer.write(*self.ops, notices=tuple(self.notices), timeout=timeout)
+        statements, notices = self.statements()
+        return db.writer.write(*statements, notices=notices, timeout=timeout)
 
 
 def _jsonable(value: Any) -> Any:

@@ -77,11 +77,32 @@ class Written:
 def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
     tx = Tx(directive_id)
     sources: list[c.Change] = []
-    for change in changes:
+    for group in _hops(changes):
         before = len(tx.ops)
-        _add(tx, directive_id, change)
-        sources.extend([change] * (len(tx.ops) - before))
+        if len(group) > 1:
+            _step_hops(tx, directive_id, [h for h in group if isinstance(h, c.StepMoved)])
+        else:
+            _add(tx, directive_id, group[0])
+        sources.extend([group[0]] * (len(tx.ops) - before))
     return Written(tx, tuple(sources))
+
+
+def _hops(changes: Sequence[c.Change]) -> list[list[c.Change]]:
+    """Changes in groups: consecutive moves of one step (pending -> ready -> running)
+    form one group, written as one guarded UPDATE with an event per hop."""
+    groups: list[list[c.Change]] = []
+    for change in changes:
+        last = groups[-1][-1] if groups else None
+        if (
+            isinstance(change, c.StepMoved)
+            and isinstance(last, c.StepMoved)
+            and last.step.id == change.step.id
+            and last.new is change.step.status
+        ):
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    return groups
 
 
 def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
@@ -181,11 +202,25 @@ def _directive_moved(tx: Tx, directive_id: uuid.UUID, change: c.DirectiveMoved) 
 
 
 def _step_moved(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
+    _step_hops(tx, directive_id, [change])
+
+
+def _step_hops(tx: Tx, directive_id: uuid.UUID, hops: Sequence[c.StepMoved]) -> None:
+    """One step's moves, each checked against STEP_TRANSITIONS, in one UPDATE guarded
+    by the first one's status; an event and a signal for each hop."""
+    values: dict[str, Any] = {}
+    for hop in hops:
+        if hop.new not in STEP_TRANSITIONS[hop.step.status]:
+            raise InvalidTransition(hop.step.status, hop.new, f"step {hop.step.name}")
+        values |= {k: str(v) if isinstance(v, StepStatus) else v for k, v in hop.values.items()}
+    first, last = hops[0], hops[-1]
+    tx.op(ops.move_step(first.step.id, str(first.step.status), str(last.new), **values))
+    for hop in hops:
+        _step_moved_notice(tx, directive_id, hop)
+
+
+def _step_moved_notice(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
     step, old, new = change.step, change.step.status, change.new
-    if new not in STEP_TRANSITIONS[old]:
-        raise InvalidTransition(old, new, f"step {step.name}")
-    values = {k: str(v) if isinstance(v, StepStatus) else v for k, v in change.values.items()}
-    tx.op(ops.move_step(step.id, str(old), str(new), **values))
     tx.event(
         "step_status_changed",
         {

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from .models import Event
 from .queries import query
 from .validation import reject_nul
 from .writer import Op
@@ -216,3 +217,25 @@ def move_step(step_id: uuid.UUID, expected: str, new_status: str, **values: Any)
     its directive not finished: a decision made on a stale view changes nothing."""
     op = transition("chain_steps", step_id, expected, new_status, **values)
     return Op(op.sql + _STEP_IN_LIVE_CHAIN, op.params, guard=True)
+
+
+def append_events(directive_id: uuid.UUID, events: Sequence[Event]) -> Op:
+    """Append a write's events in one statement, numbered in order (gap-free: the
+    directive row's lock serialises appends); returns (id, seq) per event."""
+    rows = [
+        {
+            "id": str(e.id),
+            "event_type": e.event_type,
+            "severity": str(e.severity),
+            "data": e.data,
+            "actor_type": str(e.actor_type),
+            "actor_id": e.actor_id,
+            "step_id": str(e.step_id) if e.step_id else None,
+        }
+        for e in events
+    ]
+    return Op(
+        query("append_events"),
+        {"directive_id": directive_id, "n": len(rows), "events": _value("events", rows)},
+        returning=True,
+    )

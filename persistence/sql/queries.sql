@@ -205,3 +205,23 @@ WHERE s.chain_id = %(chain_id)s
            AND NOT EXISTS (SELECT 1 FROM chain_steps d
                            WHERE d.id = ANY (s.depends_on)
                              AND d.status NOT IN ('passed', 'skipped'))));
+
+-- name: append_events
+-- Append a write's events in one statement: the directive's counter moves by their
+-- number under its row lock (gap-free; a rollback gives the numbers back), and each
+-- event takes the next number in the order given. Returns each event's id and seq.
+WITH next AS (
+    UPDATE directives SET last_event_seq = last_event_seq + %(n)s
+    WHERE id = %(directive_id)s
+    RETURNING last_event_seq - %(n)s AS base
+)
+INSERT INTO directive_events
+    (id, directive_id, seq, event_type, severity, data, actor_type, actor_id, step_id)
+SELECT e.id, %(directive_id)s, next.base + e.ord, e.event_type, e.severity, e.data,
+       e.actor_type, e.actor_id, e.step_id
+FROM next,
+     ROWS FROM (jsonb_to_recordset(%(events)s)
+                AS (id uuid, event_type text, severity text, data jsonb, actor_type text,
+                    actor_id text, step_id uuid))
+         WITH ORDINALITY AS e(id, event_type, severity, data, actor_type, actor_id, step_id, ord)
+RETURNING id::text, seq;
