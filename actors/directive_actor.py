@@ -48,9 +48,9 @@ from . import messages as m
 from .context import EngineContext
 from .core import changes as c
 from .core.directive import decide
-from .core.state import DirectiveState, PlanOutcome
+from .core.state import DirectiveState
 from .evaluation import judge
-from .planning import default_chain, read_plan
+from .planning import plan_outcome
 from .runners import runner_for
 from .step_actor import StepActor
 from .writes import write
@@ -179,23 +179,12 @@ class DirectiveActor(pykka.ThreadingActor):
         if task is None or state.chain is not None:
             return state
         if isinstance(message, m.PlanningFinished) and message.task_id == task.id:
-            return attrs.evolve(state, plan=self._read_plan(state, task, message.result.status))
-        if state.awaiting_plan:
-            return attrs.evolve(state, plan=self._read_plan(state, task, task.status))
-        return state
-
-    def _read_plan(self, state: DirectiveState, task: Task, status: TaskStatus) -> PlanOutcome:
-        """The plan a finished planning task left, or the default chain and why not."""
-        fallback = tuple(default_chain(state.directive))
-        if status is not TaskStatus.SUCCEEDED:
-            return PlanOutcome(steps=fallback, rejected=f"Planning task {status}")
-        try:
-            steps = read_plan(task.plan_file, known=set(state.carried))
-        except InvalidInput as exc:
-            return PlanOutcome(steps=fallback, rejected=str(exc))
-        except (RecursionError, ValueError) as exc:  # too deep to parse, or not text
-            return PlanOutcome(steps=fallback, rejected=f"plan: unreadable ({exc!r:.200})")
-        return PlanOutcome(steps=tuple(steps))
+            status = message.result.status  # its row is written by this very decision
+        elif state.awaiting_plan:
+            status = task.status
+        else:
+            return state
+        return attrs.evolve(state, plan=plan_outcome(state.directive, task, status, state.carried))
 
     def _act(self, decision: c.Decision, state: DirectiveState) -> None:
         for effect in decision.effects:

@@ -4,12 +4,14 @@ and the instructions of each step's task (the seed's formats)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from directorate.persistence.convert import structure_plan
 from directorate.persistence.errors import InvalidInput
-from directorate.persistence.models import Directive, Step, StepSpec, StepType
+from directorate.persistence.models import Directive, Step, StepSpec, StepType, Task, TaskStatus
 
+from .core.state import PlanOutcome
 from .evaluation import check_verifier_config
 
 MAX_PLAN_BYTES = 1_000_000
@@ -129,3 +131,23 @@ def step_instructions(
             f"{rework_instructions}"
         )
     return text
+
+
+def plan_outcome(
+    directive: Directive, task: Task, status: TaskStatus, carried: Mapping[str, Step]
+) -> PlanOutcome:
+    """The plan a finished planning task left, or the default chain and why not.
+
+    Whatever the agent wrote (too large, too deep, not JSON, a NUL byte, a cycle)
+    gives the default chain with the reason, never an error.
+    """
+    fallback = tuple(default_chain(directive))
+    if status is not TaskStatus.SUCCEEDED:
+        return PlanOutcome(steps=fallback, rejected=f"Planning task {status}")
+    try:
+        steps = read_plan(task.plan_file, known=set(carried))
+    except InvalidInput as exc:
+        return PlanOutcome(steps=fallback, rejected=str(exc))
+    except (RecursionError, ValueError) as exc:  # too deep to parse, or not text
+        return PlanOutcome(steps=fallback, rejected=f"plan: unreadable ({exc!r:.200})")
+    return PlanOutcome(steps=tuple(steps))

@@ -2,9 +2,18 @@
 
 Each message is handled the same way: load the step's state from the database,
 ``decide_step``, commit the decision, and only then act on it (start the agent,
-have its work judged, tell the dependents and the directive). The actor remembers
-nothing between messages but its peers and the job it has running; it stops once
-its step is finished or its chain retired, never while a job of its is in flight.
+have its work judged, tell the dependents and the directive). A step whose
+dependencies have passed starts itself when its directive is active and no breaker
+is open (the dispatch's write is guarded by both); otherwise it tells its directive,
+which grants it once it may (after a resume, an approval).
+
+Two reads are saved on the hot path, neither holding anything the database lacks:
+the reports of the step's own job (its agent's, its evaluation's) are decided on
+the state its last commit left (``core.step.applied``), every write being guarded
+so a stale view changes nothing and is read afresh; and ``Begin`` names the
+dependencies still pending, so a waiting step reads nothing until they pass. The
+actor stops once its step is finished or its chain retired, never while a job of
+its is in flight (its report is still recorded).
 
 Failure contract: nothing raised by user code reaches this thread (jobs report
 failures as values). A bug in a handler is a told failure: ``on_failure`` cancels

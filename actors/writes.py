@@ -8,8 +8,9 @@ the row moved on is a ``Conflict`` that ``Written.describe`` explains.
 
 from __future__ import annotations
 
+import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +23,6 @@ from directorate.persistence.models import (
     ActorType,
     ApprovalStatus,
     Severity,
-    StepStatus,
     TaskKind,
     TaskStatus,
 )
@@ -111,7 +111,8 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
     elif isinstance(change, c.StepMoved):
         _step_moved(tx, directive_id, change)
     elif isinstance(change, c.StepHeld):
-        tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status]))
+        held = _column_values(change.values)
+        tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status], **held))
     elif isinstance(change, c.RequireLiveChain):
         tx.op(ops.require_live_chain(directive_id, change.chain_id))
     elif isinstance(change, c.ChainProgress):
@@ -212,7 +213,7 @@ def _step_hops(tx: Tx, directive_id: uuid.UUID, hops: Sequence[c.StepMoved]) -> 
     for hop in hops:
         if hop.new not in STEP_TRANSITIONS[hop.step.status]:
             raise InvalidTransition(hop.step.status, hop.new, f"step {hop.step.name}")
-        values |= {k: str(v) if isinstance(v, StepStatus) else v for k, v in hop.values.items()}
+        values |= _column_values(hop.values)
     first, last = hops[0], hops[-1]
     tx.op(ops.move_step(first.step.id, str(first.step.status), str(last.new), **values))
     for hop in hops:
@@ -393,16 +394,7 @@ def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStor
         "confidence_level": str(verdict.confidence_level),
         "summary": verdict.summary,
     }
-    if step is not None:
-        tx.op(
-            ops.update(
-                "chain_steps",
-                step.id,
-                confidence_score=verdict.composite_score,
-                confidence_level=str(verdict.confidence_level),
-                last_evaluation_id=verdict.evaluation_id,
-            )
-        )
+    if step is not None:  # its figures go on the step with its move (StepMoved values)
         tx.event(
             "evaluation_completed",
             {"step_id": step.id, "step_name": step.name, "passed": verdict.passed, **summary},
@@ -420,6 +412,11 @@ def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStor
             composite_score=verdict.composite_score,
         )
     )
+
+
+def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Enum members as the strings stored."""
+    return {k: str(v) if isinstance(v, enum.Enum) else v for k, v in values.items()}
 
 
 def _actor_type(by: str | None) -> ActorType:

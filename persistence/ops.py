@@ -6,6 +6,7 @@ parameters. dict and list values go to jsonb, except the uuid[] columns.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,12 @@ def _value(column: str, value: Any) -> Any:
 
 
 def _check(table: str, columns: Iterable[str]) -> None:
+    _check_names(table, tuple(columns))
+
+
+@functools.cache
+def _check_names(table: str, columns: tuple[str, ...]) -> None:
+    # Cached: the engine writes the same few shapes of statement over and over.
     if table not in TABLES or not all(_IDENT.match(c) for c in columns):
         raise ValueError(f"bad table or column in {table}: {list(columns)}")
 

@@ -49,6 +49,23 @@ def strip_nul(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
 
 def reject_nul(field: str, value: Any) -> None:
     """PostgreSQL refuses NUL in text and jsonb: refuse it here, naming the field."""
+    if _has_nul(value):  # every write passes here: name the path only when needed
+        _name_nul(field, value)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(
+            (isinstance(k, str) and "\x00" in k) or _has_nul(v) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _name_nul(field: str, value: Any) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidInput(f"{field}: contains a NUL byte")
@@ -56,10 +73,10 @@ def reject_nul(field: str, value: Any) -> None:
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
                 raise InvalidInput(f"{field}: key {key!r} contains a NUL byte")
-            reject_nul(key_path(field, key), item)
+            _name_nul(key_path(field, key), item)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            reject_nul(f"{field}[{index}]", item)
+            _name_nul(f"{field}[{index}]", item)
 
 
 def check_step_name(field: str, name: Any) -> None:

@@ -59,9 +59,11 @@ class StepMoved:
 
 @attrs.frozen(kw_only=True)
 class StepHeld:
-    """Guard only: the step is still in ``status`` (a review is opened on it)."""
+    """The step is still in ``step.status`` (guard), a review is opened on it, and
+    ``values`` are set (the verdict's figures)."""
 
     step: Step
+    values: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)

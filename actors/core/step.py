@@ -250,23 +250,30 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
     stored = EvaluationStored(
         judgement=verdict, chain_id=step.chain_id, step=step, task_id=message.task_id
     )
+    # The verdict's figures go on the step with its move (or its hold): one statement.
+    scored = {
+        "confidence_score": verdict.composite_score,
+        "confidence_level": verdict.confidence_level,
+        "last_evaluation_id": verdict.evaluation_id,
+    }
     if outcome is Verdict.PASS:
         return Decision(
             changes=(
                 stored,
-                _moved(state, StepStatus.PASSED),
+                _moved(state, StepStatus.PASSED, **scored),
                 ChainProgress(chain_id=step.chain_id),
             ),
             effects=(TellDependents(), TellDirective(if_chain_idle=True), StopSelf()),
         )
     if outcome is Verdict.ASK:
         # The step stays evaluating until a human answers (the directive applies it).
-        return Decision(changes=(StepHeld(step=step), stored, *_review(state, verdict)))
+        held = StepHeld(step=step, values=scored)
+        return Decision(changes=(held, stored, *_review(state, verdict)))
     if outcome is Verdict.REWORK:
         return Decision(
             changes=(
                 stored,
-                _moved(state, StepStatus.REWORK, rework_count=count),
+                _moved(state, StepStatus.REWORK, rework_count=count, **scored),
                 Note(
                     event_type="step_rework",
                     data={
@@ -288,7 +295,7 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
     return Decision(
         changes=(
             stored,
-            _moved(state, StepStatus.BLOCKED, rework_count=count, status_reason=reason),
+            _moved(state, StepStatus.BLOCKED, rework_count=count, status_reason=reason, **scored),
             Note(
                 event_type="step_blocked",
                 data={"step_id": step.id, "step_name": step.name, "reason": reason},
@@ -379,6 +386,8 @@ def applied(state: StepState, decision: Decision, total_cost: float | None) -> S
     for change in decision.changes:
         if isinstance(change, StepMoved):
             step = attrs.evolve(step, status=change.new, **change.values)
+        elif isinstance(change, StepHeld):
+            step = attrs.evolve(step, **change.values)
         elif isinstance(change, TaskCreated):
             last_task = change.task
         elif isinstance(change, TaskRecorded) and last_task and last_task.id == change.task_id:

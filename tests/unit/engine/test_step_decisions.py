@@ -38,6 +38,7 @@ from directorate.actors import writes
 from directorate.actors.core import changes as c
 from directorate.actors.core.state import Settings, StepState
 from directorate.actors.core.step import Verdict, judge_step
+from directorate.actors.evaluation import Judgement
 from directorate.actors.runners import TaskResult
 from directorate.persistence.errors import InvalidTransition
 from directorate.persistence.models import (
@@ -729,12 +730,14 @@ def test_evaluation_applies_the_verdict(
         # ChainProgress reads, in the same write, whether the chain is finished now.
         assert changes_of(decision) == ["EvaluationStored", "StepMoved", "ChainProgress"]
         assert step_moves(decision) == [(S.EVALUATING, S.PASSED)]
+        assert one(decision, c.StepMoved).values == scored(message.judgement)
         assert one(decision, c.ChainProgress).chain_id == st.step.chain_id
         assert effects_of(decision) == ["TellDependents", "TellDirective", "StopSelf"]
     elif verdict is Verdict.ASK:
         # The step stays evaluating (held by its guard) until a human answers.
         assert changes_of(decision) == ["StepHeld", "EvaluationStored", "ApprovalOpened", "Note"]
         assert one(decision, c.StepHeld).step == st.step
+        assert one(decision, c.StepHeld).values == scored(message.judgement)
         opened = one(decision, c.ApprovalOpened)
         assert (opened.kind, opened.step_id, opened.expires_at) == (
             ApprovalType.STEP_REVIEW,
@@ -747,12 +750,24 @@ def test_evaluation_applies_the_verdict(
         assert verdict is Verdict.REWORK
         assert changes_of(decision) == ["EvaluationStored", "StepMoved", "Note", *DISPATCH]
         assert step_moves(decision) == [(S.EVALUATING, S.REWORK), (S.REWORK, S.RUNNING)]
-        assert every(decision, c.StepMoved)[0].values == {"rework_count": 1}
+        assert every(decision, c.StepMoved)[0].values == {
+            "rework_count": 1,
+            **scored(message.judgement),
+        }
         assert notes(decision)[0] == "step_rework"
         again = attrs.evolve(st, step=attrs.evolve(st.step, status=S.REWORK, rework_count=1))
         created = assert_dispatched(decision, again)
         assert created.attempt == 2
         assert "fix the failing checks" in created.instructions
+
+
+def scored(verdict: Judgement) -> dict[str, object]:
+    """The verdict's figures, which ride on the step's move (or hold)."""
+    return {
+        "confidence_score": verdict.composite_score,
+        "confidence_level": verdict.confidence_level,
+        "last_evaluation_id": verdict.evaluation_id,
+    }
 
 
 def test_step_review_expires_after_the_approval_timeout() -> None:
@@ -788,12 +803,14 @@ def test_red_at_the_rework_limit_blocks_the_step(
     rework_count: int, limit: int, failing: tuple[str, ...], reason: str
 ) -> None:
     st = evaluating(rework_count=rework_count, max_rework_cycles=limit, autonomy=FULL)
-    decision = run_step(st, evaluated(st, R, failing=failing))
+    message = evaluated(st, R, failing=failing)
+    decision = run_step(st, message)
     assert changes_of(decision) == ["EvaluationStored", "StepMoved", "Note"]
     assert step_moves(decision) == [(S.EVALUATING, S.BLOCKED)]
     assert every(decision, c.StepMoved)[0].values == {
         "rework_count": rework_count + 1,
         "status_reason": f"max rework cycles reached ({limit}); {reason}",
+        **scored(message.judgement),
     }
     assert notes(decision) == ["step_blocked"]
     assert effects_of(decision) == ["TellDirective"]

@@ -1,0 +1,130 @@
+"""The worker pools: crashed jobs come back as values, orphaned reports are recorded."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pykka
+import pytest
+
+from directorate.actors.evaluation import Judgement
+from directorate.actors.runners import CallableRunner, TaskResult
+from directorate.actors.workers import Workers
+from directorate.persistence.models import ConfidenceLevel, Task, TaskKind, TaskStatus
+
+
+class Inbox(pykka.ThreadingActor):
+    """A real actor that hands what it is told to the test."""
+
+    use_daemon_thread = True
+
+    def __init__(self, got: list[Any], arrived: threading.Event) -> None:
+        super().__init__()
+        self.got, self.arrived = got, arrived
+
+    def on_receive(self, message: Any) -> None:
+        self.got.append(message)
+        self.arrived.set()
+
+
+def task() -> Task:
+    return Task(id=uuid.uuid4(), directive_id=uuid.uuid4(), kind=TaskKind.STEP, instructions="")
+
+
+@pytest.fixture
+def inbox() -> Any:
+    got: list[Any] = []
+    arrived = threading.Event()
+    ref = Inbox.start(got, arrived)
+    yield ref, got, arrived
+    ref.stop()
+
+
+def workers(orphans: list[tuple[uuid.UUID, TaskResult]] | None = None) -> Workers:
+    kept = orphans if orphans is not None else []
+    return Workers(2, 2, orphaned=lambda task_id, result: kept.append((task_id, result)))
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), RuntimeError("bug")])
+def test_an_agent_that_raises_anything_reports_a_failed_attempt(inbox: Any, raised: Any) -> None:
+    ref, got, arrived = inbox
+
+    def agent(task: Task, cancel: threading.Event) -> None:
+        raise raised
+
+    pool = workers()
+    job = task()
+    pool.run_task(job, CallableRunner(agent), ref, lambda result: result)
+    assert arrived.wait(10)
+    [result] = got
+    assert isinstance(result, TaskResult)
+    assert result.status is TaskStatus.FAILED
+    assert type(raised).__name__ in (result.error or "")
+    assert pool.wait_idle(10) and pool.live_tasks() == frozenset()
+    pool.shutdown()
+
+
+def test_a_verifier_that_calls_sys_exit_gives_a_red_judgement(inbox: Any) -> None:
+    ref, got, arrived = inbox
+
+    def verify() -> Judgement:
+        raise SystemExit(3)
+
+    pool = workers()
+    pool.evaluate(verify, ref, lambda judgement: judgement)
+    assert arrived.wait(10)
+    [judgement] = got
+    assert judgement.confidence_level is ConfidenceLevel.RED
+    assert "SystemExit(3)" in judgement.summary
+    pool.shutdown()
+
+
+def test_a_report_whose_actor_has_stopped_is_recorded_directly(inbox: Any) -> None:
+    ref, _, _ = inbox
+    release = threading.Event()
+
+    def agent(task: Task, cancel: threading.Event) -> dict[str, float]:
+        release.wait(10)
+        return {"cost_usd": 2.0}
+
+    orphans: list[tuple[uuid.UUID, TaskResult]] = []
+    pool = workers(orphans)
+    job = task()
+    pool.run_task(job, CallableRunner(agent), ref, lambda result: result)
+    assert pool.live_tasks() == {job.id}
+    ref.stop()  # the step actor is gone before its agent reports
+    release.set()
+    assert pool.wait_idle(10)
+    [(task_id, result)] = orphans
+    assert task_id == job.id and result.cost_usd == 2.0
+    pool.shutdown()
+
+
+def test_cancel_all_reaches_every_running_agent(inbox: Any) -> None:
+    ref, got, _ = inbox
+
+    def agent(task: Task, cancel: threading.Event) -> None:
+        assert cancel.wait(10)
+
+    pool = workers()
+    for _ in range(2):
+        pool.run_task(task(), CallableRunner(agent), ref, lambda result: result)
+    assert pool.cancel_all() == 2
+    assert pool.wait_idle(10)  # every report told (the inbox may not have read them yet)
+    ref.stop(block=True)  # ...but it reads everything told before it stops
+    assert [r.status for r in got] == [TaskStatus.CANCELLED] * 2
+    pool.shutdown()
+
+
+def test_a_job_submitted_after_shutdown_is_recorded_as_not_started(inbox: Any) -> None:
+    ref, got, _ = inbox
+    orphans: list[tuple[uuid.UUID, TaskResult]] = []
+    pool = workers(orphans)
+    pool.shutdown()
+    job = task()
+    pool.run_task(job, CallableRunner(lambda t, c: None), ref, lambda result: result)
+    [(task_id, result)] = orphans
+    assert task_id == job.id and result.status is TaskStatus.CANCELLED
+    assert got == [] and pool.live_tasks() == frozenset()
