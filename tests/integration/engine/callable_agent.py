@@ -73,7 +73,8 @@ def until_cancelled(seconds: float = 30.0) -> StepFn:
 
 class SteeredVerifier:
     """Scores steps ``step_score`` and the directive review ``review_score`` (after
-    ``review_sleep`` seconds), to steer the engine down a chosen path."""
+    ``review_sleep`` seconds; or, given ``review_gate``, once the test opens it, with
+    ``review_started`` set as a review begins), to steer the engine down a chosen path."""
 
     name = "steered"
     verifier_type = VerifierType.CUSTOM
@@ -81,15 +82,28 @@ class SteeredVerifier:
     required = False
 
     def __init__(
-        self, step_score: float = 1.0, review_score: float = 1.0, review_sleep: float = 0.0
+        self,
+        step_score: float = 1.0,
+        review_score: float = 1.0,
+        review_sleep: float = 0.0,
+        *,
+        review_gate: threading.Event | None = None,
+        review_started: threading.Event | None = None,
     ) -> None:
         self.step_score = step_score
         self.review_score = review_score
         self.review_sleep = review_sleep
+        self.review_gate = review_gate
+        self.review_started = review_started
 
     def verify(self, repo_path: Path, ctx: VerificationContext) -> VerifierResult:
         if ctx.step_id is None:
-            time.sleep(self.review_sleep)
+            if self.review_started is not None:
+                self.review_started.set()
+            if self.review_gate is not None:
+                self.review_gate.wait(30)
+            else:
+                time.sleep(self.review_sleep)
         score = self.review_score if ctx.step_id is None else self.step_score
         return VerifierResult(
             name=self.name,

@@ -4,6 +4,7 @@ interleaving that once left a directive stuck, wrong or over budget."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,20 +88,28 @@ def test_a_directive_review_cannot_be_approved_while_paused(engine_factory: Any)
 
 
 def test_a_review_of_a_superseded_chain_is_dropped(engine_factory: Any) -> None:
-    agent = CallableAgent(plan={"steps": [{"name": "b"}]}, steps={"b": until_cancelled(3)})
-    engine = engine_factory(
-        runner=agent.runner(), verifiers=[SteeredVerifier(1.0, 1.0, review_sleep=2.0)]
-    )
+    gate, started, release_b = threading.Event(), threading.Event(), threading.Event()
+
+    def b(task: Any, cancel: threading.Event) -> Any:
+        release_b.wait(30)
+        return {"cost_usd": 0.0}
+
+    agent = CallableAgent(plan={"steps": [{"name": "b"}]}, steps={"b": b})
+    verifier = SteeredVerifier(1.0, 1.0, review_gate=gate, review_started=started)
+    engine = engine_factory(runner=agent.runner(), verifiers=[verifier])
     directive_id = engine.submit(spec("a"))
     engine.start_directive(directive_id)
-    wait_for(lambda: status_of(engine, directive_id, "a") == "passed")
-    time.sleep(0.3)  # the review of the first chain is under way
+    assert started.wait(30)  # the review of the first chain is under way
     engine.regenerate_chain(directive_id, "change of plan")
     wait_for(lambda: agent.step_runs("b"))
-    time.sleep(2.5)  # the old review has answered by now
-    assert engine.db.reads.directive(directive_id).status is ACTIVE
+    gate.set()  # the old review answers now, while b still works
+    release_b.set()
     assert engine.wait(directive_id, 30) is COMPLETED
     assert status_of(engine, directive_id, "b") == "passed"
+    # Only the new chain's review counted: the old one was dropped, not stored.
+    current = engine.snapshot(directive_id).chain
+    reviews = [e for e in engine.db.reads.evaluations_of_directive(directive_id) if not e.step_id]
+    assert [r.chain_id for r in reviews] == [current.id]
 
 
 def test_regeneration_cancels_the_old_chains_approvals(engine_factory: Any) -> None:
