@@ -164,10 +164,14 @@ class DirectiveActor(pykka.ThreadingActor):
         return None
 
     def _load(self, message: m.DirectiveMessage) -> DirectiveState:
+        now, settings = datetime.now(UTC), self.ctx.settings
+        if isinstance(message, m.Start):
+            directive = self.ctx.db.reads.directive(self.directive_id)
+            if directive.status is DirectiveStatus.DRAFT:
+                # A draft has no chain, task or approval yet: its row is all there is.
+                return DirectiveState.of_draft(directive, now=now, settings=settings)
         state = DirectiveState.from_row(
-            self.ctx.db.reads.directive_state(self.directive_id),
-            now=datetime.now(UTC),
-            settings=self.ctx.settings,
+            self.ctx.db.reads.directive_state(self.directive_id), now=now, settings=settings
         )
         state = attrs.evolve(
             state,

@@ -98,6 +98,20 @@ class DirectiveState:
             settings=settings,
         )
 
+    @classmethod
+    def of_draft(cls, directive: Directive, *, now: datetime, settings: Settings) -> DirectiveState:
+        """A draft's state: nothing but its row exists before it starts."""
+        return cls(
+            directive=directive,
+            chain=None,
+            steps=(),
+            approvals=(),
+            planning=None,
+            superseded_steps=(),
+            now=now,
+            settings=settings,
+        )
+
     # ----------------------------------------------------------------- derived facts
 
     def step(self, step_id: uuid.UUID | None) -> Step | None:
