@@ -24,6 +24,7 @@ import attrs
 
 from directorate.persistence.errors import RunnerError
 from directorate.persistence.models import AgentSpec, Task, TaskStatus
+from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
 
 TAIL_BYTES = 16_384
 """How much of an agent's output the task record keeps (the log file has it all)."""
@@ -54,7 +55,9 @@ class TaskRunner(Protocol):
 def runner_for(agent: AgentSpec | None, default: TaskRunner | None) -> TaskRunner:
     """The runner for a directive: its own agent command, else the engine's runner."""
     if agent is not None:
-        return CommandRunner(agent.command, timeout_s=agent.timeout_s)
+        return CommandRunner(
+            agent.command, timeout_s=agent.timeout_s, env=agent.env, pass_env=agent.pass_env
+        )
     if default is None:
         raise RunnerError("no task runner: set EngineConfig.runner or the directive's [agent]")
     return default
@@ -106,7 +109,12 @@ class CommandRunner:
     """Runs an agent command line (for example ``claude -p --output-format json``).
 
     The task's instructions go on stdin (never into an argument or a shell line);
-    the task's identity goes in ``DIRECTORATE_*`` environment variables. The agent
+    the task's identity goes in ``DIRECTORATE_*`` environment variables. The agent's
+    environment is a clean one (``verifiers.environment``): the base variables
+    (``PATH``, ``HOME``, locale...), the engine's variables named in ``pass_env``,
+    ``env`` and the task variables; never the engine's DSN or other secrets. Values
+    of passed variables with secret-looking names are masked (``***``) in the log
+    files and in the result. The agent
     runs in its own process group, so a timeout or a cancel kills it and every
     process it started, and so do its leftovers when it exits. Its output goes to
     the task's log file (stdout) and ``<log>.stderr``; the record keeps a tail.
@@ -118,6 +126,7 @@ class CommandRunner:
         *,
         timeout_s: float = 3600.0,
         env: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
         kill_grace_s: float = 5.0,
         poll_interval_s: float = 0.05,
     ) -> None:
@@ -128,12 +137,19 @@ class CommandRunner:
         self.argv = list(argv)
         self.timeout_s = timeout_s
         self.env = dict(env or {})
+        self.pass_env = list(pass_env)
+        try:
+            self.environment = CleanEnvironment(pass_env=self.pass_env, env=self.env)
+        except ValueError as exc:
+            raise RunnerError(f"agent environment: {exc}") from None
         self.kill_grace_s = kill_grace_s
         self.poll_interval_s = poll_interval_s
 
     def run(self, task: Task, cancel: threading.Event) -> TaskResult:
         started = time.time()
         stdout_path, stderr_path = self._log_paths(task)
+        environment = self._environment(task)
+        secrets = self.environment.secrets(environment)
         try:
             with (
                 _stdin_file(task.instructions) as stdin,
@@ -146,11 +162,11 @@ class CommandRunner:
                     stdin=stdin,
                     stdout=stdout,
                     stderr=stderr,
-                    env=self._environment(task),
+                    env=environment,
                     start_new_session=True,  # its own process group, for killpg
                 )
         except OSError as exc:
-            message = f"could not start the agent {self.argv[0]!r}: {exc}"
+            message = mask(f"could not start the agent {self.argv[0]!r}: {exc}", secrets)
             return TaskResult(
                 status=TaskStatus.FAILED,
                 error=message,
@@ -159,6 +175,9 @@ class CommandRunner:
                 finished_at=time.time(),
             )
         status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
+        if secrets:
+            for path in (stdout_path, stderr_path):
+                mask_file(path, secrets)
         out_tail = _tail(stdout_path)
         err_tail = _tail(stderr_path)
         # The report line may be long (an agent's whole answer): look further back.
@@ -171,8 +190,8 @@ class CommandRunner:
             status=status,
             exit_code=proc.returncode,
             cost_usd=_cost(report),
-            summary=_summary(report),
-            output_tail=output[-TAIL_BYTES:],
+            summary=mask_optional(_summary(report), secrets),
+            output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
             else None,
@@ -212,16 +231,16 @@ class CommandRunner:
         return log, log.with_name(log.name + ".stderr")
 
     def _environment(self, task: Task) -> dict[str, str]:
-        env = {**os.environ, **self.env}
-        env.update(
-            DIRECTORATE_DIRECTIVE_ID=str(task.directive_id),
-            DIRECTORATE_STEP_ID=str(task.step_id or ""),
-            DIRECTORATE_TASK_ID=str(task.id),
-            DIRECTORATE_TASK_KIND=str(task.kind),
-            DIRECTORATE_ATTEMPT=str(task.attempt),
-            DIRECTORATE_PLAN_FILE=task.plan_file or "",
+        return self.environment.build(
+            {
+                "DIRECTORATE_DIRECTIVE_ID": str(task.directive_id),
+                "DIRECTORATE_STEP_ID": str(task.step_id or ""),
+                "DIRECTORATE_TASK_ID": str(task.id),
+                "DIRECTORATE_TASK_KIND": str(task.kind),
+                "DIRECTORATE_ATTEMPT": str(task.attempt),
+                "DIRECTORATE_PLAN_FILE": task.plan_file or "",
+            }
         )
-        return env
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

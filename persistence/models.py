@@ -263,13 +263,19 @@ class StepSpec:
 
 @attrs.frozen(kw_only=True)
 class AgentSpec:
-    """The agent command a directive file asks for (argv; instructions go on stdin)."""
+    """The agent command a directive file asks for (argv; instructions go on stdin).
+
+    The agent runs in a clean environment: the base variables (``PATH``, ``HOME``,
+    locale...), the engine's variables named in ``pass_env``, then ``env``.
+    """
 
     command: list[str] = attrs.field(validator=_checked(_check_command))
     timeout_s: float = attrs.field(
         default=3600.0,
         validator=_checked(lambda f, v: check.check_limit(f, v, math.inf, optional=False)),
     )
+    env: dict[str, str] = attrs.field(factory=dict, validator=_checked(check.check_env_table))
+    pass_env: list[str] = attrs.field(factory=list, validator=_checked(check.check_env_names))
 
 
 @attrs.frozen(kw_only=True)

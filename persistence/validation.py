@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 from .errors import InvalidInput
 
 STEP_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENGINE_ENV_PREFIX = "DIRECTORATE_"
+"""The engine's own variables (its DSN, its home, the task variables): not an agent's to set."""
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -216,6 +219,33 @@ def check_text_list(field: str, value: Any) -> None:
         raise InvalidInput(f"{field}: {expected('a list of strings', value)}")
     for index, item in enumerate(value):
         check_text(f"{field}[{index}]", item)
+
+
+def check_env_name(field: str, name: Any) -> None:
+    """An environment variable's name (letters, digits, ``_``), not a ``DIRECTORATE_*`` one."""
+    check_text(field, name)
+    if not ENV_NAME.match(name):
+        raise InvalidInput(f"{field}: {name!r} is not an environment variable name")
+    if name.startswith(ENGINE_ENV_PREFIX):
+        raise InvalidInput(f"{field}: DIRECTORATE_* variables are the engine's own")
+
+
+def check_env_names(field: str, value: Any) -> None:
+    """A list of environment variable names."""
+    check_text_list(field, value)
+    for index, name in enumerate(value):
+        check_env_name(f"{field}[{index}]", name)
+
+
+def check_env_table(field: str, value: Any) -> None:
+    """A table of environment variables: valid names, string values without NUL."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field}: {expected('a table of strings', value)}")
+    for name, item in value.items():
+        if not isinstance(name, str):
+            raise InvalidInput(f"{field}: {expected('string keys', name)}")
+        check_env_name(key_path(field, name) if name else field, name)
+        check_text(key_path(field, name), item)
 
 
 def check_list_of(

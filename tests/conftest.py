@@ -1,8 +1,13 @@
-"""Shared fixtures: a real PostgreSQL, and a fresh database per integration test.
+"""Shared fixtures: a hermetic environment, a real PostgreSQL, a fresh database per test.
 
-The server is ``DIRECTORATE_TEST_DSN`` when set, else the embedded server in a
-temporary ``DIRECTORATE_HOME``. A template database is migrated once; each test
-gets ``CREATE DATABASE ... TEMPLATE`` of it (a file copy: ~20 ms, no migrations).
+The tests are hermetic: whatever ``DIRECTORATE_*`` variables the caller has set (a
+DSN, a home, ...) are removed for the whole session, and ``DIRECTORATE_HOME`` points
+at a temporary directory; a test that needs one of them sets it itself.
+
+The server is ``pytest --pg-dsn DSN`` when given (one where the tests may create and
+drop databases), else the embedded server in a temporary home (``--pg-home DIR``
+keeps it between runs). A template database is migrated once; each test gets
+``CREATE DATABASE ... TEMPLATE`` of it (a file copy: ~20 ms, no migrations).
 """
 
 from __future__ import annotations
@@ -19,6 +24,23 @@ from psycopg import sql
 TEMPLATE = "directorate_test_template"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("directorate")
+    group.addoption("--pg-dsn", help="a PostgreSQL server the tests may create databases on")
+    group.addoption("--pg-home", help="keep the tests' embedded server in this directory")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No ``DIRECTORATE_*`` variable of the caller reaches the code under test."""
+    home = tmp_path_factory.mktemp("directorate-home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("DIRECTORATE_")]:
+            patch.delenv(name)
+        patch.setenv("DIRECTORATE_HOME", str(home))
+        yield home
+
+
 def _with_database(dsn: str, database: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     info["dbname"] = database
@@ -26,14 +48,17 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_dsn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """DSN of a maintenance database on a real server."""
-    if os.environ.get("DIRECTORATE_TEST_DSN"):
-        yield os.environ["DIRECTORATE_TEST_DSN"]
+    given = request.config.getoption("--pg-dsn")
+    if given:
+        yield str(given)
         return
     from directorate.persistence.embedded import start_embedded_server, stop_embedded_server
 
-    kept = os.environ.get("DIRECTORATE_TEST_HOME")
+    kept = request.config.getoption("--pg-home")
     home = Path(kept or tmp_path_factory.mktemp("pghome"))
     yield start_embedded_server(home)
     if not kept:  # a server in a temporary home would outlive its directory

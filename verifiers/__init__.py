@@ -10,6 +10,7 @@ from .command import CommandVerifier
 from .composite import CompositeEvaluator
 from .config import build_verifiers
 from .detect import Detection, Skip, auto_detect_verifiers
+from .environment import CleanEnvironment, base_environment, looks_secret
 from .errors import InvalidVerifierConfig
 from .gitfiles import git_changed_files
 from .llm import LlmVerifier
@@ -26,6 +27,7 @@ from .records import (
 
 __all__ = [
     "AcceptanceCriterion",
+    "CleanEnvironment",
     "CommandVerifier",
     "CompositeEvaluator",
     "ConfidenceLevel",
@@ -39,7 +41,9 @@ __all__ = [
     "VerifierResult",
     "VerifierType",
     "auto_detect_verifiers",
+    "base_environment",
     "build_verifiers",
     "git_changed_files",
+    "looks_secret",
     "result_to_json",
 ]

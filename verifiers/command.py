@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import tempfile
 import time
@@ -10,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .environment import CleanEnvironment, mask
 from .junit import read_junit
 from .process import run_bounded
 from .records import VerificationContext, VerifierResult, VerifierType
@@ -21,8 +21,10 @@ class CommandVerifier:
     """Runs ``command`` in the repository (or ``cwd``, relative to it).
 
     ``command`` is an argv list, or a string split with :func:`shlex.split` (never
-    given to a shell: write ``sh -c '...'`` for pipes). ``env`` entries are laid over
-    the inherited environment. The score is 1.0 or 0.0 by exit status, unless the
+    given to a shell: write ``sh -c '...'`` for pipes). It runs in a clean
+    environment (:mod:`.environment`): the base variables, the engine's variables
+    named in ``pass_env``, then ``env``; values of secret-looking passed variables
+    are masked in its output. The score is 1.0 or 0.0 by exit status, unless the
     command wrote a JUnit XML report: then it is the fraction of test cases that
     passed. The report is ``junit_xml`` when given, else the path after
     ``--junitxml``/``--junit-xml`` in the command; with ``junit_option`` (e.g.
@@ -37,6 +39,7 @@ class CommandVerifier:
         cwd: str | Path | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         env: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
         verifier_type: VerifierType | str = VerifierType.CUSTOM,
         weight: float = 1.0,
         required: bool = True,
@@ -55,6 +58,11 @@ class CommandVerifier:
         self.cwd = Path(cwd) if cwd is not None else None
         self.timeout_s = float(timeout_s)
         self.env = dict(env) if env else None
+        self.pass_env = list(pass_env)
+        try:
+            CleanEnvironment(pass_env=self.pass_env, env=self.env)
+        except ValueError as exc:
+            raise ValueError(f"verifier {name!r}: {exc}") from None
         self.verifier_type = VerifierType(verifier_type)
         self.weight = float(weight)
         self.required = required
@@ -78,8 +86,10 @@ class CommandVerifier:
 
     def _run(self, workdir: Path, argv: list[str], report: Path | None) -> VerifierResult:
         started = time.time()
-        env = {**os.environ, **self.env} if self.env else None
+        environment = CleanEnvironment(pass_env=self.pass_env, env=self.env)
+        env = environment.build()
         done = run_bounded(argv, cwd=workdir, timeout_s=self.timeout_s, env=env)
+        output = mask(done.output, environment.secrets(env))
         passed = done.exit_code == 0
         details: dict[str, Any] = {
             "command": shlex.join(argv),
@@ -103,7 +113,7 @@ class CommandVerifier:
             verifier_type=self.verifier_type,
             passed=passed,
             score=score,
-            output=done.output,
+            output=output,
             duration_s=done.duration_s,
             details=details,
         )

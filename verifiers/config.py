@@ -4,6 +4,8 @@
 
     [verifiers]
     auto_detect = true            # add the project's own checks (default true)
+    pass_env = ["NPM_TOKEN"]      # optional: engine variables every check gets
+    env = { CI = "1" }            # optional: set for every check (and the judge)
 
     [[verifiers.command]]
     name = "unit-tests"           # unique
@@ -14,11 +16,17 @@
     timeout_s = 600               # > 0 (default 600)
     junit_xml = "report.xml"      # optional: score by the report's test cases
     cwd = "backend"               # optional: relative to the repository
-    env = { CI = "1" }            # optional: over the inherited environment
+    env = { CI = "1" }            # optional: this check's own, over [verifiers] env
 
     [verifiers.llm]
     command = ["claude", "-p"]    # the judge: prompt on stdin, JSON verdict in the output
     timeout_s = 300
+
+Every check (configured or detected) and the judge command run in a clean
+environment (:mod:`.environment`): the base variables (``PATH``, ``HOME``,
+locale...), the engine's variables named in ``pass_env``, then ``env``; never the
+engine's DSN or other secrets. Values of secret-looking passed variables are
+masked in their output.
 
 Configured commands are required by default whatever their type: whoever writes a
 check down wants it to hold (auto-detected lint and type checks are not required).
@@ -32,12 +40,13 @@ from typing import Any
 
 from .command import DEFAULT_TIMEOUT_S, CommandVerifier
 from .detect import auto_detect_verifiers
+from .environment import ENGINE_PREFIX, valid_name
 from .errors import InvalidVerifierConfig
 from .llm import DEFAULT_TIMEOUT_S as LLM_TIMEOUT_S
 from .llm import LlmVerifier
 from .records import Verifier, VerifierType
 
-_TOP_KEYS = {"auto_detect", "command", "llm"}
+_TOP_KEYS = {"auto_detect", "command", "llm", "pass_env", "env"}
 _COMMAND_KEYS = {
     "name",
     "run",
@@ -64,13 +73,15 @@ def build_verifiers(settings: dict[str, Any] | None, repo: Path) -> list[Verifie
     settings = _table({} if settings is None else settings, "verifiers")
     _known(settings, _TOP_KEYS, "verifiers")
     auto = _typed(settings, "auto_detect", bool, "verifiers", True)
+    pass_env = _names(settings.get("pass_env"), "verifiers.pass_env")
+    shared_env = _env(settings.get("env"), "verifiers.env")
     entries = settings.get("command", [])
     if not isinstance(entries, list):
         raise InvalidVerifierConfig("verifiers.command", "must be a list of tables")
     verifiers: list[Verifier] = []
     names: set[str] = set()
     for i, entry in enumerate(entries):
-        command = _command(entry, f"verifiers.command[{i}]")
+        command = _command(entry, f"verifiers.command[{i}]", pass_env, shared_env)
         if command.name in names:
             raise InvalidVerifierConfig(
                 f"verifiers.command[{i}].name", f"duplicate name {command.name!r}"
@@ -78,13 +89,19 @@ def build_verifiers(settings: dict[str, Any] | None, repo: Path) -> list[Verifie
         names.add(command.name)
         verifiers.append(command)
     if settings.get("llm") is not None:
-        verifiers.append(_llm(settings["llm"], "verifiers.llm"))
+        verifiers.append(_llm(settings["llm"], "verifiers.llm", pass_env, shared_env))
     if auto:
-        verifiers += [v for v in auto_detect_verifiers(repo).verifiers if v.name not in names]
+        for found in auto_detect_verifiers(repo).verifiers:
+            if found.name not in names:
+                found.pass_env = list(pass_env)
+                found.env = {**shared_env, **(found.env or {})} or None
+                verifiers.append(found)
     return verifiers
 
 
-def _command(entry: Any, key: str) -> CommandVerifier:
+def _command(
+    entry: Any, key: str, pass_env: list[str], shared_env: dict[str, str]
+) -> CommandVerifier:
     entry = _table(entry, key)
     _known(entry, _COMMAND_KEYS, key)
     name = _typed(entry, "name", str, key, None)
@@ -97,17 +114,14 @@ def _command(entry: Any, key: str) -> CommandVerifier:
             f"{key}.type",
             f"unknown verifier type {kind!r}; one of {', '.join(_COMMAND_TYPES)}{hint}",
         )
-    env = entry.get("env")
-    if env is not None and not (
-        isinstance(env, dict) and all(isinstance(v, str) for v in env.values())
-    ):
-        raise InvalidVerifierConfig(f"{key}.env", "must be a table of strings")
+    env = {**shared_env, **_env(entry.get("env"), f"{key}.env")}
     return CommandVerifier(
         name,
         _argv(entry.get("run"), f"{key}.run"),
         cwd=_typed(entry, "cwd", str, key, None),
         timeout_s=_positive(entry, "timeout_s", key, DEFAULT_TIMEOUT_S),
-        env=env,
+        env=env or None,
+        pass_env=pass_env,
         verifier_type=VerifierType(kind),
         weight=_weight(entry, key),
         required=_typed(entry, "required", bool, key, True),
@@ -115,7 +129,7 @@ def _command(entry: Any, key: str) -> CommandVerifier:
     )
 
 
-def _llm(entry: Any, key: str) -> LlmVerifier:
+def _llm(entry: Any, key: str, pass_env: list[str], shared_env: dict[str, str]) -> LlmVerifier:
     entry = _table(entry, key)
     _known(entry, _LLM_KEYS, key)
     return LlmVerifier(
@@ -124,7 +138,42 @@ def _llm(entry: Any, key: str) -> LlmVerifier:
         timeout_s=_positive(entry, "timeout_s", key, LLM_TIMEOUT_S),
         weight=_weight(entry, key),
         required=_typed(entry, "required", bool, key, False),
+        env=shared_env,
+        pass_env=pass_env,
     )
+
+
+def _env(value: Any, key: str) -> dict[str, str]:
+    """A table of environment variables (names checked, string values without NUL)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidVerifierConfig(key, "must be a table of strings")
+    for name, item in value.items():
+        _env_name(name, key)
+        if not isinstance(item, str):
+            raise InvalidVerifierConfig(key, "must be a table of strings")
+        if "\x00" in item:
+            raise InvalidVerifierConfig(f"{key}.{name}", "contains a NUL byte")
+    return dict(value)
+
+
+def _names(value: Any, key: str) -> list[str]:
+    """A list of environment variable names."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidVerifierConfig(key, "must be a list of environment variable names")
+    for i, name in enumerate(value):
+        _env_name(name, f"{key}[{i}]")
+    return list(value)
+
+
+def _env_name(name: Any, key: str) -> None:
+    if not valid_name(name):
+        raise InvalidVerifierConfig(key, f"{name!r} is not an environment variable name")
+    if name.startswith(ENGINE_PREFIX):
+        raise InvalidVerifierConfig(key, f"{name}: DIRECTORATE_* variables are the engine's own")
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .environment import CleanEnvironment, mask
 from .judge_prompt import MAX_DIFF_CHARS, build_prompt, parse_verdict
 from .process import run_bounded
 from .records import VerificationContext, VerifierResult, VerifierType
@@ -28,6 +29,9 @@ class LlmVerifier:
     """Asks ``judge`` (argv list, command string split with shlex, or callable).
 
     A callable judge is not interrupted at ``timeout_s``: give it its own timeout.
+    A command judge runs in a clean environment (:mod:`.environment`): the base
+    variables, the engine's variables named in ``pass_env``, then ``env``; values of
+    secret-looking passed variables are masked in its answer.
     """
 
     verifier_type = VerifierType.LLM
@@ -41,6 +45,8 @@ class LlmVerifier:
         weight: float = 1.0,
         required: bool = False,
         max_diff_chars: int = MAX_DIFF_CHARS,
+        env: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
     ) -> None:
         if callable(judge):
             self._call: Judge | None = judge
@@ -57,6 +63,10 @@ class LlmVerifier:
         self.weight = float(weight)
         self.required = required
         self.max_diff_chars = max_diff_chars
+        try:
+            self.environment = CleanEnvironment(pass_env=pass_env, env=env)
+        except ValueError as exc:
+            raise ValueError(f"verifier {name!r}: {exc}") from None
 
     def __repr__(self) -> str:
         judge = shlex.join(self.argv) if self.argv else repr(self._call)
@@ -95,14 +105,17 @@ class LlmVerifier:
                 return str(self._call(prompt)), None
             except Exception as exc:  # a judge's failure is the judge's, not the work's
                 return "", f"the judge raised {type(exc).__name__}: {exc}"
+        env = self.environment.build()
         done = run_bounded(
-            self.argv, cwd=repo_path, timeout_s=self.timeout_s, stdin=prompt.encode()
+            self.argv, cwd=repo_path, timeout_s=self.timeout_s, env=env, stdin=prompt.encode()
         )
+        secrets = self.environment.secrets(env)
+        output = mask(done.output, secrets)
         if done.error is not None:
-            return done.output, done.error
+            return output, mask(done.error, secrets)
         if done.timed_out:
-            return done.output, f"the judge timed out after {self.timeout_s:g} s"
+            return output, f"the judge timed out after {self.timeout_s:g} s"
         if done.exit_code != 0:
-            tail = done.output[-_REASON_TAIL:].strip()
-            return done.output, f"the judge exited with status {done.exit_code}: {tail}"
-        return done.output, None
+            tail = output[-_REASON_TAIL:].strip()
+            return output, f"the judge exited with status {done.exit_code}: {tail}"
+        return output, None

@@ -44,7 +44,12 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def test_instructions_on_stdin_environment_and_json_result(tmp_path: Path) -> None:
+def test_instructions_on_stdin_environment_and_json_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's own DIRECTORATE_* variables never reach the agent: only the task's.
+    monkeypatch.setenv("DIRECTORATE_DSN", "postgresql://u:secret@h/db")
+    monkeypatch.setenv("DIRECTORATE_HOME", str(tmp_path / "home"))
     agent = python(
         "import json, os, sys\n"
         "text = sys.stdin.read()\n"
