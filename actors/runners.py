@@ -39,6 +39,8 @@ class TaskResult:
     status: TaskStatus
     exit_code: int | None = None
     cost_usd: float | None = None
+    cost_note: str | None = None
+    """Why a reported cost was not usable (recorded as unknown, with a warning)."""
     """What the agent reported spending (its last JSON line); None: not reported."""
     summary: str | None = None
     output_tail: str = ""
@@ -89,6 +91,7 @@ class CallableRunner:
         if isinstance(value, TaskResult):
             return value
         report = _report_from(value)
+        cost, cost_note = read_cost(report)
         ok = report.get("success", True) is not False
         if cancel.is_set():  # what it spent before it stopped still counts
             status = TaskStatus.CANCELLED
@@ -97,7 +100,8 @@ class CallableRunner:
         return TaskResult(
             status=status,
             exit_code=0 if ok else 1,
-            cost_usd=_cost(report),
+            cost_usd=cost,
+            cost_note=cost_note,
             summary=_summary(report),
             output_tail=_summary(report) or "",
             started_at=started,
@@ -182,6 +186,7 @@ class CommandRunner:
         err_tail = _tail(stderr_path)
         # The report line may be long (an agent's whole answer): look further back.
         report = _last_json_object(_tail(stdout_path, REPORT_BYTES))
+        cost, cost_note = read_cost(report)
         if status is None:  # exited by itself
             ok = proc.returncode == 0 and report.get("success", True) is not False
             status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
@@ -189,7 +194,8 @@ class CommandRunner:
         return TaskResult(
             status=status,
             exit_code=proc.returncode,
-            cost_usd=_cost(report),
+            cost_usd=cost,
+            cost_note=cost_note,
             summary=mask_optional(_summary(report), secrets),
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
@@ -292,14 +298,31 @@ def _report_from(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _cost(report: Mapping[str, Any]) -> float | None:
+MAX_TASK_COST_USD = 1_000_000.0
+"""A reported cost above this is not a figure but a bug (it would swamp every limit)."""
+
+
+def read_cost(report: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """(cost, why it is unknown): a cost that is not a number, not finite, negative
+    or absurdly large is unknown, said in the second element, never an error."""
     for key in ("cost_usd", "total_cost_usd"):
-        value = report.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if key not in report:
             continue
-        if math.isfinite(value) and value >= 0:
-            return float(value)
-    return None
+        value = report[key]
+        shown = (
+            repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"{key} {shown[:60]} is not a number"
+        if isinstance(value, int) and value > MAX_TASK_COST_USD:  # may not fit a float
+            return None, f"{key} {shown} is absurdly large"
+        cost = float(value)
+        if not math.isfinite(cost) or cost < 0:
+            return None, f"{key} {shown} is not a finite, non-negative figure"
+        if cost > MAX_TASK_COST_USD:
+            return None, f"{key} {shown} is absurdly large"
+        return cost, None
+    return None, None
 
 
 def _summary(report: Mapping[str, Any]) -> str | None:

@@ -335,6 +335,13 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
     }
     if step is not None:
         data |= {"step_name": step.name, "summary": summary}
+    if result.cost_note:
+        tx.event(
+            "cost_unknown",
+            {"task_id": change.task_id, "reason": strip_nul(result.cost_note)},
+            step_id=step.id if step else None,
+            severity=Severity.WARNING,
+        )
     ok = result.status is TaskStatus.SUCCEEDED
     tx.event(
         "task_finished",

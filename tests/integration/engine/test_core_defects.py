@@ -357,8 +357,12 @@ def test_a_plan_finished_just_before_a_pause_survives_a_restart(engine_factory: 
         # its run succeeded, as CommandRunner reports an agent that ended on its own.
         now = time.time()
         return TaskResult(
-            status=TaskStatus.SUCCEEDED, exit_code=0, cost_usd=0.0, summary="planned",
-            started_at=now, finished_at=now,
+            status=TaskStatus.SUCCEEDED,
+            exit_code=0,
+            cost_usd=0.0,
+            summary="planned",
+            started_at=now,
+            finished_at=now,
         )
 
     first = engine_factory(runner=CallableAgent(planning=planner).runner())
@@ -439,9 +443,7 @@ def test_an_engine_call_that_times_out_raises_a_directorate_error(
 
 
 @pytest.mark.parametrize("call", ["snapshot", "start_directive", "wait", "stop_directive"])
-def test_an_id_that_is_not_a_uuid_is_a_directorate_error(
-    engine_factory: Any, call: str
-) -> None:
+def test_an_id_that_is_not_a_uuid_is_a_directorate_error(engine_factory: Any, call: str) -> None:
     engine = engine_factory(runner=CallableAgent().runner())
     args: tuple[Any, ...] = ("not-a-uuid", 1.0) if call == "wait" else ("not-a-uuid",)
     with pytest.raises((NotFound, InvalidInput)):
@@ -470,3 +472,21 @@ def test_shutdown_keeps_to_its_timeout_when_an_agent_ignores_its_cancel(
     finally:
         agent.kill_all()
 
+
+@pytest.mark.parametrize("reported", [1e308, 10**400, float("nan"), -1, "abc"], ids=repr)
+def test_an_unusable_cost_is_recorded_as_unknown_and_the_step_passes(
+    engine_factory: Any, reported: Any
+) -> None:
+    def agent(task: Any, cancel: threading.Event) -> Any:
+        return {"cost_usd": reported, "summary": "done"}
+
+    engine = engine_factory(runner=CallableAgent(steps={"only": agent}).runner())
+    directive_id = engine.submit(spec("only"))
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=30) is COMPLETED
+    assert engine.db.reads.directive(directive_id).total_cost_usd == 0.0
+    warnings = [
+        e for e in engine.db.reads.events_after(directive_id) if e.event_type == "cost_unknown"
+    ]
+    assert len(warnings) == 1 and warnings[0].severity == "warning"
+    assert "cost_usd" in warnings[0].data["reason"]
