@@ -38,13 +38,15 @@ class EventBus(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> None:
         if isinstance(message, _Published):
             for write, committed in message.batch:
+                seqs: dict[str, int] = {}
                 for notice in write.notices:
-                    self._publish(notice, committed)
+                    if isinstance(notice, EventNotice) and not seqs:  # one events op a write
+                        seqs = {str(i): int(s) for i, s in committed.rows[notice.op_index]}
+                    self._publish(notice, seqs)
 
-    def _publish(self, notice: Any, committed: Committed) -> None:
+    def _publish(self, notice: Any, seqs: dict[str, int]) -> None:
         if isinstance(notice, EventNotice):
-            seqs = {str(event_id): seq for event_id, seq in committed.rows[notice.op_index]}
-            event = attrs.evolve(notice.event, seq=int(seqs[str(notice.event.id)]))
+            event = attrs.evolve(notice.event, seq=seqs[str(notice.event.id)])
             signal = signals.directive_event
         else:
             event = notice

@@ -126,6 +126,16 @@ def _agent_failed(status: TaskStatus, exit_code: int | None, output_tail: str) -
     how = "timed out" if status is TaskStatus.TIMED_OUT else f"ended {status}"
     code = f" (exit status {exit_code})" if exit_code is not None else ""
     tail = output_tail[-TAIL_CHARS:]
+    return red_judgement(
+        "agent",
+        tail,
+        summary=f"the agent's task {how}{code}",
+        rework_instructions=f"The agent's task {how}{code}. Its output ends with:\n{tail}",
+    )
+
+
+def red_judgement(check: str, output: str, *, summary: str, rework_instructions: str) -> Judgement:
+    """Red without running the verifiers: one failed ``check`` saying why."""
     return Judgement(
         evaluation_id=uuid.uuid4(),
         passed=False,
@@ -133,13 +143,13 @@ def _agent_failed(status: TaskStatus, exit_code: int | None, output_tail: str) -
         confidence_level=ConfidenceLevel.RED,
         programmatic_results=[
             {
-                "name": "agent",
+                "name": check,
                 "verifier_type": "custom",
                 "passed": False,
                 "score": 0.0,
-                "output": tail,
+                "output": output,
             }
         ],
-        summary=f"the agent's task {how}{code}",
-        rework_instructions=f"The agent's task {how}{code}. Its output ends with:\n{tail}",
+        summary=summary,
+        rework_instructions=rework_instructions,
     )

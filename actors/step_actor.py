@@ -144,7 +144,7 @@ class StepActor(pykka.ThreadingActor):
                     continue
                 progress = written.index_of(c.ChainProgress)
                 chain_idle = progress is not None and outcome.scalar(progress) == 0
-                recorded = written.cost_index()
+                recorded = written.index_of(c.TaskRecorded)  # it returns the total
                 total = float(outcome.scalar(recorded)) if recorded is not None else None
             self.snapshot = applied(state, decision, total)
             self._act(decision, state, chain_idle=chain_idle)

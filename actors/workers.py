@@ -18,9 +18,9 @@ from typing import Any
 
 import pykka
 
-from directorate.persistence.models import ConfidenceLevel, Task, TaskStatus
+from directorate.persistence.models import Task, TaskStatus
 
-from .evaluation import Judgement
+from .evaluation import Judgement, red_judgement
 from .runners import TaskResult, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -164,20 +164,9 @@ NOT_STARTED = TaskResult(
 def crashed_judgement(exc: BaseException) -> Judgement:
     """Red: verification could not run. The step is reworked as for failing checks."""
     what = f"the verifiers crashed: {exc!r}"
-    return Judgement(
-        evaluation_id=uuid.uuid4(),
-        passed=False,
-        composite_score=0.0,
-        confidence_level=ConfidenceLevel.RED,
-        programmatic_results=[
-            {
-                "name": "verification",
-                "verifier_type": "custom",
-                "passed": False,
-                "score": 0.0,
-                "output": what,
-            }
-        ],
+    return red_judgement(
+        "verification",
+        what,
         summary=what,
         rework_instructions=f"Verification could not run ({what}).",
     )

@@ -69,10 +69,6 @@ class Written:
         """The first op made by a change of ``kind``."""
         return next((i for i, s in enumerate(self.sources) if isinstance(s, kind)), None)
 
-    def cost_index(self) -> int | None:
-        """The op that recorded a task's result (it returns the directive's total)."""
-        return next((i for i, s in enumerate(self.sources) if isinstance(s, c.TaskRecorded)), None)
-
 
 def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
     tx = Tx(directive_id)

@@ -137,10 +137,6 @@ def add_cost(directive_id: uuid.UUID, cost: float) -> Op:
     return Op(query("add_cost"), {"directive_id": directive_id, "cost": cost}, returning=True)
 
 
-def cancel_running_tasks(directive_id: uuid.UUID) -> Op:
-    return Op(query("cancel_running_tasks"), {"directive_id": directive_id})
-
-
 def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
     """Guard: the directive is active and the chain is its current one."""
     return Op(

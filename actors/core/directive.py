@@ -46,7 +46,6 @@ from .changes import (
     StepMoved,
     StopSelf,
     TaskRecorded,
-    TasksAbandoned,
     TasksCancelRequested,
     refuse,
 )
@@ -395,5 +394,3 @@ _HANDLERS: dict[type, Callable[[DirectiveState, Any], Decision]] = {
     m.PlanningFinished: _planning_finished,
     m.DirectiveReviewed: _directive_reviewed,
 }
-
-_unused = (TasksAbandoned, StopSelf)

@@ -17,6 +17,7 @@ from directorate.persistence.models import (
     DirectiveStatus,
     Severity,
     StepStatus,
+    Task,
 )
 
 from .build import approval, new_chain, planning_task, regeneration_context, replan_context
@@ -164,13 +165,7 @@ def plan(state: DirectiveState, *, by: str | None = None, context: str | None = 
         changes.append(TasksAbandoned(live=state.live_tasks))
     changes += [
         TaskCreated(task=task),
-        Note(
-            event_type="planning_started",
-            data={
-                "task_id": task.id,
-                "message": "Planning task spawned, waiting for chain generation",
-            },
-        ),
+        _planning_started(task),
     ]
     return Decision(changes=tuple(changes), effects=(RunPlanning(task),))
 
@@ -246,13 +241,7 @@ def regenerate(state: DirectiveState, reason: str, by: str | None) -> Decision:
             by=by,
         ),
         TaskCreated(task=task),
-        Note(
-            event_type="planning_started",
-            data={
-                "task_id": task.id,
-                "message": "Planning task spawned, waiting for chain generation",
-            },
-        ),
+        _planning_started(task),
     ]
     return Decision(
         changes=tuple(changes),
@@ -287,6 +276,13 @@ def fail(state: DirectiveState, reason: str) -> Decision:
             ApprovalsCancelled(),
         ),
         effects=(CancelJobs("the directive failed"), RetireSteps(), StopSelf()),
+    )
+
+
+def _planning_started(task: Task) -> Note:
+    return Note(
+        event_type="planning_started",
+        data={"task_id": task.id, "message": "Planning task spawned, waiting for chain generation"},
     )
 
 

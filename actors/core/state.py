@@ -138,20 +138,12 @@ class DirectiveState:
     @property
     def blocked(self) -> dict[str, str]:
         """Blocked steps of the current chain, by name, with why."""
-        return {
-            s.name: s.status_reason or "blocked"
-            for s in self.steps
-            if s.status is StepStatus.BLOCKED
-        }
+        return _blocked(self.steps)
 
     @property
     def previously_blocked(self) -> dict[str, str]:
         """How the latest superseded chain failed: its blocked steps, with why."""
-        return {
-            s.name: s.status_reason or "blocked"
-            for s in self.superseded_steps
-            if s.status is StepStatus.BLOCKED
-        }
+        return _blocked(self.superseded_steps)
 
     @property
     def carried(self) -> dict[str, Step]:
@@ -174,6 +166,10 @@ class DirectiveState:
             and task.status.finished
             and task.status != "cancelled"
         )
+
+
+def _blocked(steps: tuple[Step, ...]) -> dict[str, str]:
+    return {s.name: s.status_reason or "blocked" for s in steps if s.status is StepStatus.BLOCKED}
 
 
 @attrs.frozen(kw_only=True)

@@ -84,11 +84,6 @@ SELECT * FROM directive_evaluations WHERE step_id = %(step_id)s ORDER BY created
 -- name: evaluations_of_directive
 SELECT * FROM directive_evaluations WHERE directive_id = %(directive_id)s ORDER BY created_at;
 
--- name: cancel_running_tasks
-UPDATE tasks SET status = 'cancelled', finished_at = now(),
-       summary = coalesce(summary, 'cancelled: the directive was stopped')
-WHERE directive_id = %(directive_id)s AND status IN ('queued', 'running');
-
 -- name: cancel_pending_approvals
 UPDATE directive_approvals SET status = 'cancelled', responded_at = now()
 WHERE directive_id = %(directive_id)s AND status = 'pending';
