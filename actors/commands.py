@@ -17,7 +17,6 @@ second regeneration is a legal request), so it may run twice in that rare case.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -31,7 +30,8 @@ from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import DirectorateError, PersistenceUnavailable
 from directorate.persistence.models import Command, CommandStatus, CommandType
-from directorate.persistence.writer import Conflict, Op
+from directorate.persistence.outage import Outage
+from directorate.persistence.writer import CONNECT_TIMEOUT_S, Conflict, Op
 
 if TYPE_CHECKING:  # only for annotations: cli.py imports this module, and the engine is heavy
     from .engine import Engine
@@ -178,18 +178,23 @@ class CommandConsumer:
             log.exception("the command consumer stopped")
 
     def _connect(self) -> psycopg.Connection[Any] | None:
-        delay = 0.1
+        outage: Outage | None = None
         while not self._stopping.is_set():
             try:
                 conn = psycopg.connect(
-                    self.dsn, autocommit=True, application_name="directorate-commands"
+                    self.dsn,
+                    autocommit=True,
+                    application_name="directorate-commands",
+                    connect_timeout=CONNECT_TIMEOUT_S,
                 )
                 conn.execute(f"LISTEN {CHANNEL}")
-                return conn
             except psycopg.OperationalError as exc:
-                log.warning("command listener cannot connect (retrying in %.1f s): %s", delay, exc)
-                self._stopping.wait(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 5.0)
+                outage = outage or Outage("the command listener", logger=log)
+                self._stopping.wait(outage.failed(exc))
+                continue
+            if outage is not None:
+                outage.over()
+            return conn
         return None
 
     def _serve(self, conn: psycopg.Connection[Any]) -> None:

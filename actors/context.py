@@ -14,6 +14,7 @@ import pykka
 
 from directorate.persistence.database import Database
 from directorate.persistence.embedded import directorate_home
+from directorate.persistence.reads import Reads
 from directorate.verifiers import Verifier
 
 from .core.state import Settings
@@ -60,6 +61,8 @@ class EngineContext:
     """Shared by one engine's actors. ``halted`` is set when the engine shuts down."""
 
     db: Database
+    reads: Reads
+    """The database's reads, waiting out an outage until the engine halts."""
     config: EngineConfig
     workers: Workers
     settings: Settings

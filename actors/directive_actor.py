@@ -31,6 +31,7 @@ from directorate.persistence.errors import (
     DirectorateError,
     InvalidInput,
     InvalidTransition,
+    PersistenceUnavailable,
     RunnerError,
 )
 from directorate.persistence.models import (
@@ -105,6 +106,12 @@ class DirectiveActor(pykka.ThreadingActor):
     ) -> None:
         self._cancel_jobs("paused after a failure")
         self._retire_steps()
+        if self.ctx.halted.is_set() and isinstance(exc_value, PersistenceUnavailable):
+            # Stopping while the database is away: the directive is not at fault,
+            # and it must not be paused; the engine that recovers it takes it up.
+            log.info("directive %s: left for recovery (%s)", self.directive_id, exc_value)
+            self.ctx.on_actor_stopped(self.directive_id)
+            return
         name = exc_type.__name__ if exc_type else "error"
         try:
             self._record_crash(f"{name}: {exc_value}")
@@ -128,7 +135,7 @@ class DirectiveActor(pykka.ThreadingActor):
                 and state.approval(message.approval_id) is None
             ):
                 # Answered already, or not this directive's: say what it is now.
-                approval = self.ctx.db.reads.approval(message.approval_id)
+                approval = self.ctx.reads.approval(message.approval_id)
                 wanted = ApprovalStatus.APPROVED if message.approved else ApprovalStatus.DENIED
                 raise InvalidTransition(approval.status, message.status or wanted, "approval")
             decision = decide(state, message)
@@ -166,12 +173,12 @@ class DirectiveActor(pykka.ThreadingActor):
     def _load(self, message: m.DirectiveMessage) -> DirectiveState:
         now, settings = datetime.now(UTC), self.ctx.settings
         if isinstance(message, m.Start):
-            directive = self.ctx.db.reads.directive(self.directive_id)
+            directive = self.ctx.reads.directive(self.directive_id)
             if directive.status is DirectiveStatus.DRAFT:
                 # A draft has no chain, task or approval yet: its row is all there is.
                 return DirectiveState.of_draft(directive, now=now, settings=settings)
         state = DirectiveState.from_row(
-            self.ctx.db.reads.directive_state(self.directive_id), now=now, settings=settings
+            self.ctx.reads.directive_state(self.directive_id), now=now, settings=settings
         )
         state = attrs.evolve(
             state,
@@ -225,10 +232,10 @@ class DirectiveActor(pykka.ThreadingActor):
         """A live step actor for every unfinished step of the current chain, and every
         one told who its peers are (a restarted one replaces a crashed one)."""
         if known is None:
-            chain = self.ctx.db.reads.current_chain(self.directive_id)
+            chain = self.ctx.reads.current_chain(self.directive_id)
             if chain is None:
                 return
-            steps: Sequence[Step] = self.ctx.db.reads.steps(chain.id)
+            steps: Sequence[Step] = self.ctx.reads.steps(chain.id)
         else:
             steps = known
         dependents: dict[uuid.UUID, list[uuid.UUID]] = {s.id: [] for s in steps}

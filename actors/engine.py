@@ -70,6 +70,9 @@ class ShutdownReport:
     """Agents still running at the deadline (their steps run again on recovery)."""
     actors_left: int = 0
     """Actors that had not stopped at the deadline."""
+    unwritten: tuple[str, ...] = ()
+    """Writes given up because the database was away (the directive each was for and
+    its events); recovery takes the directives up from what was written."""
 
     def describe(self) -> str:
         text = f"stopped {self.directives} directive actor(s)"
@@ -85,6 +88,12 @@ class ShutdownReport:
                 f"; left at the deadline: {self.agents_left} agent(s) still stopping, "
                 f"{self.actors_left} actor(s) not stopped"
             )
+        if self.unwritten:
+            shown = "; ".join(self.unwritten[:10]) + ("; ..." if len(self.unwritten) > 10 else "")
+            text += (
+                f"; {len(self.unwritten)} write(s) not written, the database being "
+                f"unavailable: {shown}"
+            )
         return text
 
 
@@ -95,7 +104,10 @@ class Engine:
         self._bus = Bus()
         self._bus.listeners.append(self._on_published)
         try:
-            self.db = Database.open(config.dsn, on_commit=self._bus.on_commit)
+            # The engine rides out an outage: its writes wait for the database.
+            self.db = Database.open(
+                config.dsn, on_commit=self._bus.on_commit, write_patience_s=None
+            )
         except BaseException:
             self._bus.stop()
             raise
@@ -104,8 +116,11 @@ class Engine:
             config.max_concurrent_evaluations,
             orphaned=self._record_orphan,
         )
+        halted = threading.Event()
         self._ctx = EngineContext(
             db=self.db,
+            reads=self.db.reads.waiting(halted),
+            halted=halted,
             config=config,
             workers=self._workers,
             settings=config.settings(),
@@ -158,6 +173,9 @@ class Engine:
 
         self._closing.set()
         self._ctx.halted.set()
+        # If the database is away, writes stop waiting for it in time to stop the
+        # rest before the deadline (and are reported as not written).
+        self.db.writer.give_up_by(deadline - 0.2 * timeout)
         with self._lock:
             refs = list(self._actors.values())
             self._actors.clear()
@@ -181,7 +199,7 @@ class Engine:
         self._workers.shutdown()
         self._ticker.join(timeout=min(left(), 5.0))
         try:
-            self.db.close(timeout=left())
+            unwritten = self.db.close(timeout=left())
         finally:
             self._bus.stop(timeout=max(left(), 1.0))
         report = ShutdownReport(
@@ -189,6 +207,7 @@ class Engine:
             directives=len(refs),
             agents_left=agents_left,
             actors_left=actors_left,
+            unwritten=unwritten,
         )
         log.info("engine shut down: %s", report.describe())
         return report
@@ -287,10 +306,11 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._changed:
-                directive = self.db.reads.directive(directive_id)
+                # These reads wait out an outage: a directive goes on meanwhile.
+                directive = self._ctx.reads.directive(directive_id)
                 if directive.status.terminal or directive.status is DirectiveStatus.PAUSED:
                     return directive.status
-                if self.db.reads.pending_approvals(directive_id):
+                if self._ctx.reads.pending_approvals(directive_id):
                     return directive.status
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -360,7 +380,7 @@ class Engine:
             if not live:
                 continue
             try:
-                due = self.db.reads.due_directives(list(live))
+                due = self._ctx.reads.due_directives(list(live))
             except DirectorateError as exc:
                 log.warning("tick skipped: %s", exc)
                 continue
@@ -371,8 +391,8 @@ class Engine:
 
     def _record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
         """A task reported after its actor stopped: store the report (and its cost)."""
-        task = self.db.reads.task(task_id)
-        step = self.db.reads.step(task.step_id) if task.step_id else None
+        task = self._ctx.reads.task(task_id)
+        step = self._ctx.reads.step(task.step_id) if task.step_id else None
         changes = [TaskRecorded(task_id=task_id, result=result, step=step)]
         write(task.directive_id, changes).tx.commit(self.db)
 

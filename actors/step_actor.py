@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 import pykka
 
-from directorate.persistence.errors import RunnerError
+from directorate.persistence.errors import PersistenceUnavailable, RunnerError
 from directorate.persistence.models import TaskStatus
 from directorate.persistence.writer import Committed
 
@@ -99,6 +99,11 @@ class StepActor(pykka.ThreadingActor):
         self.on_stop()
         if self.cancel is not None:
             self.cancel.set()
+        if self.ctx.halted.is_set() and isinstance(exc_value, PersistenceUnavailable):
+            # The engine is stopping while the database is away: nothing is wrong
+            # with the step, and the engine that recovers it takes it up.
+            log.info("step %s: left for recovery (%s)", self.step_id, exc_value)
+            return
         name = exc_type.__name__ if exc_type else "error"
         _tell(self.directive_ref, m.StepActorFailed(self.step_id, f"{name}: {exc_value}"))
 
@@ -162,7 +167,7 @@ class StepActor(pykka.ThreadingActor):
                 self.snapshot, now=now, job=self.job, live_tasks=live, halted=halted
             )
         return StepState.from_row(
-            self.ctx.db.reads.step_state(self.step_id),
+            self.ctx.reads.step_state(self.step_id),
             now=now,
             settings=self.ctx.settings,
             job=self.job,

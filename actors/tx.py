@@ -83,9 +83,16 @@ class Tx:
         notices = tuple(EventNotice(at, n) if isinstance(n, Event) else n for n in self.notices)
         return statements, notices
 
-    def commit(self, db: Database, timeout: float = 120.0) -> WriteResult:
+    def commit(self, db: Database, timeout: float | None = None) -> WriteResult:
+        """Write and wait until it is durable; during an outage, until the database
+        is back (or the engine, stopping, gives the write up)."""
         statements, notices = self.statements()
-        return db.writer.write(*statements, notices=notices, timeout=timeout)
+        return db.writer.write(*statements, notices=notices, what=self.what(), timeout=timeout)
+
+    def what(self) -> str:
+        """For the report of writes an engine stopping during an outage gave up."""
+        kinds = ", ".join(dict.fromkeys(e.event_type for e in self.events)) or "no events"
+        return f"directive {self.directive_id}: {kinds}"
 
 
 def _jsonable(value: Any) -> Any:

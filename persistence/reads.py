@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 import uuid
+from collections import Counter
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed
 
 from .errors import InvalidInput, NotFound, PersistenceUnavailable
 from .models import Approval, Chain, Command, Directive, Evaluation, Event, Step, Task
+from .outage import Outage
 from .queries import query
 
 log = logging.getLogger(__name__)
@@ -19,29 +24,100 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", Directive, Chain, Step, Task, Evaluation, Approval, Event, Command)
 
 
+DEFAULT_PATIENCE_S = 10.0
+"""How long a read waits for a database that is away before it fails (an engine's
+own reads wait until the database is back: see ``Reads.waiting``)."""
+POOL_WAIT_S = 5.0
+"""How long one attempt waits for a pooled connection."""
+
+
+class _Waiting:
+    """The reads of one ``Reads`` that wait for the database: one ``Outage`` for all
+    of them, so an engine whose every actor waits logs one line per interval."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outage: Outage | None = None
+        self._names: Counter[str] = Counter()
+
+    def failed(self, name: str, exc: BaseException, first: bool) -> float:
+        """Count a failed attempt of read ``name``; the pause before its next one."""
+        with self._lock:
+            if first:
+                self._names[name] += 1
+            self._outage = self._outage or Outage("reads", logger=log)
+            names = ", ".join(sorted(self._names))
+            return self._outage.failed(exc, f"{self._names.total()} waiting ({names})")
+
+    def ended(self, name: str, answered: bool) -> None:
+        with self._lock:
+            self._names[name] -= 1
+            if self._names[name] <= 0:
+                del self._names[name]
+            if answered and self._outage is not None:
+                self._outage.over()
+                self._outage = None
+
+
 class Reads:
-    def __init__(self, pool: ConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        patience_s: float | None = DEFAULT_PATIENCE_S,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._pool = pool
+        self._patience_s = patience_s
+        self._stop = stop or threading.Event()
+        self._waiting = _Waiting()
+
+    def waiting(self, stop: threading.Event) -> Reads:
+        """Reads that wait out an outage of any length, until ``stop`` is set (an
+        engine's actors: a directive must not fail because the database was away)."""
+        return Reads(self._pool, patience_s=None, stop=stop)
 
     def rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
         # Connections are not checked on every checkout (a round trip per read): a
-        # read that finds its connection lost (a server restart) is tried once more
-        # on a fresh one, which the pool opens in its place.
-        for attempt in (1, 2):
-            try:
-                with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(query(name), params)
-                    rows: list[dict[str, Any]] = cur.fetchall()
+        # read that finds its connection lost (a server restart) is tried again on
+        # a fresh one, which the pool opens in its place.
+        patience = math.inf if self._patience_s is None else self._patience_s
+        since: float | None = None  # when this read first found the database away
+        try:
+            while True:
+                elapsed = 0.0 if since is None else time.monotonic() - since
+                try:
+                    with (
+                        self._pool.connection(
+                            timeout=max(0.1, min(POOL_WAIT_S, patience - elapsed))
+                        ) as conn,
+                        conn.cursor(row_factory=dict_row) as cur,
+                    ):
+                        cur.execute(query(name), params)
+                        rows: list[dict[str, Any]] = cur.fetchall()
+                    if since is not None:
+                        self._waiting.ended(name, answered=True)
+                        since = None
                     return rows
-            except psycopg.OperationalError as exc:
-                if attempt == 2:
-                    raise PersistenceUnavailable(f"read {name} failed: {exc}") from exc
-                log.info("read %s: connection lost (%s); trying once more", name, exc)
-                self._pool.check()  # drop every idle connection that is lost too
-            except psycopg.DataError as exc:  # a malformed id, say: the caller's input
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise InvalidInput(f"read {name}: {first}") from exc
-        raise AssertionError("unreachable")
+                except psycopg.DataError as exc:  # a malformed id, say: the caller's input
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise InvalidInput(f"read {name}: {first}") from exc
+                except psycopg.OperationalError as exc:
+                    if not database_away(exc):
+                        raise PersistenceUnavailable(f"read {name} failed: {exc}") from exc
+                    pause = self._waiting.failed(name, exc, first=since is None)
+                    since = time.monotonic() if since is None else since
+                    unavailable = PersistenceUnavailable(
+                        f"read {name}: the database is unavailable ({exc})"
+                    )
+                    if time.monotonic() - since + pause > patience or self._stop.is_set():
+                        raise unavailable from exc
+                    self._pool.check()  # drop every idle connection that is lost too
+                    if self._stop.wait(pause):
+                        raise unavailable from exc
+        finally:
+            if since is not None:
+                self._waiting.ended(name, answered=False)
 
     def _many(self, cls: type[R], name: str, **params: Any) -> list[R]:
         return [cls.from_row(row) for row in self.rows(name, **params)]
@@ -128,3 +204,12 @@ class Reads:
     def due_directives(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
         """Those of ``ids`` with an expired approval or a passed wall-time limit."""
         return [row["id"] for row in self.rows("due_directives", ids=ids)]
+
+
+def database_away(exc: psycopg.OperationalError) -> bool:
+    """The server cannot be reached or is shutting down, rather than the query failed
+    (a statement timeout, say, which waiting would not cure)."""
+    if isinstance(exc, PoolClosed):  # we closed it: nothing to wait for
+        return False
+    sqlstate = exc.sqlstate
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))

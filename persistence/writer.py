@@ -17,13 +17,20 @@ Failure contract:
 - Any other error (a bug, an unexpected driver state) fails the batch's senders
   with ``PersistenceUnavailable``; a connection left inside a transaction is
   closed, so the next batch starts on a fresh one.
-- A lost connection is reopened with exponential backoff and jitter until
-  ``reconnect_timeout``. Every batch records its id and results in
-  ``write_batches`` inside its own transaction, so a batch whose COMMIT outcome
-  is unknown is looked up, not applied a second time; the row is written first,
-  so a retry waits for an earlier attempt that is still committing.
-- After ``reconnect_timeout`` the batch's senders get ``PersistenceUnavailable``.
-- ``stop()`` commits everything queued before it, then closes the connection.
+- A lost connection is reopened with exponential backoff and jitter (``Outage``:
+  one log line per interval) for as long as the database is away: the writer
+  never gives up on its own. Senders wait meanwhile, and once ``max_pending``
+  writes are in flight new senders wait for room, so memory stays flat. Every
+  batch records its id and results in ``write_batches`` inside its own
+  transaction, so a batch whose COMMIT outcome is unknown is looked up, not
+  applied a second time; the row is written first, so a retry waits for an
+  earlier attempt that is still committing.
+- With ``reconnect_timeout`` set (command-line clients, which should not hang),
+  the batch's senders get ``PersistenceUnavailable`` once it has passed.
+- ``stop(timeout)`` commits everything queued before it, then closes the
+  connection. If the database is away, it gives up near the deadline: the
+  writes still queued fail with ``PersistenceUnavailable`` and ``stop`` returns
+  what they were, so the caller can say what was not written.
 
 A flush costs two round trips whatever the batch size (DESIGN §15: group commit
 only wins when a flush is not a round trip per statement). In pipeline mode the
@@ -39,11 +46,12 @@ from __future__ import annotations
 
 import json
 import logging
-import random
+import math
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 import attrs
@@ -52,12 +60,16 @@ import pykka
 from psycopg.types.json import Jsonb
 
 from .errors import DirectorateError, InvalidInput, PersistenceUnavailable
+from .outage import Outage
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
 """Writes per transaction: large enough to amortise the commit, small enough to
 keep one transaction's lock time short."""
+CONNECT_TIMEOUT_S = 10
+"""How long one connection attempt may take (a host that drops packets would
+otherwise hold the writer for the operating system's TCP timeout)."""
 
 
 @attrs.frozen
@@ -79,6 +91,8 @@ class Write:
     ops: tuple[Op, ...]
     notices: tuple[Any, ...] = ()
     """Opaque payloads handed to ``on_commit`` after the commit (signals, events)."""
+    what: str = ""
+    """What the write is, in a few words: said when it could not be written."""
 
 
 @attrs.frozen
@@ -127,6 +141,53 @@ class _Stats:
     pass
 
 
+class _Slots:
+    """At most ``limit`` writes in flight: the bounded inbox senders wait on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+        self._cond = threading.Condition()
+
+    def take(self, timeout: float | None, closed: Callable[[], bool]) -> bool:
+        """Wait for room; False if ``timeout`` passed first or the writer closed."""
+        with self._cond:
+            room = self._cond.wait_for(lambda: closed() or self.taken < self.limit, timeout)
+            if not room or closed():
+                return False
+            self.taken += 1
+            return True
+
+    def give(self) -> None:
+        with self._cond:
+            self.taken -= 1
+            self._cond.notify()
+
+    def wake_all(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+class _GiveUp:
+    """When a stopping client stops waiting for the database (never, until told)."""
+
+    def __init__(self) -> None:
+        self.at = math.inf
+        self._cond = threading.Condition()
+
+    def by(self, at: float) -> None:
+        with self._cond:
+            self.at = min(self.at, at)
+            self._cond.notify_all()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the give-up time comes first."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while (now := time.monotonic()) < min(end, self.at):
+                self._cond.wait(min(end, self.at) - now)
+
+
 class _GuardFailed(Exception):
     def __init__(self, op_index: int) -> None:
         self.op_index = op_index
@@ -142,14 +203,19 @@ class PersistenceActor(pykka.ThreadingActor):
         dsn: str,
         *,
         on_commit: Callable[[list[tuple[Write, Committed]]], None] | None = None,
-        reconnect_timeout: float = 60.0,
-        slots: threading.BoundedSemaphore | None = None,
+        reconnect_timeout: float | None = None,
+        slots: _Slots | None = None,
+        give_up: _GiveUp | None = None,
+        unwritten: list[str] | None = None,
     ) -> None:
         super().__init__()
         self._dsn = dsn
         self._on_commit = on_commit
         self._reconnect_timeout = reconnect_timeout
         self._slots = slots
+        self._give_up = give_up or _GiveUp()
+        self._unwritten = unwritten if unwritten is not None else []
+        """What failed with ``PersistenceUnavailable``: the database stayed away."""
         self._pending: list[_Submit] = []
         self._flush_scheduled = False
         self._conn: psycopg.Connection[Any] | None = None
@@ -208,13 +274,15 @@ class PersistenceActor(pykka.ThreadingActor):
         published = []
         for submit, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
+                if isinstance(outcome, PersistenceUnavailable):
+                    self._unwritten.append(submit.write.what or "a write")
                 submit.future.set_exception((type(outcome), outcome, outcome.__traceback__))
             else:
                 submit.future.set(outcome)
                 if isinstance(outcome, Committed):
                     published.append((submit.write, outcome))
             if self._slots is not None:
-                self._slots.release()
+                self._slots.give()
         if published and self._on_commit is not None:
             try:
                 self._on_commit(published)
@@ -226,18 +294,29 @@ class PersistenceActor(pykka.ThreadingActor):
 
     def _commit_with_retry(self, writes: list[Write]) -> list[Outcome]:
         batch_id = uuid.uuid4()
-        deadline = time.monotonic() + self._reconnect_timeout
+        deadline = (
+            math.inf
+            if self._reconnect_timeout is None
+            else time.monotonic() + self._reconnect_timeout
+        )
+        outage: Outage | None = None
         # Set once a COMMIT of this batch may have happened without our hearing of
         # it; from then on every attempt first looks the batch up.
         outcome_unknown = False
         while True:
-            conn = self._conn or self._connect_with_backoff(deadline)
+            if self._conn is None:
+                try:
+                    self._conn = self._open()
+                except psycopg.OperationalError as exc:
+                    outage = self._wait_out(outage, exc, deadline, "couldn't connect to PostgreSQL")
+                    continue
+            conn = self._conn
             try:
                 if outcome_unknown:
                     known = self._lookup_batch(conn, batch_id)
                     if known is not None:
                         self.recovered += 1
-                        return known  # it did commit; do not apply it twice
+                        return self._over(outage, known)  # it did commit: not twice
                 results = self._run_batch(conn, batch_id, writes)
             except _RETRY_BATCH as exc:
                 if time.monotonic() > deadline:
@@ -257,12 +336,35 @@ class PersistenceActor(pykka.ThreadingActor):
                 conn.close()
                 self._conn = None
                 outcome_unknown = True
+                # Pause before reconnecting: a server that accepts connections and
+                # drops them at once must not make this a busy loop.
+                outage = self._wait_out(outage, exc, deadline, "lost the database")
                 continue
             finally:
                 self._discard_if_dirty(conn)
             self.transactions += 1
             self.writes += len(writes)
-            return results
+            return self._over(outage, results)
+
+    def _wait_out(
+        self, outage: Outage | None, exc: psycopg.Error, deadline: float, what: str
+    ) -> Outage:
+        """Pause before the next attempt, or raise once the writer is to give up."""
+        outage = outage or Outage("the writer", logger=log)
+        waiting = f"{self._slots.taken} writes waiting" if self._slots else ""
+        pause = outage.failed(exc, waiting)
+        if time.monotonic() + pause > min(deadline, self._give_up.at):
+            raise PersistenceUnavailable(
+                f"{what} after {outage.attempts} attempts in {outage.elapsed_s:.0f} s: {exc}"
+            ) from exc
+        self._give_up.pause(pause)
+        return outage
+
+    @staticmethod
+    def _over(outage: Outage | None, outcomes: list[Outcome]) -> list[Outcome]:
+        if outage is not None:
+            outage.over()
+        return outcomes
 
     def _discard_if_dirty(self, conn: psycopg.Connection[Any]) -> None:
         # Every path rolls back what it began; this is for the ones nobody foresaw.
@@ -388,27 +490,29 @@ class PersistenceActor(pykka.ThreadingActor):
 
     # ----------------------------------------------------------------- connecting
 
-    def _connect_with_backoff(self, deadline: float | None = None) -> psycopg.Connection[Any]:
-        deadline = deadline or time.monotonic() + self._reconnect_timeout
-        delay, attempts = 0.05, 0
-        while True:
-            attempts += 1
-            try:
-                conn = psycopg.connect(
-                    self._dsn, autocommit=True, application_name="directorate-writer"
-                )
-            except psycopg.OperationalError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise PersistenceUnavailable(
-                        f"couldn't connect to PostgreSQL after {attempts} attempts: {exc}"
-                    ) from exc
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 2.0)
-                continue
-            if self._conn is not None or attempts > 1 or self.transactions:
-                self.reconnects += 1
-            self._conn = conn
-            return conn
+    def _open(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            self._dsn,
+            autocommit=True,
+            application_name="directorate-writer",
+            connect_timeout=CONNECT_TIMEOUT_S,
+        )
+        if self.transactions or self.reconnects or self.recovered:
+            self.reconnects += 1
+        return conn
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # A bug got past _flush: no sender may be left waiting for ever.
+        error = PersistenceUnavailable("the writer failed")
+        for submit in self._pending:
+            self._unwritten.append(submit.write.what or "a write")
+            submit.future.set_exception((type(error), error, None))
+        self._pending = []
 
 
 def _dumps(value: Any) -> str:
@@ -511,7 +615,11 @@ def _translate(exc: Exception) -> DirectorateError:
 
 class PersistenceClient:
     """Thread-safe handle to the persistence actor, with a bounded number of writes
-    in flight: when ``max_pending`` are queued, senders wait instead of memory growing."""
+    in flight: when ``max_pending`` are queued, senders wait instead of memory growing.
+
+    ``reconnect_timeout`` None (the default) rides out an outage of any length;
+    a number makes the senders hear ``PersistenceUnavailable`` after that long.
+    """
 
     def __init__(
         self,
@@ -519,43 +627,77 @@ class PersistenceClient:
         *,
         on_commit: Callable[[list[tuple[Write, Committed]]], None] | None = None,
         max_pending: int = 10_000,
-        reconnect_timeout: float = 60.0,
+        reconnect_timeout: float | None = None,
     ) -> None:
-        self._slots = threading.BoundedSemaphore(max_pending)
+        self._slots = _Slots(max_pending)
+        self._give_up = _GiveUp()
+        self.unwritten: list[str] = []
+        """What could not be written because the database stayed away (see ``stop``)."""
         # Held while a write is handed over and while stopping, so no write can slip
         # in behind the stop message (pykka drops told messages after a stop).
         self._lock = threading.Lock()
         self._closed = False
         self.actor_ref = PersistenceActor.start(
-            dsn, on_commit=on_commit, reconnect_timeout=reconnect_timeout, slots=self._slots
+            dsn,
+            on_commit=on_commit,
+            reconnect_timeout=reconnect_timeout,
+            slots=self._slots,
+            give_up=self._give_up,
+            unwritten=self.unwritten,
         )
 
-    def submit(self, write: Write, *, timeout: float | None = 60.0) -> pykka.Future[WriteResult]:
-        if not self._slots.acquire(timeout=timeout):
+    def submit(self, write: Write, *, timeout: float | None = None) -> pykka.Future[WriteResult]:
+        """Queue ``write``, waiting for room while ``max_pending`` writes are in flight
+        (for at most ``timeout`` seconds; None: as long as it takes)."""
+        if not self._slots.take(timeout, closed=lambda: self._closed):
+            if self._closed:
+                raise PersistenceUnavailable("the writer has stopped")
             raise PersistenceUnavailable(f"the writer has been full for {timeout:.2f} sec")
         future: pykka.Future[WriteResult] = pykka.ThreadingFuture()
         with self._lock:
             if self._closed or not self.actor_ref.is_alive():
-                self._slots.release()
-                raise PersistenceUnavailable("the persistence actor has stopped")
+                self._slots.give()
+                raise PersistenceUnavailable("the writer has stopped")
             self.actor_ref.tell(_Submit(write, future))
         return future
 
-    def write(self, *ops: Op, notices: tuple[Any, ...] = (), timeout: float = 120.0) -> WriteResult:
-        """Submit one write and wait until it is durable (or conflicted)."""
-        return self.submit(Write(ops=ops, notices=notices)).get(timeout=timeout)
+    def write(
+        self, *ops: Op, notices: tuple[Any, ...] = (), what: str = "", timeout: float | None = None
+    ) -> WriteResult:
+        """Submit one write and wait until it is durable (or conflicted, or failed).
+
+        The writer answers every write (during an outage, once the database is back
+        or once the writer stops), so waiting without a timeout never waits for ever.
+        """
+        write = Write(ops=ops, notices=notices, what=what)
+        return self.submit(write, timeout=timeout).get(timeout=timeout)
+
+    def give_up_by(self, at: float) -> None:
+        """From ``at`` (``time.monotonic()``) on, a write that cannot reach the database
+        fails instead of waiting (an engine shutting down, with its deadline)."""
+        self._give_up.by(at)
 
     def stats(self) -> dict[str, Any]:
         stats = self.actor_ref.ask(_Stats(), timeout=30)
         assert isinstance(stats, dict)
         return stats
 
-    def stop(self, timeout: float | None = 120.0) -> None:
-        """Commit what is queued, then close. Safe to call twice, from any thread."""
+    def stop(self, timeout: float | None = 120.0) -> tuple[str, ...]:
+        """Commit what is queued, then close. Safe to call twice, from any thread.
+
+        If the database is away, the writer stops waiting for it shortly before
+        ``timeout``: what is still queued fails with ``PersistenceUnavailable``.
+        Returns what could not be written (``Write.what`` of each).
+        """
         with self._lock:
             if self._closed:
-                return
+                return tuple(self.unwritten)
             self._closed = True
+            if timeout is not None:
+                # A tenth of the time is left to answer the senders and close.
+                self._give_up.by(time.monotonic() + 0.9 * timeout)
             stopped = self.actor_ref.stop(block=False)
+        self._slots.wake_all()  # senders waiting for room hear that it has stopped
         assert isinstance(stopped, pykka.Future)
         stopped.get(timeout=timeout)
+        return tuple(self.unwritten)

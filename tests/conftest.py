@@ -28,6 +28,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("directorate")
     group.addoption("--pg-dsn", help="a PostgreSQL server the tests may create databases on")
     group.addoption("--pg-home", help="keep the tests' embedded server in this directory")
+    group.addoption(
+        "--outage-s",
+        type=float,
+        default=300.0,
+        help="how long the outage tests keep their database away (default 300)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # An outage test's time limit follows the outage it is asked to ride out.
+    limit = float(config.getoption("--outage-s")) + 300
+    for item in items:
+        if item.get_closest_marker("outage"):
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,3 +108,37 @@ def dsn(pg_server_dsn: str, template_dsn: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+class OwnServer:
+    """An embedded PostgreSQL that one test starts and stops itself (outages)."""
+
+    def __init__(self, home: Path) -> None:
+        from directorate.persistence.embedded import start_embedded_server
+        from directorate.persistence.migrate import migrate
+
+        self.home = home
+        self.dsn = start_embedded_server(home)
+        migrate(self.dsn)
+
+    def stop(self) -> None:
+        from directorate.persistence.embedded import stop_embedded_server
+
+        stop_embedded_server(self.home)
+        assert not (self.home / "pgdata" / "postmaster.pid").exists(), "the server did not stop"
+
+    def start(self) -> None:
+        from directorate.persistence.embedded import start_embedded_server
+
+        assert start_embedded_server(self.home) == self.dsn
+
+
+@pytest.fixture
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
+    """A server of this test's own, whatever ``--pg-dsn`` says: stopping it must not
+    touch the other tests' databases. (A short path: its socket lives in it.)"""
+    server = OwnServer(tmp_path_factory.mktemp("own"))
+    yield server
+    from directorate.persistence.embedded import stop_embedded_server
+
+    stop_embedded_server(server.home)

@@ -10,6 +10,7 @@ The script is JSON:
    "steps": {"<step name or *>": {"sleep": 0.2, "cost": 0.0, "exit": 0,
              "write": {"relative/path": "content"},   # files written in the workdir
              "sleeper": false,                        # leave a grandchild sleeping
+             "gate": "/path",                         # wait until this file exists
              "attempts": {"2": {...overrides for attempt 2...}}}}}
 """
 
@@ -54,6 +55,9 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        gate = behaviour.get("gate")
+        while gate and not Path(gate).exists():  # held until the test opens the gate
+            time.sleep(0.02)
         time.sleep(behaviour.get("sleep", 0.0))
     record = {
         "kind": kind,
