@@ -14,6 +14,8 @@ import attrs
 import pytest
 
 from directorate.actors import CallableRunner, CommandRunner
+from directorate.actors.directive_file import load_directive_file
+from directorate.actors.runners import runner_for
 from directorate.actors.usage import budget_text, read_tokens, read_turns
 from directorate.persistence.models import Task, TaskKind, TaskStatus
 
@@ -190,13 +192,15 @@ def test_the_agent_gets_the_dollars_left_in_its_environment(
     assert budget_text(budget) == shown
 
 
-#: the recipe the README gives: no text of the user's or the agent's in the shell line
-CLAUDE_RECIPE = [
-    "sh",
-    "-c",
-    'exec claude -p --output-format json'
-    ' ${DIRECTORATE_BUDGET_USD:+--max-budget-usd "$DIRECTORATE_BUDGET_USD"}',
-    "claude",
+#: the recipe the README recommends, as the Claude Code example directive uses it
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "claude-code" / "directive.toml"
+CLAUDE_ARGS = [
+    "--output-format",
+    "json",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash(git diff:*),Bash(python -m pytest:*)",
 ]
 
 FAKE_CLAUDE = """#!{python}
@@ -210,12 +214,8 @@ print(json.dumps({{"argv": sys.argv[1:], "stdin": stdin, "num_turns": 1,
 @pytest.mark.parametrize(
     ("budget", "argv"),
     [
-        pytest.param(
-            3.75,
-            ["-p", "--output-format", "json", "--max-budget-usd", "3.75"],
-            id="a-dollar-limit",
-        ),
-        pytest.param(None, ["-p", "--output-format", "json"], id="no-dollar-limit-no-flag"),
+        pytest.param(3.75, ["-p", "--max-budget-usd", "3.75", *CLAUDE_ARGS], id="a-dollar-limit"),
+        pytest.param(None, ["-p", *CLAUDE_ARGS], id="no-dollar-limit-no-flag"),
     ],
 )
 def test_the_claude_code_recipe_hands_the_budget_to_max_budget_usd(
@@ -229,7 +229,9 @@ def test_the_claude_code_recipe_hands_the_budget_to_max_budget_usd(
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")  # the agent's PATH comes from here
     instructions = 'Fix "it"; $(rm -rf ~) `echo no` $DIRECTORATE_BUDGET_USD'
     t = attrs.evolve(task(tmp_path, budget_usd=budget), instructions=instructions)
-    result = CommandRunner(CLAUDE_RECIPE, timeout_s=30).run(t, threading.Event())
+    spec = load_directive_file(EXAMPLE)
+    assert spec.agent is not None
+    result = runner_for(spec.agent, None).run(t, threading.Event())
     assert result.status is TaskStatus.SUCCEEDED, result.output_tail
     report = json.loads(Path(t.log_path or "").read_text().splitlines()[-1])
     assert report["argv"] == argv  # the value is one argument; nothing else was added
