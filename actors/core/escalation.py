@@ -141,7 +141,8 @@ def raised_limit(trip: Trip, requested: Mapping[str, float] | None, figure: floa
 
 
 def _requested(limit: str, value: object) -> float:
-    """An approver's new limit, checked as a directive's would be where it differs."""
+    """An approver's new limit: a number; for tokens or turns a whole one, no larger
+    than a directive may set (the command line sends every figure as a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{limit}: {check.expected('a number', value)}")
     if limit not in COUNT_LIMITS:

@@ -412,8 +412,8 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
                 last_task,
                 status=result.status,
                 exit_code=result.exit_code,
-                tokens=result.tokens,
-                turns=result.turns,
+                tokens=kept_tokens(result),
+                turns=kept_turns(result),
                 output_tail=result.output_tail,
                 finished_at=state.now,
             )

@@ -151,6 +151,8 @@ def test_token_and_turn_breakers_trip_kill_ask_and_resume_when_approved(
     directive = engine.db.reads.directive(directive_id)
     assert getattr(directive, limit) == new
     assert getattr(directive, total) == used + 2 * later_figure  # slow again, then after
+    [done] = events(engine, directive_id, "directive_completed")
+    assert done.data[total] == used + 2 * later_figure
     [raised] = events(engine, directive_id, "limit_raised")
     assert raised.data == {"limit": limit, "old": LIMIT[limit], "new": new}
     assert len(events(engine, directive_id, "circuit_breaker_tripped")) == 1  # asked once
@@ -201,3 +203,35 @@ def test_each_task_is_told_the_dollars_left_when_it_is_dispatched(
     assert only["DIRECTORATE_BUDGET_USD"] == ""  # no dollar limit: set, and empty
     [only_task] = engine.db.reads.tasks_of_directive(unlimited)
     assert only_task.budget_usd is None
+
+
+@pytest.mark.timeout(60)
+def test_unusable_tokens_and_turns_are_unknown_with_a_warning_and_the_task_succeeds(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    agent = UsageAgent(
+        tmp_path / "agent",
+        {"steps": {"only": {"report": {"tokens": float("nan"), "num_turns": "many"}}}},
+    )
+    engine = engine_factory(runner=agent.runner())
+    directive_id = engine.submit(
+        DirectiveSpec(
+            title="Odd report",
+            goal="Report nonsense",
+            autonomy_level="full_auto",
+            max_total_tokens=1000,
+            max_agent_turns=10,
+            steps=[StepSpec(name="only")],
+        )
+    )
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+    [task] = engine.db.reads.tasks_of_directive(directive_id)
+    assert (task.status, task.tokens, task.turns) == ("succeeded", None, None)
+    [tokens] = events(engine, directive_id, "tokens_unknown")
+    [turns] = events(engine, directive_id, "turns_unknown")
+    assert tokens.severity == turns.severity == "warning"
+    assert tokens.data == {"task_id": str(task.id), "reason": "tokens nan is not a finite figure"}
+    assert turns.data == {"task_id": str(task.id), "reason": "num_turns 'many' is not a number"}
+    directive = engine.db.reads.directive(directive_id)
+    assert (directive.total_tokens, directive.total_agent_turns) == (0, 0)
