@@ -28,6 +28,7 @@ from directorate.persistence.models import CommandStatus, CommandType
 
 from . import cli_views as views
 from .commands import issue_command, wait_for_outcome
+from .core.escalation import BREAKER_LIMITS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -118,6 +119,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"cost ${directive.total_cost_usd:.2f}, "
         f"elapsed {views.elapsed(directive.started_at, directive.completed_at)}"
     )
+    print(views.usage_line(directive))
     if directive.local_path:
         print(f"working directory {directive.local_path}")
     if chain:
@@ -203,6 +205,11 @@ def _parse_limits(pairs: list[str] | None) -> dict[str, float]:
             limits[name.strip()] = float(value)
         except ValueError:
             raise InvalidInput(f"--raise-limit {pair!r}: expected NAME=NUMBER") from None
+        if name.strip() not in BREAKER_LIMITS:  # refused here, before a command is queued
+            raise InvalidInput(
+                f"--raise-limit {pair!r}: no circuit breaker has {name.strip()!r} "
+                f"(the limits are {', '.join(BREAKER_LIMITS)})"
+            )
     return limits
 
 
@@ -267,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--raise-limit",
         action="append",
         metavar="NAME=VALUE",
-        help="circuit breakers: the new limit, e.g. max_total_cost_usd=20",
+        help="circuit breakers: the new limit, e.g. max_total_cost_usd=20, "
+        "max_total_tokens=2000000 or max_agent_turns=400 (default: doubled)",
     )
     p = add("deny", cmd_control, "deny a pending approval", [control])
     p.add_argument("id", help="approval id (or its first characters)")

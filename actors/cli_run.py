@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from directorate.persistence import validation as check
 from directorate.persistence.errors import DirectorateError, InvalidInput
 from directorate.persistence.models import (
     Approval,
@@ -36,6 +37,7 @@ from . import cli, signals
 from . import cli_views as views
 from .cli_daemon import prefer_own_python
 from .context import EngineConfig
+from .core.escalation import Trip, raised_limit
 from .directive_file import load_directive_file
 from .engine import Engine
 
@@ -286,6 +288,8 @@ class Follower:
             "rework_cycles": sum(1 for e in events if e.event_type == "step_rework"),
             "evaluations": len(self.reads.evaluations_of_directive(self.directive_id)),
             "total_cost_usd": directive.total_cost_usd,
+            "total_tokens": directive.total_tokens,
+            "total_agent_turns": directive.total_agent_turns,
             "wall_time_s": round(time.monotonic() - self.started, 3),
             "local_path": directive.local_path,
         }
@@ -304,6 +308,7 @@ class Follower:
             f"  rework       {reworks} cycle(s)",
             f"  evaluations  {evaluations}",
             f"  cost         ${directive.total_cost_usd:.2f}",
+            f"  used         {views.usage_line(directive).removeprefix('used ')}",
             f"  wall time    {time.monotonic() - self.started:.1f}s",
         ]
         failures = [e for e in events if e.event_type == "directive_failed"]
@@ -338,11 +343,15 @@ def _prompt(approval: Approval) -> tuple[bool, dict[str, float]] | None:
     limits: dict[str, float] = {}
     limit = approval.context.get("limit")
     if approval.approval_type is ApprovalType.CIRCUIT_BREAKER and limit:
-        default = float(approval.context.get("threshold") or 0) * 2
-        raw = input(f"new {limit} (empty: {default:g}): ").strip()
+        # What the engine raises it to when no figure is given, as of the trip (the
+        # engine's own also clears whatever was added since).
+        context = approval.context
+        trip = Trip(limit=limit, figure=context["figure"], threshold=context["threshold"])
+        default = check.number(raised_limit(trip, None, trip.figure))
+        raw = input(f"new {limit} (empty: {default}): ").strip()
         if raw:
             try:
-                limits[limit] = float(raw)
+                limits[limit] = float(raw.replace(",", ""))
             except ValueError:
-                print(f"not a number: {raw!r}; using {default:g}")
+                print(f"not a number: {raw!r}; the engine raises it itself")
     return True, limits

@@ -28,6 +28,21 @@ def one_line(text: Any, width: int = WIDTH) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def usage_line(directive: Directive) -> str:
+    """What the agents used, against each limit set: ``used 5,650 of 10,000 tokens,
+    14 agent turns, $0.42 of $5.00``."""
+    d = directive
+    counts = [
+        (d.total_tokens, d.max_total_tokens, "tokens"),
+        (d.total_agent_turns, d.max_agent_turns, "agent turns"),
+    ]
+    parts = [
+        f"{used:,}{'' if cap is None else f' of {cap:,}'} {unit}" for used, cap, unit in counts
+    ]
+    cap = "" if d.max_total_cost_usd is None else f" of ${d.max_total_cost_usd:.2f}"
+    return "used " + ", ".join([*parts, f"${d.total_cost_usd:.2f}{cap}"])
+
+
 def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     if start is None:
         return "-"
@@ -65,7 +80,12 @@ def describe_event(event: Event) -> str:
     if kind == "task_finished":
         cost = float(d.get("cost_usd") or 0.0)
         said = f": {d['summary']}" if d.get("summary") else ""
-        return f"{step}: agent {d.get('status')} (exit {d.get('exit_code')}, ${cost:.2f}){said}"
+        used = "".join(
+            f", {d[key]:,} {key}" for key in ("tokens", "turns") if isinstance(d.get(key), int)
+        )
+        return (
+            f"{step}: agent {d.get('status')} (exit {d.get('exit_code')}, ${cost:.2f}{used}){said}"
+        )
     if kind == "evaluation_completed":
         score = float(d.get("composite_score") or 0.0)
         return f"{step}: {d.get('confidence_level')} ({score:.2f}): {d.get('summary')}"

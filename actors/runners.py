@@ -26,6 +26,8 @@ from directorate.persistence.errors import RunnerError
 from directorate.persistence.models import AgentSpec, Task, TaskStatus
 from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
 
+from .usage import budget_text, read_counts
+
 TAIL_BYTES = 16_384
 """How much of an agent's output the task record keeps (the log file has it all)."""
 REPORT_BYTES = 4 * 1024 * 1024
@@ -39,9 +41,17 @@ class TaskResult:
     status: TaskStatus
     exit_code: int | None = None
     cost_usd: float | None = None
+    """What the agent reported spending (its last JSON line); None: not reported."""
     cost_note: str | None = None
     """Why a reported cost was not usable (recorded as unknown, with a warning)."""
-    """What the agent reported spending (its last JSON line); None: not reported."""
+    tokens: int | None = None
+    """Tokens it reported using (``read_tokens``); None: not reported or not usable."""
+    tokens_note: str | None = None
+    """Why a reported token count was not usable (unknown, with a warning)."""
+    turns: int | None = None
+    """Agent turns it reported taking (``read_turns``); None: not reported or not usable."""
+    turns_note: str | None = None
+    """Why a reported turn count was not usable (unknown, with a warning)."""
     summary: str | None = None
     output_tail: str = ""
     error: str | None = None
@@ -69,7 +79,8 @@ class CallableRunner:
     """Runs a Python callable ``fn(task, cancel)`` as the agent (embedding, tests).
 
     The callable may return a ``TaskResult``, a mapping with the keys of the JSON
-    result line (``cost_usd``, ``summary``, ``success``), a string (the summary)
+    result line (``cost_usd``, ``summary``, ``success``, and ``usage``/``tokens`` and
+    ``num_turns``/``turns`` as ``actors.usage`` reads them), a string (the summary)
     or None (success). An exception is a failed task carrying the error.
     """
 
@@ -92,6 +103,7 @@ class CallableRunner:
             return value
         report = _report_from(value)
         cost, cost_note = read_cost(report)
+        counts = read_counts(report)
         ok = report.get("success", True) is not False
         if cancel.is_set():  # what it spent before it stopped still counts
             status = TaskStatus.CANCELLED
@@ -102,6 +114,7 @@ class CallableRunner:
             exit_code=0 if ok else 1,
             cost_usd=cost,
             cost_note=cost_note,
+            **counts,
             summary=_summary(report),
             output_tail=_summary(report) or "",
             started_at=started,
@@ -187,6 +200,7 @@ class CommandRunner:
         # The report line may be long (an agent's whole answer): look further back.
         report = _last_json_object(_tail(stdout_path, REPORT_BYTES))
         cost, cost_note = read_cost(report)
+        counts = read_counts(report)
         if status is None:  # exited by itself
             ok = proc.returncode == 0 and report.get("success", True) is not False
             status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
@@ -196,6 +210,7 @@ class CommandRunner:
             exit_code=proc.returncode,
             cost_usd=cost,
             cost_note=cost_note,
+            **counts,
             summary=mask_optional(_summary(report), secrets),
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
@@ -245,6 +260,7 @@ class CommandRunner:
                 "DIRECTORATE_TASK_KIND": str(task.kind),
                 "DIRECTORATE_ATTEMPT": str(task.attempt),
                 "DIRECTORATE_PLAN_FILE": task.plan_file or "",
+                "DIRECTORATE_BUDGET_USD": budget_text(task.budget_usd),
             }
         )
 

@@ -42,7 +42,7 @@ from . import messages as m
 from .context import EngineContext
 from .core import changes as c
 from .core.state import StepState
-from .core.step import applied, decide_step
+from .core.step import Totals, applied, decide_step
 from .evaluation import judge
 from .runners import TaskResult, runner_for
 from .writes import write
@@ -135,7 +135,7 @@ class StepActor(pykka.ThreadingActor):
         for _ in range(_RETRIES):
             state = self._state(reuse=own_report)
             decision = decide_step(state, message)
-            chain_idle, total = False, None
+            chain_idle, totals = False, None
             if decision.changes:
                 written = write(state.directive.id, decision.changes)
                 outcome = written.tx.commit(self.ctx.db)
@@ -149,9 +149,10 @@ class StepActor(pykka.ThreadingActor):
                     continue
                 progress = written.index_of(c.ChainProgress)
                 chain_idle = progress is not None and outcome.scalar(progress) == 0
-                recorded = written.index_of(c.TaskRecorded)  # it returns the total
-                total = float(outcome.scalar(recorded)) if recorded is not None else None
-            self.snapshot = applied(state, decision, total)
+                recorded = written.index_of(c.TaskRecorded)  # it returns the totals
+                if recorded is not None:
+                    totals = Totals.from_row(outcome.rows[recorded][0])
+            self.snapshot = applied(state, decision, totals)
             self._act(decision, state, chain_idle=chain_idle)
             return
         log.warning("step %s: gave up on %s after %d conflicts", self.step_id, message, _RETRIES)

@@ -37,6 +37,7 @@ from .signals import (
     StepStatusChanged,
 )
 from .tx import Tx
+from .usage import kept_tokens, kept_turns
 
 
 @attrs.frozen
@@ -302,6 +303,7 @@ def _task_created(tx: Tx, change: c.TaskCreated) -> None:
             workdir=task.workdir,
             log_path=task.log_path,
             plan_file=task.plan_file,
+            budget_usd=task.budget_usd,
             started_at=task.started_at,
         )
     )
@@ -320,6 +322,8 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
             cost=cost,
             summary=summary,
             output_tail=strip_nul(result.output_tail or ""),
+            tokens=kept_tokens(result),
+            turns=kept_turns(result),
         )
     )
     data: dict[str, Any] = {
@@ -328,16 +332,23 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
         "status": str(result.status),
         "exit_code": result.exit_code,
         "cost_usd": cost,
+        "tokens": kept_tokens(result),
+        "turns": kept_turns(result),
     }
     if step is not None:
         data |= {"step_name": step.name, "summary": summary}
-    if result.cost_note:
-        tx.event(
-            "cost_unknown",
-            {"task_id": change.task_id, "reason": strip_nul(result.cost_note)},
-            step_id=step.id if step else None,
-            severity=Severity.WARNING,
-        )
+    for event_type, note in (
+        ("cost_unknown", result.cost_note),
+        ("tokens_unknown", result.tokens_note),
+        ("turns_unknown", result.turns_note),
+    ):
+        if note:
+            tx.event(
+                event_type,
+                {"task_id": change.task_id, "reason": strip_nul(note)},
+                step_id=step.id if step else None,
+                severity=Severity.WARNING,
+            )
     ok = result.status is TaskStatus.SUCCEEDED
     tx.event(
         "task_finished",

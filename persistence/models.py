@@ -223,6 +223,10 @@ def _check_command(field: str, value: Any) -> None:
         raise InvalidInput(f"{field}: must not be empty")
 
 
+def _check_count_limit(field: str, value: Any, maximum: int) -> None:
+    check.check_integer(field, value, minimum=1, maximum=maximum, optional=True)
+
+
 def _check_yellow_threshold(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """Yellow is checked after green (field order), so the pair can be compared."""
     check.check_threshold(attribute.name, value)
@@ -308,6 +312,16 @@ class DirectiveSpec:
     max_total_cost_usd: float | None = attrs.field(
         default=None, validator=_checked(lambda f, v: check.check_limit(f, v, check.MAX_COST_USD))
     )
+    max_total_tokens: int | None = attrs.field(
+        default=None,
+        validator=_checked(lambda f, v: _check_count_limit(f, v, check.MAX_TOTAL_TOKENS)),
+    )
+    """Tokens the agents may use in all (as ``runners.read_tokens`` counts them)."""
+    max_agent_turns: int | None = attrs.field(
+        default=None,
+        validator=_checked(lambda f, v: _check_count_limit(f, v, check.MAX_AGENT_TURNS)),
+    )
+    """Agent turns (model round trips) the agents may take in all."""
     max_wall_time_minutes: float | None = attrs.field(
         default=None,
         validator=_checked(lambda f, v: check.check_limit(f, v, check.MAX_WALL_TIME_MINUTES)),
@@ -468,6 +482,10 @@ class Directive(_Record):
     confidence_threshold_yellow: float = 0.5
     max_total_cost_usd: float | None = None
     total_cost_usd: float = 0.0
+    max_total_tokens: int | None = None
+    total_tokens: int = 0
+    max_agent_turns: int | None = None
+    total_agent_turns: int = 0
     max_wall_time_minutes: float | None = None
     started_at: datetime | None = None
     max_rework_cycles: int = 3
@@ -535,6 +553,13 @@ class Task(_Record):
     workdir: str | None = None
     exit_code: int | None = None
     cost_usd: float = 0.0
+    tokens: int | None = None
+    """Tokens the agent reported using; None: not reported or not usable."""
+    turns: int | None = None
+    """Agent turns it reported taking; None: not reported or not usable."""
+    budget_usd: float | None = None
+    """The directive's dollars left at dispatch (``DIRECTORATE_BUDGET_USD``); None: no
+    dollar limit."""
     summary: str | None = None
     output_tail: str | None = None
     log_path: str | None = None

@@ -159,8 +159,11 @@ def record_task_result(
     cost: float,
     summary: str | None,
     output_tail: str | None,
+    tokens: int | None = None,
+    turns: int | None = None,
 ) -> Op:
-    """Store a task's outcome once and add its cost; returns (total cost, stored 0/1).
+    """Store a task's outcome once and add its cost, tokens and turns (None: unknown,
+    adds nothing); returns (total cost, stored 0/1, total tokens, total turns).
 
     Not a guard: a report always commits, whatever happened to its step meanwhile.
     """
@@ -172,6 +175,8 @@ def record_task_result(
             "status": str(status),
             "exit_code": exit_code,
             "cost": cost,
+            "tokens": tokens,
+            "turns": turns,
             "summary": _value("summary", summary),
             "output_tail": _value("output_tail", output_tail),
         },

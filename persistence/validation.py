@@ -24,6 +24,8 @@ E = TypeVar("E", bound=enum.Enum)
 MAX_COUNT = 1_000
 """Most rework cycles or chain regenerations a directive may allow."""
 MAX_COST_USD = 1_000_000.0
+MAX_TOTAL_TOKENS = 10**12
+MAX_AGENT_TURNS = 10**6
 MAX_WALL_TIME_MINUTES = 365 * 24 * 60.0
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 """Limits above these are typing mistakes (1e308), not budgets."""

@@ -20,6 +20,7 @@ from directorate.persistence.models import (
 
 from ..planning import planning_instructions
 from .changes import ApprovalOpened, ChainCreated
+from .escalation import remaining_budget
 from .state import DirectiveState
 
 
@@ -39,6 +40,7 @@ def planning_task(state: DirectiveState, *, replan_context: str | None = None) -
         workdir=directive.local_path or str(log_dir),
         log_path=str(log_dir / f"planning-{attempt}-{task_id.hex[:8]}.log"),
         plan_file=str(log_dir / f"plan-{task_id.hex[:8]}.json"),
+        budget_usd=remaining_budget(directive),
         started_at=state.now,
     )
 

@@ -49,7 +49,16 @@ from .changes import (
     TasksCancelRequested,
     refuse,
 )
-from .escalation import Trip, current_figure, raised_limit, regeneration_trip, regenerations_left
+from .escalation import (
+    BREAKER_LIMITS,
+    Trip,
+    current_figure,
+    raised_limit,
+    regeneration_trip,
+    regenerations_left,
+    unknown_limits,
+    with_spent,
+)
 from .flow import (
     _asked,
     advance,
@@ -260,6 +269,14 @@ def _raise_limit(
     context = found.context
     trip = Trip(limit=context["limit"], figure=context["figure"], threshold=context["threshold"])
     directive = state.directive
+    unknown = unknown_limits(message.raise_limit)
+    if unknown:  # a mistyped name would otherwise leave the default raise in silence
+        return refuse(
+            InvalidInput(
+                f"raise_limit: no circuit breaker has {', '.join(unknown)} "
+                f"(the limits are {', '.join(BREAKER_LIMITS)})"
+            )
+        )
     try:
         new_limit = raised_limit(
             trip, message.raise_limit, current_figure(trip, directive, state.now)
@@ -324,9 +341,7 @@ def _step_actor_failed(state: DirectiveState, message: m.StepActorFailed) -> Dec
 
 def _planning_finished(state: DirectiveState, message: m.PlanningFinished) -> Decision:
     recorded = Decision(changes=(TaskRecorded(task_id=message.task_id, result=message.result),))
-    cost = max(0.0, message.result.cost_usd or 0.0)
-    directive = attrs.evolve(state.directive, total_cost_usd=state.directive.total_cost_usd + cost)
-    after = attrs.evolve(state, directive=directive)
+    after = attrs.evolve(state, directive=with_spent(state.directive, message.result))
     current = state.planning is not None and state.planning.id == message.task_id
     usable = message.result.status != "cancelled" and state.plan is not None
     if (

@@ -260,7 +260,12 @@ def complete(state: DirectiveState) -> Decision:
             ApprovalsCancelled(),
             Note(
                 event_type="directive_completed",
-                data={"steps": len(state.steps), "total_cost_usd": state.directive.total_cost_usd},
+                data={
+                    "steps": len(state.steps),
+                    "total_cost_usd": state.directive.total_cost_usd,
+                    "total_tokens": state.directive.total_tokens,
+                    "total_agent_turns": state.directive.total_agent_turns,
+                },
             ),
         ),
         effects=(RetireSteps(), StopSelf()),

@@ -30,6 +30,7 @@ from .. import messages as m
 from ..evaluation import Judgement
 from ..planning import step_instructions
 from ..runners import TaskResult
+from ..usage import kept_tokens, kept_turns
 from .changes import (
     NOTHING,
     ApprovalOpened,
@@ -49,7 +50,7 @@ from .changes import (
     TellDependents,
     TellDirective,
 )
-from .escalation import check_breakers
+from .escalation import check_breakers, remaining_budget
 from .state import StepState
 
 _WAITING_TO_RUN = (StepStatus.READY, StepStatus.REWORK)
@@ -185,6 +186,7 @@ def _dispatch(state: StepState) -> Decision:
         ),
         workdir=directive.local_path or str(log_dir),
         log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
+        budget_usd=remaining_budget(directive),
         started_at=state.now,
     )
     return Decision(
@@ -212,8 +214,8 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
     report is of its current attempt."""
     step, result = state.step, message.result
     recorded = TaskRecorded(task_id=message.task_id, result=result, step=step)
-    spent = (result.cost_usd or 0.0) > 0
-    tell = (TellDirective(),) if spent else ()  # the cost breaker's input changed
+    spent = (result.cost_usd or 0.0) > 0 or bool(kept_tokens(result) or kept_turns(result))
+    tell = (TellDirective(),) if spent else ()  # a breaker's input changed
     current = (
         state.last_task is not None
         and state.last_task.id == message.task_id
@@ -371,15 +373,29 @@ _HANDLERS: dict[type, Callable[[StepState, Any], Decision]] = {
 }
 
 
-def applied(state: StepState, decision: Decision, total_cost: float | None) -> StepState:
+@attrs.frozen(kw_only=True)
+class Totals:
+    """The directive's totals as the write that recorded a task's report left them."""
+
+    cost_usd: float
+    tokens: int
+    turns: int
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Totals:
+        """From ``record_task_result``'s row: cost total, stored, tokens, turns."""
+        return cls(cost_usd=float(row[0]), tokens=int(row[2]), turns=int(row[3]))
+
+
+def applied(state: StepState, decision: Decision, totals: Totals | None) -> StepState:
     """The step's state once ``decision`` is committed: what a continuation of its own
     job (its agent's report, its evaluation) decides on without reading it again.
 
     Only the step's own rows are carried forward; everything else (the directive's
     status, its chain) may have moved meanwhile, which the guards of the next write
     find out (``StepMoved`` requires a current chain, a dispatch an active directive),
-    and the actor reads afresh after any conflict. ``total_cost`` is the directive's
-    total as the write's ``TaskRecorded`` returned it.
+    and the actor reads afresh after any conflict. ``totals`` are the directive's
+    as the write's ``TaskRecorded`` returned them (the breakers' inputs).
     """
     step, last_task, directive = state.step, state.last_task, state.directive
     rework, review = state.rework_instructions, state.review_pending
@@ -396,6 +412,8 @@ def applied(state: StepState, decision: Decision, total_cost: float | None) -> S
                 last_task,
                 status=result.status,
                 exit_code=result.exit_code,
+                tokens=kept_tokens(result),
+                turns=kept_turns(result),
                 output_tail=result.output_tail,
                 finished_at=state.now,
             )
@@ -410,8 +428,13 @@ def applied(state: StepState, decision: Decision, total_cost: float | None) -> S
             )
         elif isinstance(change, ApprovalOpened):
             review = True
-    if total_cost is not None:
-        directive = attrs.evolve(directive, total_cost_usd=total_cost)
+    if totals is not None:
+        directive = attrs.evolve(
+            directive,
+            total_cost_usd=totals.cost_usd,
+            total_tokens=totals.tokens,
+            total_agent_turns=totals.turns,
+        )
     return attrs.evolve(
         state,
         step=step,

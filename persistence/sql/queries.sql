@@ -145,19 +145,23 @@ WHERE s.id = %(id)s;
 
 -- name: record_task_result
 -- Store a task's outcome once (a later report for the same task changes nothing) and
--- add its cost to the directive's total in the same statement. Returns the total and
--- whether this report was the one stored.
+-- add its cost, tokens and turns to the directive's totals in the same statement (an
+-- unknown count, NULL, adds nothing). Returns the cost total, whether this report was
+-- the one stored, then the token and turn totals.
 WITH done AS (
     UPDATE tasks SET status = %(status)s, exit_code = %(exit_code)s, cost_usd = %(cost)s,
+           tokens = %(tokens)s, turns = %(turns)s,
            summary = %(summary)s, output_tail = %(output_tail)s, finished_at = now()
     WHERE id = %(id)s AND finished_at IS NULL
-    RETURNING cost_usd
+    RETURNING cost_usd, tokens, turns
 )
 UPDATE directives
 SET total_cost_usd = total_cost_usd + coalesce((SELECT sum(cost_usd) FROM done), 0),
+    total_tokens = total_tokens + coalesce((SELECT sum(tokens) FROM done), 0),
+    total_agent_turns = total_agent_turns + coalesce((SELECT sum(turns) FROM done), 0),
     updated_at = now()
 WHERE id = %(directive_id)s
-RETURNING total_cost_usd, (SELECT count(*) FROM done);
+RETURNING total_cost_usd, (SELECT count(*) FROM done), total_tokens, total_agent_turns;
 
 -- name: request_cancel_tasks
 -- Ask for a directive's running tasks to stop. Only a request: each task's own report

@@ -137,11 +137,19 @@ def judgement(level: ConfidenceLevel, *, failing: Iterable[str] = (), **values: 
     return Judgement(**(defaults | values))
 
 
-def result(status: TaskStatus = TaskStatus.SUCCEEDED, cost: float | None = None) -> TaskResult:
+def result(
+    status: TaskStatus = TaskStatus.SUCCEEDED,
+    cost: float | None = None,
+    *,
+    tokens: int | None = None,
+    turns: int | None = None,
+) -> TaskResult:
     return TaskResult(
         status=status,
         exit_code=0 if status is TaskStatus.SUCCEEDED else 1,
         cost_usd=cost,
+        tokens=tokens,
+        turns=turns,
         output_tail="done",
     )
 
@@ -408,9 +416,17 @@ class World:
         elif isinstance(change, c.TaskRecorded):
             old = self.tasks[change.task_id]
             if not old.status.finished:  # stored once by task id
-                cost = max(0.0, change.result.cost_usd or 0.0)
-                self.tasks[old.id] = attrs.evolve(old, status=change.result.status, cost_usd=cost)
-                self.directive = attrs.evolve(d, total_cost_usd=d.total_cost_usd + cost)
+                res = change.result
+                cost = max(0.0, res.cost_usd or 0.0)
+                self.tasks[old.id] = attrs.evolve(
+                    old, status=res.status, cost_usd=cost, tokens=res.tokens, turns=res.turns
+                )
+                self.directive = attrs.evolve(
+                    d,
+                    total_cost_usd=d.total_cost_usd + cost,
+                    total_tokens=d.total_tokens + (res.tokens or 0),
+                    total_agent_turns=d.total_agent_turns + (res.turns or 0),
+                )
         elif isinstance(change, c.TasksAbandoned):
             for t in list(self.tasks.values()):
                 mine = change.step_id is None or t.step_id == change.step_id
@@ -470,6 +486,8 @@ class Simulation:
     judge: Callable[[World, Step], Judgement]
     planner: Callable[[World], PlanOutcome]
     review: Callable[[World], Judgement] = lambda w: judgement(ConfidenceLevel.GREEN)
+    report: Callable[[], TaskResult] = result
+    """What each agent (planning and step) reports when it is not cancelled."""
     queue: deque[tuple[Target, Any]] = attrs.field(factory=deque)
     delivered: int = 0
 
@@ -495,7 +513,7 @@ class Simulation:
         for effect in decision.effects:
             if isinstance(effect, c.RunPlanning):
                 w.plans[effect.task.id] = self.planner(w)
-                self.send(None, m.PlanningFinished(effect.task.id, result()))
+                self.send(None, m.PlanningFinished(effect.task.id, self.report()))
             elif isinstance(effect, c.StartSteps):
                 for s in w.chain_steps(effect_chain(w)):
                     if not s.status.finished:
@@ -525,7 +543,7 @@ class Simulation:
             if isinstance(effect, c.RunTask):
                 w.jobs[step_id] = effect.task.id
                 w.live.add(effect.task.id)
-                self.send(step_id, m.TaskFinished(effect.task.id, result()))
+                self.send(step_id, m.TaskFinished(effect.task.id, self.report()))
             elif isinstance(effect, c.Evaluate):
                 w.jobs[step_id] = effect.task_id
                 verdict = self.judge(w, w.steps[step_id])

@@ -108,6 +108,7 @@ def test_agent_gets_only_base_passed_set_and_task_variables(
         "DIRECTORATE_TASK_KIND",
         "DIRECTORATE_ATTEMPT",
         "DIRECTORATE_PLAN_FILE",
+        "DIRECTORATE_BUDGET_USD",
     }
 
 

@@ -59,6 +59,7 @@ from directorate.persistence.models import (
     ChainStatus,
     ConfidenceLevel,
     DirectiveStatus,
+    Severity,
     Step,
     StepSpec,
     StepStatus,
@@ -182,6 +183,21 @@ def test_start_without_steps_plans() -> None:
     assert one(decision, c.RunPlanning).task is planning
     assert notes(decision) == ["planning_started"]
     assert (decision.reply, decision.error) == (D.PLANNING, None)
+
+
+@pytest.mark.parametrize(
+    ("values", "budget"),
+    [
+        pytest.param({}, None, id="no-dollar-limit"),
+        pytest.param({"max_total_cost_usd": 2.0}, 2.0, id="a-fresh-directive"),
+        pytest.param({"max_total_cost_usd": 2.0, "total_cost_usd": 0.755}, 1.24, id="spent-some"),
+    ],
+)
+def test_the_planning_task_is_given_the_dollars_left(
+    values: dict[str, float], budget: float | None
+) -> None:
+    d = directive(status=D.DRAFT, started_at=None, chain_generation_count=0, **values)
+    assert one(run_directive(dstate(d), m.Start()), c.TaskCreated).task.budget_usd == budget
 
 
 def test_start_with_explicit_steps_goes_straight_to_active() -> None:
@@ -526,6 +542,37 @@ def cost_breaker(status: DirectiveStatus = D.PAUSED) -> tuple[DirectiveState, Ap
     )
 
 
+def token_breaker(
+    status: DirectiveStatus = D.PAUSED, spent: int = 1000
+) -> tuple[DirectiveState, Approval]:
+    """Tripped at 1000 tokens; ``spent`` is where the total stands now (a cancelled
+    agent's report may have added to it since)."""
+    state = chained(
+        ("a", S.PASSED),
+        ("b", S.READY, ["a"]),
+        status=status,
+        directive_values={"max_total_tokens": 1000, "total_tokens": spent},
+    )
+    return asking(
+        state,
+        A.CIRCUIT_BREAKER,
+        context={"limit": "max_total_tokens", "figure": 1000, "threshold": 1000},
+    )
+
+
+def turn_breaker() -> tuple[DirectiveState, Approval]:
+    state = chained(
+        ("a", S.READY),
+        status=D.PAUSED,
+        directive_values={"max_agent_turns": 20, "total_agent_turns": 23},
+    )
+    return asking(
+        state,
+        A.CIRCUIT_BREAKER,
+        context={"limit": "max_agent_turns", "figure": 23, "threshold": 20},
+    )
+
+
 def wall_breaker() -> tuple[DirectiveState, Approval]:
     state = chained(
         ("a", S.READY),
@@ -626,6 +673,8 @@ def test_answer_chain_blocked_approve_with_regenerations_spent_trips_the_breaker
     [
         pytest.param(chain_blocked, D.ACTIVE, id="chain_blocked"),
         pytest.param(cost_breaker, D.PAUSED, id="circuit_breaker"),
+        pytest.param(token_breaker, D.PAUSED, id="token-breaker"),
+        pytest.param(turn_breaker, D.PAUSED, id="turn-breaker"),
         pytest.param(directive_review, D.ACTIVE, id="directive_review"),
         pytest.param(lambda: directive_review(D.PAUSED), D.PAUSED, id="directive_review-paused"),
     ],
@@ -665,6 +714,35 @@ def test_answer_no_to_a_directive_question_fails_it(
             id="cost-other-limit-ignored",
         ),
         pytest.param(wall_breaker, None, "max_wall_time_minutes", 10.0, 20.0, id="wall-doubled"),
+        pytest.param(token_breaker, None, "max_total_tokens", 1000, 2000, id="tokens-doubled"),
+        pytest.param(
+            token_breaker,
+            {"max_total_tokens": 5000.0},  # the command line's figures are floats
+            "max_total_tokens",
+            1000,
+            5000,
+            id="tokens-as-asked",
+        ),
+        pytest.param(
+            lambda: token_breaker(spent=1800),
+            None,
+            "max_total_tokens",
+            1000,
+            2700,
+            id="tokens-above-what-was-added-since",
+        ),
+        pytest.param(
+            token_breaker,
+            {"max_agent_turns": 99},
+            "max_total_tokens",
+            1000,
+            2000,
+            id="tokens-other-limit-ignored",
+        ),
+        pytest.param(turn_breaker, None, "max_agent_turns", 20, 40, id="turns-doubled"),
+        pytest.param(
+            turn_breaker, {"max_agent_turns": 30}, "max_agent_turns", 20, 30, id="turns-as-asked"
+        ),
         pytest.param(
             wall_breaker,
             {"max_wall_time_minutes": 30.0},
@@ -715,6 +793,14 @@ def test_answer_regeneration_breaker_approve_raises_the_limit_and_regenerates() 
         pytest.param(cost_breaker, {"max_total_cost_usd": 10.0}, id="cost-equal-to-spent"),
         pytest.param(wall_breaker, {"max_wall_time_minutes": 11.0}, id="wall-below-elapsed"),
         pytest.param(regeneration_breaker, {"max_chain_regenerations": 3}, id="regen-spent"),
+        pytest.param(token_breaker, {"max_total_tokens": 1000}, id="tokens-equal-to-used"),
+        pytest.param(
+            lambda: token_breaker(spent=1800), {"max_total_tokens": 1500}, id="tokens-below-used"
+        ),
+        pytest.param(token_breaker, {"max_total_tokens": 2500.5}, id="tokens-fractional"),
+        pytest.param(token_breaker, {"max_total_tokens": 10**13}, id="tokens-above-maximum"),
+        pytest.param(turn_breaker, {"max_agent_turns": 22}, id="turns-below-taken"),
+        pytest.param(token_breaker, {"max_total_token": 5000}, id="a-mistyped-limit"),
     ],
 )
 def test_answer_circuit_breaker_with_a_bad_raised_limit_is_refused(
@@ -984,6 +1070,79 @@ def test_step_changed_blocked_chain_asks_a_human(state: DirectiveState, why: str
     }
     assert notes(decision) == ["approval_requested"]
     assert decision.effects == ()
+
+
+@pytest.mark.parametrize(
+    ("values", "limit", "figure", "threshold", "message"),
+    [
+        pytest.param(
+            {"max_total_tokens": 50_000, "total_tokens": 61_234},
+            "max_total_tokens",
+            61_234,
+            50_000,
+            "Token limit exceeded: 61,234 tokens >= 50,000",
+            id="tokens",
+        ),
+        pytest.param(
+            {"max_agent_turns": 40, "total_agent_turns": 40},
+            "max_agent_turns",
+            40,
+            40,
+            "Agent turn limit exceeded: 40 turns >= 40",
+            id="turns",
+        ),
+    ],
+)
+def test_step_changed_token_and_turn_breakers_trip_once_and_say_which(
+    values: dict[str, int], limit: str, figure: int, threshold: int, message: str
+) -> None:
+    state = chained(("a", S.PASSED), ("b", S.RUNNING, ["a"]), directive_values=values)
+    decision = changed(state)
+    assert changes_of(decision) == TRIP
+    assert directive_moves(decision) == [(D.ACTIVE, D.PAUSED)]
+    [tripped] = [n for n in every(decision, c.Note) if n.event_type == "circuit_breaker_tripped"]
+    assert tripped.severity is Severity.WARNING
+    assert dict(tripped.data) == {
+        "limit": limit,
+        "figure": figure,
+        "threshold": threshold,
+        "message": message,
+    }
+    opened = one(decision, c.ApprovalOpened)
+    assert opened.kind is A.CIRCUIT_BREAKER
+    assert dict(opened.context) == {
+        "limit": limit,
+        "figure": figure,
+        "threshold": threshold,
+        "reason": None,
+    }
+    assert opened.description.startswith(message)
+    assert one(decision, c.TasksCancelRequested).reason == "a circuit breaker tripped"
+    assert effects_of(decision) == ["CancelJobs"]  # the running agent is killed
+    asked, _ = asking(state, A.CIRCUIT_BREAKER)
+    assert changed(asked) == c.NOTHING  # one question at a time
+
+
+def test_approving_a_token_breaker_without_a_raise_does_not_trip_it_again() -> None:
+    """The default raise clears where the total stands now: a report that came in after
+    the trip (a cancelled agent's) does not make the same breaker ask again at once."""
+    state, found = token_breaker(spent=1999)
+    decision = run_directive(state, answer(found, "approve"))
+    assert one(decision, c.LimitRaised).new == 2999  # 1.5 x 1999, rounded up; not 2000
+    assert changes_of(decision) == [*ANSWER, "LimitRaised", "DirectiveMoved"]
+    assert effects_of(decision) == ["StartSteps", "Grant"]
+
+
+def test_approving_one_breaker_trips_the_next_limit_still_exceeded() -> None:
+    """Not a loop: each approval raises its own limit, then the next one asks."""
+    state, found = token_breaker()
+    state = with_directive(state, max_agent_turns=5, total_agent_turns=9)
+    raised = {"max_total_tokens": 9000}
+    decision = run_directive(state, answer(found, "approve", raise_limit=raised))
+    assert changes_of(decision) == [*ANSWER, "LimitRaised", "DirectiveMoved", *TRIP]
+    assert directive_moves(decision) == [(D.PAUSED, D.ACTIVE), (D.ACTIVE, D.PAUSED)]
+    assert one(decision, c.LimitRaised).new == 9000
+    assert one(decision, c.ApprovalOpened).context["limit"] == "max_agent_turns"
 
 
 def test_step_changed_cost_breaker_trips_once() -> None:
@@ -1463,3 +1622,37 @@ def test_a_step_blocked_while_others_still_progress_is_left_for_later() -> None:
 def test_the_last_progressing_step_passing_beside_a_blocked_one_escalates() -> None:
     w = _blocked_beside_a_late_pass()
     assert [a.approval_type for a in w.pending()] == [A.CHAIN_BLOCKED]
+
+
+def test_a_turn_limit_bounds_a_full_auto_directive_and_an_approval_resumes_it() -> None:
+    """Agents that each report 4 turns, under a limit of 10: planning and two steps
+    take 12, the breaker asks before the third step runs; approving (by default the
+    limit doubles) lets the directive finish, and nothing asks twice."""
+    sim = _start(max_agent_turns=10)
+    sim.judge = lambda w, s: judgement(G)
+    sim.planner = lambda w: plan_of("research", "build", "test")
+    sim.report = lambda: result(turns=4, tokens=100)
+    sim.send(None, m.Start())
+    sim.run()
+    w = sim.world
+    assert w.directive.status is D.PAUSED
+    [asked] = w.pending()
+    assert asked.approval_type is A.CIRCUIT_BREAKER
+    assert asked.context == {"limit": "max_agent_turns", "figure": 12, "threshold": 10,
+                             "reason": None}  # fmt: skip
+    assert [t.attempt for t in _step_tasks(w)] == [1, 1]  # "test" has not run
+    assert w.events.count("circuit_breaker_tripped") == 1
+    sim.send(None, m.AnswerApproval(asked.id, True, "ann"))
+    sim.run()
+    assert w.directive.status is D.COMPLETED
+    assert (w.directive.max_agent_turns, w.directive.total_agent_turns) == (20, 16)
+    assert w.directive.total_tokens == 400
+    assert w.events.count("circuit_breaker_tripped") == 1
+
+
+def test_a_mistyped_limit_in_an_approval_is_refused_naming_the_limits() -> None:
+    state, found = token_breaker()
+    decision = run_directive(state, answer(found, "approve", raise_limit={"max_tokens": 9000}))
+    assert_refused(decision, InvalidInput)
+    assert "no circuit breaker has max_tokens" in str(decision.error)
+    assert "max_total_tokens" in str(decision.error)

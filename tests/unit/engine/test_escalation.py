@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from directorate.actors.core.escalation import Trip, can_progress, check_breakers, raised_limit
+from directorate.actors.core.escalation import (
+    Trip,
+    can_progress,
+    check_breakers,
+    raised_limit,
+    remaining_budget,
+)
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepStatus, StepType
 
@@ -85,3 +91,90 @@ def test_chain_can_progress_until_every_open_step_hangs_on_a_blocked_one() -> No
     assert can_progress([a, b, waiting], {waiting.id})
     assert not can_progress([a, step("f", StepStatus.FAILED, [a])], set())
     assert not can_progress([a], set())  # everything finished: nothing to progress
+
+
+@pytest.mark.parametrize(
+    ("limit", "total", "below", "at", "shown"),
+    [
+        ("max_total_tokens", "total_tokens", 999_999, 1_000_000, "1,000,000 tokens >= 1,000,000"),
+        ("max_agent_turns", "total_agent_turns", 49, 50, "50 turns >= 50"),
+    ],
+)
+def test_token_and_turn_breakers_trip_at_the_limit_not_below(
+    limit: str, total: str, below: int, at: int, shown: str
+) -> None:
+    threshold = at
+    assert check_breakers(directive(**{limit: threshold, total: below})) is None
+    trip = check_breakers(directive(**{limit: threshold, total: at + 5}))
+    assert trip == Trip(limit=limit, figure=at + 5, threshold=threshold)
+    assert check_breakers(directive(**{total: 10**9})) is None  # no limit set: no breaker
+    exact = check_breakers(directive(**{limit: threshold, total: at}))
+    assert exact is not None and shown in exact.describe()
+
+
+def test_breakers_are_checked_cost_then_tokens_then_turns() -> None:
+    """One trip at a time: approving it raises its limit, the next one then trips."""
+    over = {"max_total_tokens": 10, "total_tokens": 10}
+    over |= {"max_agent_turns": 1, "total_agent_turns": 1}
+    cost = check_breakers(directive(**over, max_total_cost_usd=1.0, total_cost_usd=1.0))
+    assert cost is not None and cost.limit == "max_total_cost_usd"
+    tokens = check_breakers(directive(**over))
+    assert tokens == Trip(limit="max_total_tokens", figure=10, threshold=10)
+    turns = check_breakers(directive(**(over | {"max_total_tokens": 11})))
+    assert turns == Trip(limit="max_agent_turns", figure=1, threshold=1)
+
+
+@pytest.mark.parametrize(
+    ("limit", "figure", "threshold", "requested", "new"),
+    [
+        pytest.param("max_total_tokens", 1000, 1000, None, 2000, id="tokens-doubled"),
+        pytest.param("max_total_tokens", 1901, 1000, None, 2852, id="tokens-above-the-figure"),
+        pytest.param("max_total_tokens", 1000, 1000, 5000.0, 5000, id="tokens-as-asked"),
+        pytest.param("max_agent_turns", 7, 5, None, 11, id="turns-rounded-up"),
+        pytest.param("max_agent_turns", 5, 5, 8, 8, id="turns-as-asked"),
+    ],
+)
+def test_raised_token_and_turn_limits_are_whole_numbers_above_the_figure(
+    limit: str, figure: int, threshold: int, requested: float | None, new: int
+) -> None:
+    trip = Trip(limit=limit, figure=figure, threshold=threshold)
+    raised = raised_limit(trip, {limit: requested} if requested is not None else None, figure)
+    assert raised == new and isinstance(raised, int)
+
+
+@pytest.mark.parametrize(
+    ("requested", "message"),
+    [
+        pytest.param(1000, "must be above the current 1000", id="equal-to-the-figure"),
+        pytest.param(999, "must be above the current 1000", id="below-the-figure"),
+        pytest.param(1500.5, "must be a whole number, got 1500.5", id="fractional"),
+        pytest.param(float("nan"), "must be a whole number, got nan", id="nan"),
+        pytest.param(float("inf"), "must be a whole number, got inf", id="infinity"),
+        pytest.param(10**13, "must be at most 1000000000000", id="above-the-maximum"),
+        pytest.param(True, "expected a number, got true", id="a-bool"),
+        pytest.param("2000", "expected a number, got '2000'", id="a-string"),
+    ],
+)
+def test_a_bad_raised_token_limit_is_refused_naming_the_limit(
+    requested: object, message: str
+) -> None:
+    trip = Trip(limit="max_total_tokens", figure=1000, threshold=1000)
+    with pytest.raises(InvalidInput, match=f"^max_total_tokens: .*{message}"):
+        raised_limit(trip, {"max_total_tokens": requested}, 1000)  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("limit", "spent", "remaining"),
+    [
+        pytest.param(None, 3.0, None, id="no-dollar-limit"),
+        pytest.param(5.0, 1.25, 3.75, id="what-is-left"),
+        pytest.param(5.0, 4.71, 0.29, id="no-float-artefact"),
+        pytest.param(1.0, 0.996, 0.0, id="rounded-down-to-a-cent"),
+        pytest.param(1.0, 2.5, 0.0, id="overspent-is-nothing-left"),
+        pytest.param(float("inf"), 2.5, None, id="raised-to-infinity"),
+    ],
+)
+def test_remaining_budget_is_the_dollars_left_rounded_down(
+    limit: float | None, spent: float, remaining: float | None
+) -> None:
+    assert remaining_budget(directive(max_total_cost_usd=limit, total_cost_usd=spent)) == remaining

@@ -72,6 +72,7 @@ def test_instructions_on_stdin_environment_and_json_result(
         "DIRECTORATE_TASK_KIND": "step",
         "DIRECTORATE_ATTEMPT": "2",
         "DIRECTORATE_PLAN_FILE": str(tmp_path / "plan.json"),
+        "DIRECTORATE_BUDGET_USD": "",  # no dollar limit
     }
     assert "working" in result.output_tail
 

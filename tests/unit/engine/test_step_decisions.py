@@ -187,6 +187,16 @@ def cost_spent(st: StepState) -> StepState:
     return attrs.evolve(st, directive=d)
 
 
+def tokens_spent(st: StepState) -> StepState:
+    d = attrs.evolve(st.directive, max_total_tokens=1000, total_tokens=1000)
+    return attrs.evolve(st, directive=d)
+
+
+def turns_spent(st: StepState) -> StepState:
+    d = attrs.evolve(st.directive, max_agent_turns=30, total_agent_turns=31)
+    return attrs.evolve(st, directive=d)
+
+
 def wall_time_spent(st: StepState) -> StepState:
     d = attrs.evolve(
         st.directive, max_wall_time_minutes=10.0, started_at=NOW - timedelta(minutes=11)
@@ -217,6 +227,8 @@ HOLD_BACKS = [
     pytest.param(breaker, id="breaker-open"),
     pytest.param(halted, id="halted"),
     pytest.param(cost_spent, id="cost-breaker-tripped"),
+    pytest.param(tokens_spent, id="token-breaker-tripped"),
+    pytest.param(turns_spent, id="turn-breaker-tripped"),
     pytest.param(wall_time_spent, id="wall-breaker-tripped"),
 ]
 """Situations in which a step that may run asks its directive instead."""
@@ -383,6 +395,22 @@ def test_rework_instructions_reach_the_task_only_after_a_rework(
     assert created.log_path.startswith(str(SETTINGS.log_dir / str(st.directive.id) / "build-"))
 
 
+@pytest.mark.parametrize(
+    ("values", "budget"),
+    [
+        pytest.param({}, None, id="no-dollar-limit"),
+        pytest.param({"max_total_cost_usd": 5.0, "total_cost_usd": 1.25}, 3.75, id="dollars-left"),
+        pytest.param({"max_total_cost_usd": 5.0}, 5.0, id="nothing-spent"),
+    ],
+)
+def test_a_dispatched_task_is_given_the_dollars_left(
+    values: dict[str, float], budget: float | None
+) -> None:
+    st = make(S.READY)
+    st = attrs.evolve(st, directive=attrs.evolve(st.directive, **values))
+    assert one(run_step(st, m.RunStep()), c.TaskCreated).task.budget_usd == budget
+
+
 def test_dispatch_runs_in_the_directives_local_path() -> None:
     st = make(S.READY)
     st = attrs.evolve(st, directive=attrs.evolve(st.directive, local_path="/repo"))
@@ -526,6 +554,33 @@ SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = (
             [(S.RUNNING, S.EVALUATING)],
             ["TellDirective", "Evaluate"],
             id="succeeded-cost-reported",
+        ),
+        pytest.param(
+            running(),
+            result(SUCCEEDED, tokens=1200),
+            False,
+            [(S.RUNNING, S.EVALUATING)],
+            ["TellDirective", "Evaluate"],
+            id="succeeded-tokens-reported",
+        ),
+        pytest.param(
+            running(),
+            result(SUCCEEDED, turns=3),
+            False,
+            [(S.RUNNING, S.EVALUATING)],
+            ["TellDirective", "Evaluate"],
+            id="succeeded-turns-reported",
+        ),
+        pytest.param(
+            running(),
+            result(SUCCEEDED, tokens=0, turns=0),
+            False,
+            [(S.RUNNING, S.EVALUATING)],
+            ["Evaluate"],
+            id="succeeded-zero-tokens-and-turns",
+        ),
+        pytest.param(
+            running(), result(SUCCEEDED, tokens=5), True, [], ["TellDirective"], id="stale-tokens"
         ),
         pytest.param(
             running(),

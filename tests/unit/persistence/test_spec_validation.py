@@ -108,6 +108,18 @@ FILE_CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"max_wall_time_minutes": True}, "max_wall_time_minutes", "expected a number"),
     ({"max_wall_time_minutes": math.inf}, "max_wall_time_minutes", "finite"),
     ({"max_wall_time_minutes": 1e308}, "max_wall_time_minutes", "must be at most"),
+    # token and turn limits are positive whole numbers up to a documented maximum
+    ({"max_total_tokens": 0}, "max_total_tokens", "must be at least 1, got 0"),
+    ({"max_total_tokens": -5}, "max_total_tokens", "must be at least 1"),
+    ({"max_total_tokens": 1.5e6}, "max_total_tokens", "expected a whole number, got 1500000.0"),
+    ({"max_total_tokens": True}, "max_total_tokens", "expected a whole number, got true"),
+    ({"max_total_tokens": "1000"}, "max_total_tokens", "expected a whole number, got '1000'"),
+    ({"max_total_tokens": 10**12 + 1}, "max_total_tokens", "must be at most 1000000000000"),
+    ({"max_total_tokens": 10**400}, "max_total_tokens", "must be at most"),
+    ({"max_agent_turns": 0}, "max_agent_turns", "must be at least 1, got 0"),
+    ({"max_agent_turns": 2.0}, "max_agent_turns", "expected a whole number"),
+    ({"max_agent_turns": math.nan}, "max_agent_turns", "expected a whole number"),
+    ({"max_agent_turns": 10**6 + 1}, "max_agent_turns", "must be at most 1000000"),
     (agent(timeout_s=True), "agent.timeout_s", "expected a number, got true"),
     (agent(timeout_s="30"), "agent.timeout_s", "expected a number"),
     (agent(timeout_s=math.nan), "agent.timeout_s", "finite"),
@@ -193,6 +205,8 @@ def test_good_file_values_keep_working() -> None:
             "confidence_threshold_green": 1,  # an integer is a number
             "confidence_threshold_yellow": 0,
             "max_total_cost_usd": 1_000_000,
+            "max_total_tokens": 1_000_000_000_000,
+            "max_agent_turns": 1,
             "max_wall_time_minutes": 60,
             "max_rework_cycles": 0,
             "max_chain_regenerations": 1000,
@@ -206,6 +220,7 @@ def test_good_file_values_keep_working() -> None:
     assert spec.constraints == ["one"]
     assert spec.max_wall_time_minutes == 60.0 and isinstance(spec.max_wall_time_minutes, float)
     assert spec.max_rework_cycles == 0 and spec.max_chain_regenerations == 1000
+    assert (spec.max_total_tokens, spec.max_agent_turns) == (10**12, 1)
     assert (spec.confidence_threshold_green, spec.confidence_threshold_yellow) == (1.0, 0.0)
     assert spec.agent == AgentSpec(command=["python"], timeout_s=30.0)
     assert spec.steps == [StepSpec(name="fix")]
@@ -294,6 +309,13 @@ PYTHON_CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"max_wall_time_minutes": False}, "max_wall_time_minutes", "expected a number"),
     ({"max_wall_time_minutes": 1e308}, "max_wall_time_minutes", "must be at most"),
     ({"max_wall_time_minutes": -5}, "max_wall_time_minutes", "must be positive"),
+    ({"max_total_tokens": 0}, "max_total_tokens", "must be at least 1"),
+    ({"max_total_tokens": 1e6}, "max_total_tokens", "expected a whole number"),
+    ({"max_total_tokens": False}, "max_total_tokens", "expected a whole number"),
+    ({"max_total_tokens": 10**13}, "max_total_tokens", "must be at most 1000000000000"),
+    ({"max_agent_turns": -1}, "max_agent_turns", "must be at least 1"),
+    ({"max_agent_turns": "50"}, "max_agent_turns", "expected a whole number"),
+    ({"max_agent_turns": 10**7}, "max_agent_turns", "must be at most 1000000"),
     ({"title": "  "}, "title", "must not be empty"),
     ({"title": None}, "title", "expected a string, got null"),
     ({"goal": 3}, "goal", "expected a string, got 3"),
@@ -447,6 +469,8 @@ def test_stored_specs_still_load_from_rows() -> None:
         ("max_rework_cycles = 2.5", "max_rework_cycles", "expected a whole number"),
         ("max_total_cost_usd = true", "max_total_cost_usd", "expected a number, got true"),
         ("max_total_cost_usd = nan", "max_total_cost_usd", "finite"),
+        ("max_total_tokens = 2e6", "max_total_tokens", "expected a whole number"),
+        ("max_agent_turns = 0", "max_agent_turns", "must be at least 1"),
         ('local_path = "work\\u0000"', "local_path", "contains a NUL byte"),
         ('autonomy_level = "yolo"', "autonomy_level", AUTONOMY),
     ],
