@@ -33,7 +33,8 @@ def migrate(dsn: str) -> list[str]:
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise PersistenceUnavailable(f"cannot connect to run migrations: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PersistenceUnavailable(f"cannot connect to PostgreSQL: {first}") from exc
     applied = []
     with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
