@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import pykka
 
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.models import ActorType, Event, Severity
-from directorate.persistence.writer import Op, WriteResult
+from directorate.persistence.writer import Op, Write, WriteResult
 
 from .signals import EngineEvent
 
@@ -86,6 +87,11 @@ class Tx:
     def commit(self, db: Database, timeout: float = 120.0) -> WriteResult:
         statements, notices = self.statements()
         return db.writer.write(*statements, notices=notices, timeout=timeout)
+
+    def submit(self, db: Database) -> pykka.Future[WriteResult]:
+        """Hand the write to the writer without waiting for its commit."""
+        statements, notices = self.statements()
+        return db.writer.submit(Write(ops=tuple(statements), notices=notices))
 
 
 def _jsonable(value: Any) -> Any:

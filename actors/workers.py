@@ -19,25 +19,36 @@ from typing import Any
 import pykka
 
 from directorate.persistence.models import Task, TaskStatus
+from directorate.verifiers.supervised import SupervisedProcess
 
 from .evaluation import Judgement, red_judgement
-from .runners import TaskResult, TaskRunner
+from .runners import ProcessRunner, TaskResult, TaskRunner
 
 log = logging.getLogger(__name__)
 
 Orphaned = Callable[[uuid.UUID, TaskResult], None]
 """Records a task report (by task id) that no actor is left to take."""
+Started = Callable[[Task, SupervisedProcess], None]
+"""Records which processes run a task's agent (``ProcessRunner`` runners only)."""
 
 
 class Workers:
     """Agent tasks and evaluations, each in its own bounded thread pool."""
 
-    def __init__(self, max_tasks: int, max_evaluations: int, *, orphaned: Orphaned) -> None:
+    def __init__(
+        self,
+        max_tasks: int,
+        max_evaluations: int,
+        *,
+        orphaned: Orphaned,
+        started: Started | None = None,
+    ) -> None:
         self.tasks = ThreadPoolExecutor(max_tasks, thread_name_prefix="directorate-task")
         self.evaluations = ThreadPoolExecutor(
             max_evaluations, thread_name_prefix="directorate-eval"
         )
         self._orphaned = orphaned
+        self._started = started
         self._cancels: dict[uuid.UUID, threading.Event] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -58,7 +69,7 @@ class Workers:
 
         def run() -> None:
             try:
-                result = _run_guarded(runner, task, cancel)
+                result = _run_guarded(runner, task, cancel, self._process_started)
                 try:
                     reply_to.tell(reply(result))
                 except pykka.ActorDeadError:
@@ -131,6 +142,16 @@ class Workers:
             return False
         return True
 
+    def _process_started(self, task: Task, process: SupervisedProcess) -> None:
+        """Never raises into the runner: a pid not recorded costs only the check a
+        recovering engine could have made."""
+        if self._started is None:
+            return
+        try:
+            self._started(task, process)
+        except Exception:
+            log.exception("could not record the processes of task %s", task.id)
+
     def record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
         """Store a report directly: its actor has stopped, or could not store it."""
         try:
@@ -139,9 +160,16 @@ class Workers:
             log.exception("could not record the report of task %s", task_id)
 
 
-def _run_guarded(runner: TaskRunner, task: Task, cancel: threading.Event) -> TaskResult:
-    started = time.time()
+def _run_guarded(
+    runner: TaskRunner,
+    task: Task,
+    cancel: threading.Event,
+    started: Started,
+) -> TaskResult:
+    started_at = time.time()
     try:
+        if isinstance(runner, ProcessRunner):
+            return runner.run_process(task, cancel, lambda process: started(task, process))
         return runner.run(task, cancel)
     except BaseException as exc:  # SystemExit from an embedded agent fails its attempt
         log.exception("task job failed")
@@ -150,7 +178,7 @@ def _run_guarded(runner: TaskRunner, task: Task, cancel: threading.Event) -> Tas
             status=TaskStatus.FAILED,
             error=message,
             output_tail=message,
-            started_at=started,
+            started_at=started_at,
             finished_at=time.time(),
         )
 
