@@ -64,9 +64,26 @@ class ProcessRunner(TaskRunner, Protocol):
     task's row, so that an engine recovering the task after a crash can make sure
     that process is gone (DESIGN §18). ``started`` does not block on the database."""
 
+    kill_grace_s: float
+    """How long its agent has between SIGTERM and SIGKILL."""
+
     def run_process(
         self, task: Task, cancel: threading.Event, started: ProcessStarted
     ) -> TaskResult: ...
+
+
+DEFAULT_KILL_GRACE_S = 5.0
+"""An agent's time between SIGTERM and SIGKILL, unless its runner says otherwise."""
+
+
+def kill_grace_for(agent: AgentSpec | None, default: TaskRunner | None) -> float:
+    """How long a directive's agent gets between SIGTERM and SIGKILL (a recovering
+    engine gives a dead engine's agent as long)."""
+    try:
+        runner = runner_for(agent, default)
+    except RunnerError:
+        return DEFAULT_KILL_GRACE_S
+    return runner.kill_grace_s if isinstance(runner, ProcessRunner) else DEFAULT_KILL_GRACE_S
 
 
 def runner_for(agent: AgentSpec | None, default: TaskRunner | None) -> TaskRunner:
@@ -148,7 +165,7 @@ class CommandRunner:
         timeout_s: float = 3600.0,
         env: Mapping[str, str] | None = None,
         pass_env: Sequence[str] = (),
-        kill_grace_s: float = 5.0,
+        kill_grace_s: float = DEFAULT_KILL_GRACE_S,
         poll_interval_s: float = 0.05,
     ) -> None:
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):

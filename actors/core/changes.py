@@ -244,6 +244,14 @@ class RunTask:
 
 
 @attrs.frozen
+class StopStaleAgent:
+    """Make sure the agent of ``task``, which an engine now gone ran, is gone too
+    (off the actor's thread); the outcome comes back as ``StaleAgentStopped``."""
+
+    task: Task
+
+
+@attrs.frozen
 class Evaluate:
     """Judge the step's finished task in the evaluation pool."""
 
@@ -315,6 +323,7 @@ class StopSelf:
 Effect = (
     RunPlanning
     | RunTask
+    | StopStaleAgent
     | Evaluate
     | ReviewDirective
     | StartSteps
