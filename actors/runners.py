@@ -256,8 +256,9 @@ class CommandRunner:
     ) -> TaskStatus | None:
         """None when the agent exited by itself; else why it was stopped. Either way,
         once this returns, no process the agent started is left."""
-        while proc.poll() is None:
-            if cancel.wait(self.poll_interval_s):
+        # Woken at once when the agent ends; the cancel is looked at between waits.
+        while not proc.wait_for_end(min(self.poll_interval_s, deadline - time.monotonic())):
+            if cancel.is_set():
                 proc.stop_and_wait(self.kill_grace_s)
                 return TaskStatus.CANCELLED
             if time.monotonic() >= deadline:
