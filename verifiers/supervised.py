@@ -93,6 +93,8 @@ class Supervised:
         stderr: Stdio = None,
     ) -> Supervised:
         """Start ``argv`` (never through a shell) under a supervisor."""
+        if not sys.executable:  # an embedding interpreter that cannot say where it is
+            raise OSError("no Python interpreter to run the task supervisor with")
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(

@@ -26,14 +26,7 @@ import psycopg
 import pytest
 from engine_helpers import AGENTS, wait_for
 
-from directorate.actors import (
-    AgentSpec,
-    CallableRunner,
-    DirectiveSpec,
-    DirectiveStatus,
-    StepSpec,
-)
-from directorate.actors.runners import ProcessRunner
+from directorate.actors import AgentSpec, DirectiveSpec, DirectiveStatus, StepSpec
 
 LINGERING = AGENTS / "lingering_agent.py"
 
@@ -139,14 +132,12 @@ def test_the_task_row_records_the_running_agents_processes(
     engine_factory: Any, tmp_path: Path
 ) -> None:
     ready, release = tmp_path / "ready.json", tmp_path / "release"
-    agent = CallableRunner(lambda task, cancel: None)  # not a process: nothing recorded
-    assert not isinstance(agent, ProcessRunner)
     code = (
         "import json, os, pathlib, time\n"
         f"pathlib.Path({str(ready)!r}).write_text(json.dumps([os.getpid(), os.getppid()]))\n"
         f"while not os.path.exists({str(release)!r}): time.sleep(0.01)\n"
     )
-    engine = engine_factory(runner=agent)
+    engine = engine_factory()
     directive_id = engine.submit(
         DirectiveSpec(
             title="Who runs me",
