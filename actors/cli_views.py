@@ -55,6 +55,15 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+_STALE_AGENT = {
+    "stale_agent_killed": "stopped",
+    "stale_agent_gone": "already gone",
+    "stale_agent_elsewhere": "on another host",
+    "stale_agent_check_failed": "not checked",
+}
+"""What became of a dead engine's agent before its task ran again."""
+
+
 def describe_event(event: Event) -> str:
     """One readable line for an event."""
     d = event.data
@@ -95,6 +104,9 @@ def describe_event(event: Event) -> str:
         return f"{step}: blocked: {d.get('reason')}"
     if kind == "step_recovered":
         return f"{step}: recovered after a restart, runs again"
+    if kind in _STALE_AGENT:
+        task = short(d.get("task_id"))
+        return f"old agent of task {task} {_STALE_AGENT[kind]}: {d.get('detail')}"
     if kind == "approval_requested":
         what = d.get("description") or d.get("step_name") or ""
         return f"approval {short(d.get('approval_id'))} needed ({d.get('approval_type')}): {what}"

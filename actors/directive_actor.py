@@ -52,7 +52,7 @@ from .core.directive import decide
 from .core.state import DirectiveState
 from .evaluation import judge
 from .planning import plan_outcome
-from .runners import runner_for
+from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
 from .writes import write
 
@@ -77,7 +77,8 @@ class DirectiveActor(pykka.ThreadingActor):
         self.steps: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
         """Step actors of the current chain by step id."""
         self.planning: tuple[uuid.UUID, threading.Event] | None = None
-        """The planning agent running for us: its task and its cancel."""
+        """The planning job running for us, its task and its cancel: the planning
+        agent, or the check that a dead engine's planning agent is gone."""
         self.reviewing: uuid.UUID | None = None
         """The chain whose directive review runs for us."""
         self.stopping = False
@@ -88,7 +89,8 @@ class DirectiveActor(pykka.ThreadingActor):
         if isinstance(message, m.Halt):
             return self._cancel_jobs("the engine is shutting down")
         running = self.planning
-        if isinstance(message, m.PlanningFinished) and running and running[0] == message.task_id:
+        reported = isinstance(message, m.PlanningFinished | m.StaleAgentStopped)
+        if reported and running and running[0] == message.task_id:
             self.planning = None
         if isinstance(message, m.DirectiveReviewed):
             self.reviewing = None
@@ -201,6 +203,8 @@ class DirectiveActor(pykka.ThreadingActor):
         for effect in decision.effects:
             if isinstance(effect, c.RunPlanning):
                 self._run_planning(effect.task, state)
+            elif isinstance(effect, c.StopStaleAgent):
+                self._stop_stale_agent(effect.task, state)
             elif isinstance(effect, c.StartSteps):
                 self._start_steps(effect.steps)
             elif isinstance(effect, c.Grant):
@@ -227,6 +231,15 @@ class DirectiveActor(pykka.ThreadingActor):
             task, runner, self.actor_ref, lambda result: m.PlanningFinished(task.id, result)
         )
         self.planning = (task.id, cancel)
+
+    def _stop_stale_agent(self, task: Task, state: DirectiveState) -> None:
+        self.ctx.workers.stop_stale_agent(
+            task,
+            kill_grace_for(state.directive.agent, self.ctx.config.runner),
+            self.actor_ref,
+            lambda check: m.StaleAgentStopped(task.id, check),
+        )
+        self.planning = (task.id, threading.Event())  # nothing to cancel: it ends by itself
 
     def _start_steps(self, known: tuple[Step, ...] | None = None) -> None:
         """A live step actor for every unfinished step of the current chain, and every

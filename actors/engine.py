@@ -33,12 +33,14 @@ from directorate.persistence.models import (
     DirectiveSpec,
     DirectiveStatus,
     Step,
+    Task,
 )
+from directorate.verifiers.supervised import SupervisedProcess
 
 from . import messages as m
 from .bus import Bus
 from .context import EngineConfig, EngineContext
-from .core.changes import TaskRecorded
+from .core.changes import TaskProcessStarted, TaskRecorded
 from .directive_actor import DirectiveActor
 from .evaluation import check_verifier_config
 from .runners import TaskResult, runner_for
@@ -48,6 +50,9 @@ from .workers import Workers
 from .writes import write
 
 log = logging.getLogger(__name__)
+
+PROCESS_RECORD_WAIT_S = 5.0
+"""How long a starting agent's runner waits for its pid to be committed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +120,7 @@ class Engine:
             config.max_concurrent_tasks,
             config.max_concurrent_evaluations,
             orphaned=self._record_orphan,
+            started=self._record_process,
         )
         halted = threading.Event()
         self._ctx = EngineContext(
@@ -395,6 +401,21 @@ class Engine:
         step = self._ctx.reads.step(task.step_id) if task.step_id else None
         changes = [TaskRecorded(task_id=task_id, result=result, step=step)]
         write(task.directive_id, changes).tx.commit(self.db)
+
+    def _record_process(self, task: Task, process: SupervisedProcess) -> None:
+        """An agent runs: record its processes in the task's row. Waited for only
+        briefly: the runner has an agent to watch (its timeout, a cancel), and the
+        write stays queued and commits even if this gives up on it."""
+        change = TaskProcessStarted(task_id=task.id, process=process)
+        future = write(task.directive_id, [change]).tx.submit(self.db)
+        try:
+            future.get(timeout=PROCESS_RECORD_WAIT_S)
+        except pykka.Timeout:
+            log.warning(
+                "task %s: the record of its agent's pid %d is not committed yet",
+                task.id,
+                process.pid,
+            )
 
     def live_actor_count(self) -> int:
         with self._lock:

@@ -3,9 +3,9 @@
 Directive actor <- engine: Start, Recover, Pause, Resume, Stop, Regenerate,
 AnswerApproval, Tick, Halt. Directive actor <- its step actors: StepChanged,
 StepActorFailed. Directive actor <- worker pools: PlanningFinished,
-DirectiveReviewed. Step actor <- directive actor: Begin, RunStep, CancelTask,
-ReviewAnswered, Retire. Step actor <- step actor: DependencyPassed. Step actor <-
-worker pools: TaskFinished, EvaluationFinished.
+DirectiveReviewed, StaleAgentStopped. Step actor <- directive actor: Begin, RunStep,
+CancelTask, ReviewAnswered, Retire. Step actor <- step actor: DependencyPassed. Step
+actor <- worker pools: TaskFinished, EvaluationFinished, StaleAgentStopped.
 
 Every message is told, never asked between actors; the engine asks its directive
 actors (with a timeout) so that a refused request reaches the caller.
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from directorate.persistence.models import ApprovalStatus
+from directorate.verifiers.stale_agents import StaleAgentCheck
 
 from .evaluation import Judgement
 from .runners import TaskResult
@@ -192,6 +193,14 @@ class DirectiveReviewed:
     """The verdict (a crashed review arrives as a red judgement)."""
 
 
+@attrs.frozen
+class StaleAgentStopped:
+    task_id: uuid.UUID
+    """The unfinished task of an engine now gone."""
+    check: StaleAgentCheck
+    """What was found of its agent on this host, and done (a failed check says why)."""
+
+
 DirectiveMessage = (
     Start
     | Recover
@@ -205,10 +214,17 @@ DirectiveMessage = (
     | StepActorFailed
     | PlanningFinished
     | DirectiveReviewed
+    | StaleAgentStopped
 )
 """What the directive decisions decide on (``Halt`` is handled by the actor alone)."""
 
 StepMessage = (
-    Begin | DependencyPassed | RunStep | TaskFinished | EvaluationFinished | ReviewAnswered
+    Begin
+    | DependencyPassed
+    | RunStep
+    | TaskFinished
+    | EvaluationFinished
+    | ReviewAnswered
+    | StaleAgentStopped
 )
 """What the step decisions decide on (``CancelTask``, ``Retire`` are the actor's)."""

@@ -11,20 +11,19 @@ import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 import attrs
 
 from directorate.persistence.errors import RunnerError
 from directorate.persistence.models import AgentSpec, Task, TaskStatus
 from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
+from directorate.verifiers.supervised import Supervised, SupervisedProcess
 
 from .usage import budget_text, read_counts
 
@@ -62,6 +61,39 @@ class TaskResult:
 
 class TaskRunner(Protocol):
     def run(self, task: Task, cancel: threading.Event) -> TaskResult: ...
+
+
+ProcessStarted = Callable[[SupervisedProcess], None]
+"""Told which processes run a task's agent, as soon as they run."""
+
+
+@runtime_checkable
+class ProcessRunner(TaskRunner, Protocol):
+    """A runner whose agent is an operating-system process. The engine calls
+    ``run_process`` instead of ``run`` and records what ``started`` is told in the
+    task's row, so that an engine recovering the task after a crash can make sure
+    that process is gone (DESIGN §18). ``started`` does not block on the database."""
+
+    kill_grace_s: float
+    """How long its agent has between SIGTERM and SIGKILL."""
+
+    def run_process(
+        self, task: Task, cancel: threading.Event, started: ProcessStarted
+    ) -> TaskResult: ...
+
+
+DEFAULT_KILL_GRACE_S = 5.0
+"""An agent's time between SIGTERM and SIGKILL, unless its runner says otherwise."""
+
+
+def kill_grace_for(agent: AgentSpec | None, default: TaskRunner | None) -> float:
+    """How long a directive's agent gets between SIGTERM and SIGKILL (a recovering
+    engine gives a dead engine's agent as long)."""
+    try:
+        runner = runner_for(agent, default)
+    except RunnerError:
+        return DEFAULT_KILL_GRACE_S
+    return runner.kill_grace_s if isinstance(runner, ProcessRunner) else DEFAULT_KILL_GRACE_S
 
 
 def runner_for(agent: AgentSpec | None, default: TaskRunner | None) -> TaskRunner:
@@ -131,10 +163,12 @@ class CommandRunner:
     (``PATH``, ``HOME``, locale...), the engine's variables named in ``pass_env``,
     ``env`` and the task variables; never the engine's DSN or other secrets. Values
     of passed variables with secret-looking names are masked (``***``) in the log
-    files and in the result. The agent
-    runs in its own process group, so a timeout or a cancel kills it and every
-    process it started, and so do its leftovers when it exits. Its output goes to
-    the task's log file (stdout) and ``<log>.stderr``; the record keeps a tail.
+    files and in the result. The agent runs under a supervisor of its own
+    (``verifiers.supervisor``), which outlives every process the agent starts,
+    those that leave its process group included: a timeout or a cancel ends the
+    agent (SIGTERM, ``kill_grace_s``, SIGKILL) and all of them, and when the agent
+    exits by itself what it left is killed. Its output goes to the task's log file
+    (stdout) and ``<log>.stderr``; the record keeps a tail.
     """
 
     def __init__(
@@ -144,7 +178,7 @@ class CommandRunner:
         timeout_s: float = 3600.0,
         env: Mapping[str, str] | None = None,
         pass_env: Sequence[str] = (),
-        kill_grace_s: float = 5.0,
+        kill_grace_s: float = DEFAULT_KILL_GRACE_S,
         poll_interval_s: float = 0.05,
     ) -> None:
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
@@ -163,7 +197,13 @@ class CommandRunner:
         self.poll_interval_s = poll_interval_s
 
     def run(self, task: Task, cancel: threading.Event) -> TaskResult:
-        started = time.time()
+        return self.run_process(task, cancel, lambda process: None)
+
+    def run_process(
+        self, task: Task, cancel: threading.Event, started: ProcessStarted
+    ) -> TaskResult:
+        """``run``, telling ``started`` which processes run the agent as soon as it runs."""
+        started_at = time.time()
         stdout_path, stderr_path = self._log_paths(task)
         environment = self._environment(task)
         secrets = self.environment.secrets(environment)
@@ -173,14 +213,14 @@ class CommandRunner:
                 stdout_path.open("wb") as stdout,
                 stderr_path.open("wb") as stderr,
             ):
-                proc = subprocess.Popen(
+                proc = Supervised.start(
                     self.argv,
                     cwd=task.workdir or None,
+                    env=environment,
+                    grace_s=self.kill_grace_s,
                     stdin=stdin,
                     stdout=stdout,
                     stderr=stderr,
-                    env=environment,
-                    start_new_session=True,  # its own process group, for killpg
                 )
         except OSError as exc:
             message = mask(f"could not start the agent {self.argv[0]!r}: {exc}", secrets)
@@ -188,10 +228,16 @@ class CommandRunner:
                 status=TaskStatus.FAILED,
                 error=message,
                 output_tail=message,
-                started_at=started,
+                started_at=started_at,
                 finished_at=time.time(),
             )
-        status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
+        try:
+            started(proc.process)
+            status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
+        finally:
+            if proc.poll() is None:  # the callback or the wait raised: leave nothing behind
+                proc.stop_and_wait(self.kill_grace_s)
+            proc.close()
         if secrets:
             for path in (stdout_path, stderr_path):
                 mask_file(path, secrets)
@@ -216,32 +262,24 @@ class CommandRunner:
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
             else None,
-            started_at=started,
+            started_at=started_at,
             finished_at=time.time(),
         )
 
     def _wait(
-        self, proc: subprocess.Popen[bytes], cancel: threading.Event, deadline: float
+        self, proc: Supervised, cancel: threading.Event, deadline: float
     ) -> TaskStatus | None:
-        """None when the agent exited by itself; else why it was killed."""
-        while proc.poll() is None:
-            if cancel.wait(self.poll_interval_s):
-                self._kill_group(proc)
+        """None when the agent exited by itself; else why it was stopped. Either way,
+        once this returns, no process the agent started is left."""
+        # Woken at once when the agent ends; the cancel is looked at between waits.
+        while not proc.wait_for_end(min(self.poll_interval_s, deadline - time.monotonic())):
+            if cancel.is_set():
+                proc.stop_and_wait(self.kill_grace_s)
                 return TaskStatus.CANCELLED
             if time.monotonic() >= deadline:
-                self._kill_group(proc)
+                proc.stop_and_wait(self.kill_grace_s)
                 return TaskStatus.TIMED_OUT
-        # Whatever it left running in its group is an orphan of a finished task.
-        _signal_group(proc.pid, signal.SIGKILL)
         return None
-
-    def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the group, give it ``kill_grace_s`` to save its work, then SIGKILL."""
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(self.kill_grace_s)
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
 
     def _log_paths(self, task: Task) -> tuple[Path, Path]:
         if task.log_path:
@@ -263,11 +301,6 @@ class CommandRunner:
                 "DIRECTORATE_BUDGET_USD": budget_text(task.budget_usd),
             }
         )
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pgid, sig)
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ from .core import changes as c
 from .core.state import StepState
 from .core.step import Totals, applied, decide_step
 from .evaluation import judge
-from .runners import TaskResult, runner_for
+from .runners import TaskResult, kill_grace_for, runner_for
 from .writes import write
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class StepActor(pykka.ThreadingActor):
         self.directive_ref = directive_ref
         self.peers: Mapping[uuid.UUID, pykka.ActorRef[Any]] = {}
         self.job: uuid.UUID | None = None
-        """The task whose agent or evaluation runs for us now."""
+        """The task whose agent or evaluation runs for us now (or whose dead engine's
+        agent is being made sure to be gone)."""
         self.cancel: threading.Event | None = None
         self.stopping = False
         self.waiting_on: set[uuid.UUID] = set()
@@ -115,7 +116,7 @@ class StepActor(pykka.ThreadingActor):
         if isinstance(message, m.DependencyPassed):
             self.waiting_on.discard(message.step_id)
             waiting = bool(self.waiting_on)
-        reported = isinstance(message, m.TaskFinished | m.EvaluationFinished)
+        reported = isinstance(message, m.TaskFinished | m.EvaluationFinished | m.StaleAgentStopped)
         if reported and message.task_id == self.job:
             self.job, self.cancel = None, None
         if isinstance(message, m.CancelTask):
@@ -180,6 +181,8 @@ class StepActor(pykka.ThreadingActor):
         for effect in decision.effects:
             if isinstance(effect, c.RunTask):
                 self._run(effect, state)
+            elif isinstance(effect, c.StopStaleAgent):
+                self._stop_stale_agent(effect, state)
             elif isinstance(effect, c.Evaluate):
                 self._evaluate(effect, state)
             elif isinstance(effect, c.TellDirective):
@@ -204,6 +207,16 @@ class StepActor(pykka.ThreadingActor):
             return
         self.cancel = self.ctx.workers.run_task(
             task, runner, self.actor_ref, lambda result: m.TaskFinished(task.id, result)
+        )
+
+    def _stop_stale_agent(self, effect: c.StopStaleAgent, state: StepState) -> None:
+        task = effect.task
+        self.job = task.id
+        self.ctx.workers.stop_stale_agent(
+            task,
+            kill_grace_for(state.directive.agent, self.ctx.config.runner),
+            self.actor_ref,
+            lambda check: m.StaleAgentStopped(task.id, check),
         )
 
     def _evaluate(self, effect: c.Evaluate, state: StepState) -> None:

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import pykka
 
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.models import ActorType, Event, Severity
-from directorate.persistence.writer import Op, WriteResult
+from directorate.persistence.writer import Op, Write, WriteResult
 
 from .signals import EngineEvent
 
@@ -93,6 +94,11 @@ class Tx:
         """For the report of writes an engine stopping during an outage gave up."""
         kinds = ", ".join(dict.fromkeys(e.event_type for e in self.events)) or "no events"
         return f"directive {self.directive_id}: {kinds}"
+
+    def submit(self, db: Database) -> pykka.Future[WriteResult]:
+        """Hand the write to the writer without waiting for its commit."""
+        statements, notices = self.statements()
+        return db.writer.submit(Write(ops=tuple(statements), notices=notices))
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,9 +1,9 @@
 """The bounded pools where long work runs: agent tasks and evaluations.
 
 A job never raises into an actor: whatever it raises (``SystemExit`` included) comes
-back as a value, a failed ``TaskResult`` or a red ``Judgement``, told to the actor
-that started it. A task report whose actor has stopped is recorded directly, by
-task id, so no agent's outcome or cost is ever lost.
+back as a value, a failed ``TaskResult``, a red ``Judgement`` or a failed stale-agent
+check, told to the actor that started it. A task report whose actor has stopped is
+recorded directly, by task id, so no agent's outcome or cost is ever lost.
 """
 
 from __future__ import annotations
@@ -14,30 +14,55 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pykka
 
 from directorate.persistence.models import Task, TaskStatus
+from directorate.verifiers.stale_agents import (
+    RecordedProcess,
+    StaleAgentCheck,
+    StaleOutcome,
+    stop_stale_agent,
+)
+from directorate.verifiers.supervised import SupervisedProcess, this_host
 
 from .evaluation import Judgement, red_judgement
-from .runners import TaskResult, TaskRunner
+from .runners import ProcessRunner, TaskResult, TaskRunner
 
 log = logging.getLogger(__name__)
 
 Orphaned = Callable[[uuid.UUID, TaskResult], None]
 """Records a task report (by task id) that no actor is left to take."""
+Started = Callable[[Task, SupervisedProcess], None]
+"""Records which processes run a task's agent (``ProcessRunner`` runners only)."""
+STALE_CHECK_THREADS = 2
+"""Checks for dead engines' agents at once (each waits at most a grace and a sweep)."""
 
 
 class Workers:
-    """Agent tasks and evaluations, each in its own bounded thread pool."""
+    """Agent tasks, evaluations and stale-agent checks, each in its own bounded pool."""
 
-    def __init__(self, max_tasks: int, max_evaluations: int, *, orphaned: Orphaned) -> None:
+    def __init__(
+        self,
+        max_tasks: int,
+        max_evaluations: int,
+        *,
+        orphaned: Orphaned,
+        started: Started | None = None,
+    ) -> None:
         self.tasks = ThreadPoolExecutor(max_tasks, thread_name_prefix="directorate-task")
         self.evaluations = ThreadPoolExecutor(
             max_evaluations, thread_name_prefix="directorate-eval"
         )
+        # Its own pool: a recovery must not wait behind hours-long agents in the
+        # task pool (its threads start only when a check is asked for).
+        self.stale_checks = ThreadPoolExecutor(
+            STALE_CHECK_THREADS, thread_name_prefix="directorate-stale"
+        )
         self._orphaned = orphaned
+        self._started = started
         self._cancels: dict[uuid.UUID, threading.Event] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -58,7 +83,7 @@ class Workers:
 
         def run() -> None:
             try:
-                result = _run_guarded(runner, task, cancel)
+                result = _run_guarded(runner, task, cancel, self._process_started)
                 try:
                     reply_to.tell(reply(result))
                 except pykka.ActorDeadError:
@@ -95,6 +120,35 @@ class Workers:
 
         self._submit(self.evaluations, run)
 
+    def stop_stale_agent(
+        self,
+        task: Task,
+        grace_s: float,
+        reply_to: pykka.ActorRef[Any],
+        reply: Callable[[StaleAgentCheck], Any],
+    ) -> None:
+        """Make sure the agent of ``task`` (an engine now gone ran it) is gone; tell
+        ``reply(check)`` to ``reply_to``. A check that fails says why, as a value."""
+        recorded = recorded_process(task)
+
+        def run() -> None:
+            try:
+                check = stop_stale_agent(recorded, grace_s=grace_s)
+            except Exception as exc:
+                log.exception("checking for the old agent of task %s failed", task.id)
+                check = StaleAgentCheck(
+                    outcome=StaleOutcome.FAILED,
+                    recorded=recorded,
+                    host=this_host(),
+                    detail=f"the check failed: {exc!r}",
+                )
+            try:
+                reply_to.tell(reply(check))
+            except pykka.ActorDeadError:
+                log.info("task %s: its actor stopped before its old agent was checked", task.id)
+
+        self._submit(self.stale_checks, run)  # shut down: the next engine checks
+
     def live_tasks(self) -> frozenset[uuid.UUID]:
         """Tasks whose agents run in this engine now."""
         with self._lock:
@@ -122,6 +176,7 @@ class Workers:
         self._closed = True
         self.tasks.shutdown(wait=False, cancel_futures=True)
         self.evaluations.shutdown(wait=False, cancel_futures=True)
+        self.stale_checks.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, pool: ThreadPoolExecutor, run: Callable[[], None]) -> bool:
         try:
@@ -131,6 +186,16 @@ class Workers:
             return False
         return True
 
+    def _process_started(self, task: Task, process: SupervisedProcess) -> None:
+        """Never raises into the runner: a pid not recorded costs only the check a
+        recovering engine could have made."""
+        if self._started is None:
+            return
+        try:
+            self._started(task, process)
+        except Exception:
+            log.exception("could not record the processes of task %s", task.id)
+
     def record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
         """Store a report directly: its actor has stopped, or could not store it."""
         try:
@@ -139,9 +204,16 @@ class Workers:
             log.exception("could not record the report of task %s", task_id)
 
 
-def _run_guarded(runner: TaskRunner, task: Task, cancel: threading.Event) -> TaskResult:
-    started = time.time()
+def _run_guarded(
+    runner: TaskRunner,
+    task: Task,
+    cancel: threading.Event,
+    started: Started,
+) -> TaskResult:
+    started_at = time.time()
     try:
+        if isinstance(runner, ProcessRunner):
+            return runner.run_process(task, cancel, lambda process: started(task, process))
         return runner.run(task, cancel)
     except BaseException as exc:  # SystemExit from an embedded agent fails its attempt
         log.exception("task job failed")
@@ -150,9 +222,26 @@ def _run_guarded(runner: TaskRunner, task: Task, cancel: threading.Event) -> Tas
             status=TaskStatus.FAILED,
             error=message,
             output_tail=message,
-            started_at=started,
+            started_at=started_at,
             finished_at=time.time(),
         )
+
+
+def recorded_process(task: Task) -> RecordedProcess:
+    """What the task's row says of its processes."""
+    return RecordedProcess(
+        task_id=str(task.id),
+        host=task.host,
+        pid=task.pid,
+        pgid=task.pgid,
+        started_at=_seconds(task.process_started_at),
+        supervisor_pid=task.supervisor_pid,
+        supervisor_started_at=_seconds(task.supervisor_started_at),
+    )
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 NOT_STARTED = TaskResult(

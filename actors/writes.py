@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -139,6 +140,19 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
         _task_created(tx, change)
     elif isinstance(change, c.TaskRecorded):
         _task_recorded(tx, directive_id, change)
+    elif isinstance(change, c.TaskProcessStarted):
+        process = change.process
+        tx.op(
+            ops.record_task_process(
+                change.task_id,
+                pid=process.pid,
+                pgid=process.pgid,
+                host=process.host,
+                process_started_at=_moment(process.started_at),
+                supervisor_pid=process.supervisor_pid,
+                supervisor_started_at=_moment(process.supervisor_started_at),
+            )
+        )
     elif isinstance(change, c.TasksCancelRequested):
         tx.op(ops.request_cancel_tasks(directive_id, change.reason))
     elif isinstance(change, c.TasksAbandoned):
@@ -446,3 +460,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    """Seconds since the epoch as a timestamp (microseconds: far finer than the
+    10 ms a process start time is counted in)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

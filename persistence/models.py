@@ -567,6 +567,16 @@ class Task(_Record):
     cancel_requested_at: datetime | None = None
     """A cancel was asked for; the task's own report still decides how it ended."""
     cancel_reason: str | None = None
+    pid: int | None = None
+    """The agent's process, once it runs (None: not yet, or no process: a callable)."""
+    pgid: int | None = None
+    host: str | None = None
+    """Where the agent's processes run."""
+    process_started_at: datetime | None = None
+    """When the agent's process started: with ``pid``, which process it is."""
+    supervisor_pid: int | None = None
+    """The process that owns the agent's and its descendants' (see ``verifiers.supervisor``)."""
+    supervisor_started_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None

@@ -10,6 +10,7 @@ import functools
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -181,6 +182,31 @@ def record_task_result(
             "output_tail": _value("output_tail", output_tail),
         },
         returning=True,
+    )
+
+
+def record_task_process(
+    task_id: uuid.UUID,
+    *,
+    pid: int,
+    pgid: int,
+    host: str,
+    process_started_at: datetime | None,
+    supervisor_pid: int,
+    supervisor_started_at: datetime | None,
+) -> Op:
+    """Record which processes run an unfinished task (for recovery: DESIGN §18)."""
+    return Op(
+        query("record_task_process"),
+        {
+            "id": task_id,
+            "pid": pid,
+            "pgid": pgid,
+            "host": _value("host", host),
+            "process_started_at": process_started_at,
+            "supervisor_pid": supervisor_pid,
+            "supervisor_started_at": supervisor_started_at,
+        },
     )
 
 

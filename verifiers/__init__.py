@@ -3,7 +3,11 @@
 Programmatic checks (commands: tests, linters, builds, found by
 :func:`auto_detect_verifiers` or configured with :func:`build_verifiers`) and an
 LLM judge, combined by :class:`CompositeEvaluator` into green, yellow or red.
-This package imports nothing from the rest of the engine.
+It also holds what runs the engine's child processes, agents and checks alike:
+their clean environment (``environment``), the supervisor that outlives every
+process they start (``supervisor``, ``supervised``) and the check that a dead
+engine's agent is gone (``stale_agents``). This package imports nothing from the
+rest of the engine.
 """
 
 from .command import CommandVerifier

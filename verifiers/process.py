@@ -1,8 +1,9 @@
 """Running a check as a subprocess: bounded in time and in memory, never hanging.
 
-Every check runs in its own session (``start_new_session=True``) so that a timeout
-can kill the whole process group, grandchildren included: a test runner's workers
-or a forgotten server would otherwise keep the output pipe open and the evaluation
+Every check runs under the task supervisor (``supervised.py``), so that when it
+ends, by itself or by its timeout, every process it started ends with it, those
+that left its process group or double-forked included: a test runner's workers or
+a forgotten server would otherwise keep the output pipe open and the evaluation
 waiting forever. Output is read without blocking (``selectors``) in the calling
 thread, so no reader thread can be left stuck on a pipe someone else still holds.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import attrs
 
+from .supervised import Supervised
+
 MAX_OUTPUT_BYTES = 64 * 1024
-#: once the command itself has exited, how long descendants may keep the pipe open
+#: once the supervisor has exited, how long anything may keep the pipe open (nothing
+#: should: its sweep killed every descendant; elsewhere than on Linux one may escape)
 LINGER_S = 0.5
 _CHUNK = 64 * 1024
 
@@ -76,14 +79,14 @@ def run_bounded(
     for the command's own failures (missing executable, timeout, non-zero exit)."""
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        supervised = Supervised.start(
             list(argv),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=env,
+            grace_s=0.0,  # a check's timeout kills at once, as it always has
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     except OSError as exc:
         message = f"cannot run {argv[0]!r} in {str(cwd)!r}: {exc.strerror or exc}"
@@ -91,19 +94,26 @@ def run_bounded(
             exit_code=None, output=message, duration_s=time.monotonic() - start, error=message
         )
     tail = _Tail(max_output_bytes)
-    timed_out = _pump(proc, tail, stdin, deadline=start + timeout_s)
+    try:
+        timed_out = _pump(supervised, tail, stdin, deadline=start + timeout_s)
+    finally:
+        supervised.close()
     if timed_out:
-        tail.add(f"\n[timed out after {timeout_s:g} s; process group killed]\n".encode())
+        tail.add(
+            f"\n[timed out after {timeout_s:g} s; it and every process it started "
+            "were killed]\n".encode()
+        )
     return Completed(
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out else supervised.returncode,
         output=tail.text(),
         timed_out=timed_out,
         duration_s=time.monotonic() - start,
     )
 
 
-def _pump(proc: subprocess.Popen[bytes], tail: _Tail, stdin: bytes | None, deadline: float) -> bool:
+def _pump(supervised: Supervised, tail: _Tail, stdin: bytes | None, deadline: float) -> bool:
     """Feed stdin and collect output until EOF or the deadline; True if timed out."""
+    proc = supervised.proc
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     os.set_blocking(out_fd, False)
@@ -139,9 +149,8 @@ def _pump(proc: subprocess.Popen[bytes], tail: _Tail, stdin: bytes | None, deadl
             except subprocess.TimeoutExpired:  # it closed its output but kept running
                 timed_out = True
     finally:
-        # A check leaves nothing behind: kill the group (no-op if it is already empty).
-        _kill_group(proc)
-        proc.wait()
+        # A check leaves nothing behind (nothing to do when it has ended by itself).
+        supervised.stop_and_wait(0.0)
         if (
             proc.stdin is not None
             and not proc.stdin.closed
@@ -197,9 +206,3 @@ def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
     if proc.stdin is not None and not proc.stdin.closed:
         with contextlib.suppress(OSError):
             proc.stdin.close()
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    # The session leader's pid is the group id; it cannot be reused while any member lives.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)

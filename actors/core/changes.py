@@ -28,6 +28,7 @@ from directorate.persistence.models import (
     StepStatus,
     Task,
 )
+from directorate.verifiers.supervised import SupervisedProcess
 
 from ..evaluation import Judgement
 from ..runners import TaskResult
@@ -126,6 +127,14 @@ class TaskRecorded:
 
 
 @attrs.frozen(kw_only=True)
+class TaskProcessStarted:
+    """Which processes run a task's agent (recorded while the task is unfinished)."""
+
+    task_id: uuid.UUID
+    process: SupervisedProcess
+
+
+@attrs.frozen(kw_only=True)
 class TasksCancelRequested:
     """Ask every unfinished task of the directive to stop (a request, not an outcome)."""
 
@@ -206,6 +215,7 @@ Change = (
     | ChainReplaced
     | TaskCreated
     | TaskRecorded
+    | TaskProcessStarted
     | TasksCancelRequested
     | TasksAbandoned
     | ApprovalOpened
@@ -229,6 +239,14 @@ class RunPlanning:
 @attrs.frozen
 class RunTask:
     """Start the step's agent."""
+
+    task: Task
+
+
+@attrs.frozen
+class StopStaleAgent:
+    """Make sure the agent of ``task``, which an engine now gone ran, is gone too
+    (off the actor's thread); the outcome comes back as ``StaleAgentStopped``."""
 
     task: Task
 
@@ -305,6 +323,7 @@ class StopSelf:
 Effect = (
     RunPlanning
     | RunTask
+    | StopStaleAgent
     | Evaluate
     | ReviewDirective
     | StartSteps

@@ -26,6 +26,8 @@ from directorate.persistence.models import (
     DirectiveStatus,
     Severity,
     StepStatus,
+    Task,
+    TaskStatus,
 )
 from directorate.persistence.validation import reject_nul
 
@@ -45,7 +47,9 @@ from .changes import (
     StepAnswered,
     StepMoved,
     StopSelf,
+    StopStaleAgent,
     TaskRecorded,
+    TasksAbandoned,
     TasksCancelRequested,
     refuse,
 )
@@ -72,6 +76,7 @@ from .flow import (
     tripped,
     with_status,
 )
+from .recovery import stale_agent_note
 from .state import DirectiveState
 
 
@@ -110,6 +115,9 @@ def _start(state: DirectiveState, message: m.Start) -> Decision:
 
 
 def _recover(state: DirectiveState, message: m.Recover) -> Decision:
+    stale = _stale_planning(state)
+    if stale is not None:  # first make sure a dead engine's planning agent is gone
+        return Decision(effects=(StopStaleAgent(stale),))
     status = state.directive.status
     if status is DirectiveStatus.PLANNING:
         if state.awaiting_plan and state.plan is not None:
@@ -126,6 +134,36 @@ def _recover(state: DirectiveState, message: m.Recover) -> Decision:
     if status in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED) and state.chain is not None:
         return Decision(effects=(StartSteps(),)) + advance(state)
     return NOTHING  # paused while planning: resume plans (or ingests) then
+
+
+def _stale_planning(state: DirectiveState) -> Task | None:
+    """The unfinished planning task of an engine that is gone, if any."""
+    task = state.planning
+    if (
+        state.chain is None
+        and state.directive.status in (DirectiveStatus.PLANNING, DirectiveStatus.PAUSED)
+        and task is not None
+        and not task.status.finished
+        and task.id not in state.live_tasks
+    ):
+        return task
+    return None
+
+
+def _stale_agent_stopped(state: DirectiveState, message: m.StaleAgentStopped) -> Decision:
+    """The old planning agent is gone: record what was done, finish its task as
+    abandoned, and recover as if it had never been."""
+    note = stale_agent_note(message.task_id, message.check)
+    noted = Decision(changes=(note,) if note is not None else ())
+    task = _stale_planning(state)
+    if task is None or task.id != message.task_id:
+        return noted  # the directive has moved on meanwhile
+    abandoned = attrs.evolve(state, planning=attrs.evolve(task, status=TaskStatus.CANCELLED))
+    return (
+        noted
+        + Decision(changes=(TasksAbandoned(live=state.live_tasks),))
+        + _recover(abandoned, m.Recover())
+    )
 
 
 def _pause(state: DirectiveState, message: m.Pause) -> Decision:
@@ -408,4 +446,5 @@ _HANDLERS: dict[type, Callable[[DirectiveState, Any], Decision]] = {
     m.StepActorFailed: _step_actor_failed,
     m.PlanningFinished: _planning_finished,
     m.DirectiveReviewed: _directive_reviewed,
+    m.StaleAgentStopped: _stale_agent_stopped,
 }

@@ -44,6 +44,7 @@ from .changes import (
     StepHeld,
     StepMoved,
     StopSelf,
+    StopStaleAgent,
     TaskCreated,
     TaskRecorded,
     TasksAbandoned,
@@ -51,6 +52,7 @@ from .changes import (
     TellDirective,
 )
 from .escalation import check_breakers, remaining_budget
+from .recovery import stale_agent_note
 from .state import StepState
 
 _WAITING_TO_RUN = (StepStatus.READY, StepStatus.REWORK)
@@ -118,7 +120,28 @@ def _begin(state: StepState, message: m.Begin | m.DependencyPassed) -> Decision:
 
 
 def _recover_running(state: StepState) -> Decision:
-    """Its agent belonged to an engine that is gone: run again as attempt + 1."""
+    """Its agent belonged to an engine that is gone: once that agent is known to be
+    gone too, run again as attempt + 1 (two agents must never work on one step)."""
+    task = state.last_task
+    if task is not None and not task.status.finished and task.id not in state.live_tasks:
+        return Decision(effects=(StopStaleAgent(task),))
+    return _run_again(state)
+
+
+def _stale_agent_stopped(state: StepState, message: m.StaleAgentStopped) -> Decision:
+    """The old agent is gone (or was elsewhere): record what was done, and run the
+    step again if it still waits for that."""
+    note = stale_agent_note(message.task_id, message.check, state.step.id)
+    noted = Decision(changes=(note,) if note is not None else ())
+    step = state.step
+    if not state.chain_current or state.directive.status.terminal or step.status.finished:
+        return noted + Decision(effects=(StopSelf(),))
+    if step.status is StepStatus.RUNNING and state.job is None:
+        return noted + _run_again(state)
+    return noted
+
+
+def _run_again(state: StepState) -> Decision:
     step = state.step
     return Decision(
         changes=(
@@ -370,6 +393,7 @@ _HANDLERS: dict[type, Callable[[StepState, Any], Decision]] = {
     m.TaskFinished: _task_finished,
     m.EvaluationFinished: _evaluation_finished,
     m.ReviewAnswered: _review_answered,
+    m.StaleAgentStopped: _stale_agent_stopped,
 }
 
 

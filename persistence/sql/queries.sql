@@ -163,6 +163,14 @@ SET total_cost_usd = total_cost_usd + coalesce((SELECT sum(cost_usd) FROM done),
 WHERE id = %(directive_id)s
 RETURNING total_cost_usd, (SELECT count(*) FROM done), total_tokens, total_agent_turns;
 
+-- name: record_task_process
+-- Record which processes run a task (its agent, the agent's group, the supervisor,
+-- their start times, the host), while the task is unfinished.
+UPDATE tasks SET pid = %(pid)s, pgid = %(pgid)s, host = %(host)s,
+       process_started_at = %(process_started_at)s, supervisor_pid = %(supervisor_pid)s,
+       supervisor_started_at = %(supervisor_started_at)s
+WHERE id = %(id)s AND finished_at IS NULL;
+
 -- name: request_cancel_tasks
 -- Ask for a directive's running tasks to stop. Only a request: each task's own report
 -- (its status, its cost) is what finishes it.

@@ -94,3 +94,11 @@ def test_events_read_as_one_line() -> None:
         id=uuid.uuid4(), directive_id=uuid.uuid4(), seq=1, event_type="new_thing", data={"x": 1}
     )
     assert views.describe_event(unknown) == "new thing x=1"
+    killed = Event(
+        id=uuid.uuid4(),
+        directive_id=uuid.uuid4(),
+        seq=2,
+        event_type="stale_agent_killed",
+        data={"task_id": "0123456789abcdef", "pid": 42, "detail": "stopped pid 41, 42"},
+    )
+    assert views.describe_event(killed) == "old agent of task 01234567 stopped: stopped pid 41, 42"

@@ -45,6 +45,11 @@ from directorate.persistence.models import (
     TaskKind,
     TaskStatus,
 )
+from directorate.verifiers.stale_agents import (
+    RecordedProcess,
+    StaleAgentCheck,
+    StaleOutcome,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings(log_dir=Path("/tmp/x"))
@@ -152,6 +157,22 @@ def result(
         turns=turns,
         output_tail="done",
     )
+
+
+def stale_check(
+    of: Task, outcome: StaleOutcome = StaleOutcome.GONE, **values: Any
+) -> StaleAgentCheck:
+    """What checking for a dead engine's agent of task ``of`` found (by default:
+    nothing left of it)."""
+    recorded = RecordedProcess(
+        task_id=str(of.id),
+        host=of.host,
+        pid=of.pid,
+        pgid=of.pgid,
+        started_at=of.process_started_at.timestamp() if of.process_started_at else None,
+    )
+    defaults: dict[str, Any] = {"recorded": recorded, "host": "here", "detail": str(outcome)}
+    return StaleAgentCheck(outcome=outcome, **(defaults | values))
 
 
 def plan_of(*names: str) -> PlanOutcome:
@@ -526,12 +547,14 @@ class Simulation:
                 self.send(None, m.DirectiveReviewed(effect.chain_id, self.review(w)))
             elif isinstance(effect, c.CancelJobs):
                 self._cancel_agents()
+            elif isinstance(effect, c.StopStaleAgent):
+                self.send(None, m.StaleAgentStopped(effect.task.id, stale_check(effect.task)))
             elif isinstance(effect, c.StepAnswered):
                 self.send(effect.step_id, m.ReviewAnswered())
 
     def _step(self, step_id: uuid.UUID, message: Any) -> None:
         w = self.world
-        if isinstance(message, m.TaskFinished | m.EvaluationFinished):
+        if isinstance(message, m.TaskFinished | m.EvaluationFinished | m.StaleAgentStopped):
             if w.jobs.get(step_id) == message.task_id:
                 del w.jobs[step_id]
             if isinstance(message, m.TaskFinished):
@@ -544,6 +567,9 @@ class Simulation:
                 w.jobs[step_id] = effect.task.id
                 w.live.add(effect.task.id)
                 self.send(step_id, m.TaskFinished(effect.task.id, self.report()))
+            elif isinstance(effect, c.StopStaleAgent):
+                w.jobs[step_id] = effect.task.id
+                self.send(step_id, m.StaleAgentStopped(effect.task.id, stale_check(effect.task)))
             elif isinstance(effect, c.Evaluate):
                 w.jobs[step_id] = effect.task_id
                 verdict = self.judge(w, w.steps[step_id])

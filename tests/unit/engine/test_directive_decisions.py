@@ -35,6 +35,7 @@ from decision_helpers import (
     record_writes,
     result,
     run_directive,
+    stale_check,
     step,
     step_moves,
     task,
@@ -66,6 +67,7 @@ from directorate.persistence.models import (
     TaskKind,
     TaskStatus,
 )
+from directorate.verifiers.stale_agents import StaleOutcome
 
 D, S = DirectiveStatus, StepStatus
 A = ApprovalType
@@ -242,12 +244,6 @@ def test_recover_planning_with_a_finished_plan_ingests_it() -> None:
     ("planning", "plan", "expected"),
     [
         pytest.param(
-            TaskStatus.RUNNING,
-            None,
-            ["TasksAbandoned", "TaskCreated", "Note", "Note"],
-            id="agent-of-a-dead-engine",
-        ),
-        pytest.param(
             TaskStatus.SUCCEEDED,
             None,
             ["TaskCreated", "Note", "Note"],
@@ -265,16 +261,73 @@ def test_recover_planning_with_a_finished_plan_ingests_it() -> None:
 def test_recover_planning_without_a_usable_plan_plans_again(
     planning: TaskStatus | None, plan: PlanOutcome | None, expected: list[str]
 ) -> None:
-    live = frozenset({uuid.uuid4()})
-    state = unchained(planning=planning, plan=plan, live_tasks=live)
+    state = unchained(planning=planning, plan=plan)
     decision = run_directive(state, m.Recover())
     assert changes_of(decision) == expected
     assert directive_moves(decision) == []  # already planning
-    if "TasksAbandoned" in expected:
-        assert one(decision, c.TasksAbandoned) == c.TasksAbandoned(live=live)
     assert notes(decision) == ["planning_started", "planning_recovered"]
     assert one(decision, c.TaskCreated).task.attempt == (2 if planning else 1)
     assert effects_of(decision) == ["RunPlanning"]
+
+
+@pytest.mark.parametrize("status", [D.PLANNING, D.PAUSED])
+def test_recover_with_a_dead_engines_planning_agent_first_makes_sure_it_is_gone(
+    status: DirectiveStatus,
+) -> None:
+    state = unchained(status, planning=TaskStatus.RUNNING)
+    assert state.planning is not None
+    decision = run_directive(state, m.Recover())
+    assert decision.changes == ()
+    assert decision.effects == (c.StopStaleAgent(state.planning),)
+
+
+def test_a_planning_agent_that_runs_in_this_engine_is_never_killed() -> None:
+    state = unchained(planning=TaskStatus.RUNNING)
+    assert state.planning is not None
+    ours = attrs.evolve(state, live_tasks=frozenset({state.planning.id}))
+    assert every(run_directive(ours, m.Recover()), c.StopStaleAgent) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "effects"),
+    [
+        pytest.param(
+            D.PLANNING,
+            ["Note", "TasksAbandoned", "TaskCreated", "Note", "Note"],
+            ["RunPlanning"],
+            id="planning-plans-again",
+        ),
+        pytest.param(D.PAUSED, ["Note", "TasksAbandoned"], [], id="paused-waits-for-resume"),
+    ],
+)
+def test_once_the_old_planning_agent_is_gone_the_directive_is_recovered(
+    status: DirectiveStatus, expected: list[str], effects: list[str]
+) -> None:
+    live = frozenset({uuid.uuid4()})
+    state = unchained(status, planning=TaskStatus.RUNNING, live_tasks=live)
+    assert state.planning is not None
+    old = attrs.evolve(state.planning, pid=4242, host="here")
+    state = attrs.evolve(state, planning=old)
+    check = stale_check(old, StaleOutcome.KILLED, killed=(4242,))
+    decision = run_directive(state, m.StaleAgentStopped(old.id, check))
+    assert changes_of(decision) == expected
+    assert notes(decision)[0] == "stale_agent_killed"
+    assert every(decision, c.Note)[0].data["task_id"] == old.id
+    assert one(decision, c.TasksAbandoned) == c.TasksAbandoned(live=live)
+    assert effects_of(decision) == effects
+    if effects:
+        assert notes(decision)[1:] == ["planning_started", "planning_recovered"]
+        assert one(decision, c.TaskCreated).task.attempt == 2
+
+
+def test_an_old_planning_agents_end_is_only_recorded_once_the_directive_moved_on() -> None:
+    state = unchained(planning=TaskStatus.CANCELLED)  # stopped or replanned meanwhile
+    assert state.planning is not None
+    check = stale_check(state.planning, StaleOutcome.GONE, spared=(4242,))
+    decision = run_directive(state, m.StaleAgentStopped(state.planning.id, check))
+    assert changes_of(decision) == ["Note"] and notes(decision) == ["stale_agent_gone"]
+    assert one(decision, c.Note).data["spared"] == [4242]
+    assert decision.effects == ()
 
 
 @pytest.mark.parametrize(
@@ -289,7 +342,9 @@ def test_recover_planning_without_a_usable_plan_plans_again(
             chained(("a", S.RUNNING), ("b", S.PENDING, ["a"])), ["StartSteps"], id="active-running"
         ),
         pytest.param(chained(("a", S.READY), status=D.PAUSED), ["StartSteps"], id="paused"),
-        pytest.param(unchained(D.PAUSED), [], id="paused-while-planning"),
+        pytest.param(
+            unchained(D.PAUSED, planning=TaskStatus.CANCELLED), [], id="paused-while-planning"
+        ),
         pytest.param(chained(("a", S.PENDING), status=D.DRAFT), [], id="draft"),
         pytest.param(chained(("a", S.PASSED), status=D.COMPLETED), [], id="completed"),
         pytest.param(chained(("a", S.BLOCKED), status=D.FAILED), [], id="failed"),

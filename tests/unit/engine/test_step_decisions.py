@@ -28,6 +28,7 @@ from decision_helpers import (
     result,
     run_step,
     sstate,
+    stale_check,
     step,
     step_moves,
     task,
@@ -52,6 +53,7 @@ from directorate.persistence.models import (
     TaskKind,
     TaskStatus,
 )
+from directorate.verifiers.stale_agents import StaleOutcome
 
 G, Y, R = ConfidenceLevel.GREEN, ConfidenceLevel.YELLOW, ConfidenceLevel.RED
 FULL, GUARD, MANUAL = AutonomyLevel.FULL_AUTO, AutonomyLevel.GUARDRAILS, AutonomyLevel.MANUAL
@@ -428,27 +430,112 @@ def test_run_step_on_a_step_not_waiting_to_run_does_nothing(status: StepStatus) 
 # ================================================================= recovery (Begin)
 
 
-def test_running_step_recovered_runs_again_as_the_next_attempt() -> None:
-    live = frozenset({uuid.uuid4()})
-    st = make(S.RUNNING, attempt=2, live_tasks=live)
+def test_running_step_of_a_dead_engine_first_makes_sure_its_agent_is_gone() -> None:
+    """Nothing is written and nothing starts until the old agent is known to be gone:
+    two agents must never work on one step at once."""
+    st = with_process(make(S.RUNNING, attempt=2))
+    assert st.last_task is not None
     decision = run_step(st, begin())
-    assert changes_of(decision) == ["TasksAbandoned", "StepMoved", "Note", *DISPATCH]
+    assert decision.changes == ()
+    assert decision.effects == (c.StopStaleAgent(st.last_task),)
+
+
+@pytest.mark.parametrize(
+    ("st", "why"),
+    [
+        pytest.param(make(S.RUNNING, attempt=2, running_task=False), "finished", id="finished"),
+        pytest.param(make(S.RUNNING, attempt=0), "no task", id="no-task"),
+    ],
+)
+def test_running_step_without_an_unfinished_task_runs_again_at_once(
+    st: StepState, why: str
+) -> None:
+    decision = run_step(st, begin())
+    assert changes_of(decision) == ["TasksAbandoned", "StepMoved", "Note", *DISPATCH], why
+    assert notes(decision)[0] == "step_recovered"
+
+
+def test_running_step_whose_agent_runs_in_this_engine_is_never_killed() -> None:
+    st = make(S.RUNNING, attempt=2)
+    assert st.last_task is not None
+    ours = attrs.evolve(st, live_tasks=frozenset({st.last_task.id}))
+    assert every(run_step(ours, begin()), c.StopStaleAgent) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "pid", "stale_notes"),
+    [
+        pytest.param(StaleOutcome.KILLED, 4242, ["stale_agent_killed"], id="killed"),
+        pytest.param(StaleOutcome.GONE, 4242, ["stale_agent_gone"], id="gone"),
+        pytest.param(StaleOutcome.GONE, None, [], id="no-process-recorded"),
+        pytest.param(StaleOutcome.ELSEWHERE, 4242, ["stale_agent_elsewhere"], id="elsewhere"),
+        pytest.param(StaleOutcome.FAILED, 4242, ["stale_agent_check_failed"], id="check-failed"),
+    ],
+)
+def test_once_its_old_agent_is_gone_the_step_runs_again_as_the_next_attempt(
+    outcome: StaleOutcome, pid: int | None, stale_notes: list[str]
+) -> None:
+    live = frozenset({uuid.uuid4()})
+    st = with_process(make(S.RUNNING, attempt=2, live_tasks=live), pid=pid)
+    assert st.last_task is not None
+    check = stale_check(st.last_task, outcome)
+    decision = run_step(st, m.StaleAgentStopped(st.last_task.id, check))
+    # What was done is written with the next attempt, before that attempt starts.
+    recovery = ["TasksAbandoned", "StepMoved", "Note"]
+    assert changes_of(decision) == ["Note"] * len(stale_notes) + recovery + DISPATCH
+    assert notes(decision) == [*stale_notes, "step_recovered", "step_started"]
+    if stale_notes:
+        noted = every(decision, c.Note)[0]
+        assert noted.step_id == st.step.id
+        assert noted.data["task_id"] == st.last_task.id and noted.data["pid"] == pid
     assert one(decision, c.TasksAbandoned) == c.TasksAbandoned(live=live, step_id=st.step.id)
     assert step_moves(decision) == [(S.RUNNING, S.READY), (S.READY, S.RUNNING)]
-    recovered = every(decision, c.Note)[0]
-    assert recovered.event_type == "step_recovered"
-    assert recovered.data["next_attempt"] == 3
+    assert every(decision, c.Note)[len(stale_notes)].data["next_attempt"] == 3
     ready = attrs.evolve(st, step=attrs.evolve(st.step, status=S.READY))
     assert assert_dispatched(decision, ready).attempt == 3
 
 
 @pytest.mark.parametrize("hold_back", HOLD_BACKS)
 def test_running_step_recovered_while_it_may_not_run_waits_ready(hold_back: Tweak) -> None:
-    st = hold_back(make(S.RUNNING, attempt=1))
-    decision = run_step(st, begin())
-    assert changes_of(decision) == ["TasksAbandoned", "StepMoved", "Note"]
+    st = hold_back(with_process(make(S.RUNNING, attempt=1)))
+    assert st.last_task is not None
+    decision = run_step(st, m.StaleAgentStopped(st.last_task.id, stale_check(st.last_task)))
+    assert changes_of(decision) == ["Note", "TasksAbandoned", "StepMoved", "Note"]
     assert step_moves(decision) == [(S.RUNNING, S.READY)]
     assert effects_of(decision) == ["TellDirective"]
+
+
+@pytest.mark.parametrize(
+    ("tweak", "effects"),
+    [
+        pytest.param(lambda st: attrs.evolve(st, chain_current=False), ["StopSelf"], id="retired"),
+        pytest.param(directive_is(D.CANCELLED), ["StopSelf"], id="directive-stopped"),
+        pytest.param(
+            lambda st: attrs.evolve(st, step=attrs.evolve(st.step, status=S.READY)),
+            [],
+            id="step-moved-on",
+        ),
+    ],
+)
+def test_an_old_agents_end_is_recorded_even_when_the_step_has_moved_on(
+    tweak: Tweak, effects: list[str]
+) -> None:
+    st = tweak(with_process(make(S.RUNNING, attempt=1)))
+    assert st.last_task is not None
+    check = stale_check(st.last_task, StaleOutcome.KILLED, killed=(4242,))
+    decision = run_step(st, m.StaleAgentStopped(st.last_task.id, check))
+    assert notes(decision) == ["stale_agent_killed"]
+    assert one(decision, c.Note).data["killed"] == [4242]
+    assert effects_of(decision) == effects
+
+
+def with_process(st: StepState, pid: int | None = 4242) -> StepState:
+    """``st`` whose latest task recorded its agent's process (a dead engine's)."""
+    assert st.last_task is not None
+    recorded = attrs.evolve(
+        st.last_task, pid=pid, pgid=pid, host="here", process_started_at=NOW if pid else None
+    )
+    return attrs.evolve(st, last_task=recorded)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -13,6 +14,7 @@ from directorate.actors.evaluation import Judgement
 from directorate.actors.runners import CallableRunner, TaskResult
 from directorate.actors.workers import Workers
 from directorate.persistence.models import ConfidenceLevel, Task, TaskKind, TaskStatus
+from directorate.verifiers.supervised import SupervisedProcess
 
 
 class Inbox(pykka.ThreadingActor):
@@ -128,3 +130,54 @@ def test_a_job_submitted_after_shutdown_is_recorded_as_not_started(inbox: Any) -
     [(task_id, result)] = orphans
     assert task_id == job.id and result.status is TaskStatus.CANCELLED
     assert got == [] and pool.live_tasks() == frozenset()
+
+
+class ReportsItsProcess:
+    """A ``ProcessRunner`` whose 'agent' is this test's process, told once it runs."""
+
+    kill_grace_s = 1.0
+
+    def __init__(self, process: SupervisedProcess) -> None:
+        self.process = process
+        self.plain_runs = 0
+
+    def run(self, task: Task, cancel: threading.Event) -> TaskResult:
+        self.plain_runs += 1
+        return TaskResult(status=TaskStatus.FAILED)
+
+    def run_process(
+        self, task: Task, cancel: threading.Event, started: Callable[[SupervisedProcess], None]
+    ) -> TaskResult:
+        started(self.process)
+        return TaskResult(status=TaskStatus.SUCCEEDED)
+
+
+@pytest.mark.parametrize("recorder_fails", [False, True], ids=["recorded", "recorder-fails"])
+def test_a_process_runner_is_told_to_report_its_process_and_a_failing_record_is_harmless(
+    inbox: Any, recorder_fails: bool
+) -> None:
+    ref, got, arrived = inbox
+    process = SupervisedProcess(
+        pid=4242,
+        pgid=4242,
+        started_at=1.0,
+        supervisor_pid=4241,
+        supervisor_started_at=1.0,
+        host="here",
+    )
+    recorded: list[tuple[uuid.UUID, SupervisedProcess]] = []
+
+    def record(task: Task, process: SupervisedProcess) -> None:
+        if recorder_fails:
+            raise RuntimeError("the database is away")
+        recorded.append((task.id, process))
+
+    pool = Workers(2, 2, orphaned=lambda task_id, result: None, started=record)
+    runner = ReportsItsProcess(process)
+    job = task()
+    pool.run_task(job, runner, ref, lambda result: result)
+    assert arrived.wait(10)
+    assert [r.status for r in got] == [TaskStatus.SUCCEEDED]  # the task is unharmed
+    assert runner.plain_runs == 0
+    assert recorded == ([] if recorder_fails else [(job.id, process)])
+    pool.shutdown()

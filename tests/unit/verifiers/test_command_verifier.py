@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from pathlib import Path
@@ -239,14 +241,58 @@ def test_a_process_escaping_the_group_cannot_hang_the_call(tmp_path: Path) -> No
     pid_file = tmp_path / "escaped.pid"
     code = (
         "import subprocess, time\n"
-        "p = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"  # out of reach
+        "p = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"  # out of the group
         f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
         "time.sleep(60)\n"
     )
     started = time.monotonic()
     done = run_bounded(py(code), cwd=tmp_path, timeout_s=1.0)
+    escaped = int(pid_file.read_text())
     try:
         assert time.monotonic() - started < 1.0 + 1.5
         assert done.timed_out and done.exit_code is None
+        # ... and it did not escape: the check's timeout killed it too (and reaped it).
+        assert not pid_alive(escaped)
     finally:
-        os.kill(int(pid_file.read_text()), 9)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(escaped, 9)
+
+
+@pytest.mark.parametrize("timeout_s", [30.0, 1.0], ids=["exits", "times-out"])
+def test_a_check_leaves_no_process_behind(tmp_path: Path, timeout_s: float) -> None:
+    """A setsid grandchild and a double-forked daemon die with the check, whether it
+    exits by itself or is killed at its timeout."""
+    pid_file = tmp_path / "left.json"
+    code = (
+        "import json, os, subprocess, sys, time\n"
+        "setsid = subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        os.write(w, str(os.getpid()).encode()); os.execvp('sleep', ['sleep', '600'])\n"
+        "    os._exit(0)\n"
+        "daemon = int(os.read(r, 32))\n"
+        f"open({str(pid_file)!r}, 'w').write(json.dumps([setsid.pid, daemon]))\n"
+        f"time.sleep({0 if timeout_s > 1 else 600})\n"
+    )
+    done = run_bounded(py(code), cwd=tmp_path, timeout_s=timeout_s)
+    left = json.loads(pid_file.read_text())
+    try:
+        assert done.timed_out is (timeout_s == 1.0)
+        assert [pid for pid in left if pid_alive(pid)] == []
+    finally:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                if pid_alive(pid):
+                    os.kill(pid, 9)
+
+
+def pid_alive(pid: int) -> bool:
+    """Running (not a zombie). The supervisor reaps what it kills, so a dead one is
+    gone, and its pid is not reused within a test's few milliseconds."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
