@@ -28,6 +28,8 @@ def load_directive_file(path: str | Path) -> DirectiveSpec:
         raise InvalidInput(f"{path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InvalidInput(f"{path}: nested too deeply to read") from None
     try:
         return structure_spec(resolve_paths(data, path.resolve().parent))
     except InvalidInput as exc:

@@ -11,6 +11,7 @@ from typing import Any
 from directorate.persistence.convert import structure_plan
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepSpec, StepType, Task, TaskStatus
+from directorate.persistence.validation import nested_deeper_than
 
 from .core.state import PlanOutcome
 from .evaluation import check_verifier_config
@@ -146,26 +147,9 @@ def parse_plan(raw: bytes) -> Any:
         raise InvalidInput(f"plan: not JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # an integer of more digits than Python converts
         raise InvalidInput(f"plan: not usable JSON ({str(exc).partition(':')[0]})") from None
-    if _depth_exceeds(data, MAX_PLAN_DEPTH):
+    if nested_deeper_than(data, MAX_PLAN_DEPTH):
         raise too_deep
     return data
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether lists and objects nest more than ``limit`` deep (without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def step_instructions(

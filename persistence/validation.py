@@ -42,6 +42,9 @@ MAX_SPEC_CHARS = 4_000_000
 carry every goal, requirement, criterion and constraint."""
 MAX_CHAIN_STEPS = 100
 """Most steps in one chain, given or planned: each is an actor and an agent session."""
+MAX_TABLE_DEPTH = 20
+"""Deepest nesting of lists and tables in a settings table (``[verifiers]`` needs 4);
+deeper ones would exhaust the recursion of every check and copy made of them."""
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 """Half of a UTF-16 pair: a Python string can hold one alone (JSON's ``"\\ud800"``),
@@ -409,7 +412,27 @@ def check_json_value(field: str, value: Any) -> None:
 
 
 def check_optional_table(field: str, value: Any) -> None:
+    if nested_deeper_than(value, MAX_TABLE_DEPTH):
+        raise InvalidInput(f"{field}: nested more than {MAX_TABLE_DEPTH} levels deep")
     check_table(field, value, optional=True)
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and tables in ``value`` nest more than ``limit`` deep; without
+    recursion, so that it can be asked of any value."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def check_table(field: str, value: Any, *, optional: bool = False) -> None:

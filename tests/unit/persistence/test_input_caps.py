@@ -2,17 +2,20 @@
 
 Every text field of a directive holds at most ``MAX_INPUT_CHARS`` characters and
 the directive at most ``MAX_SPEC_CHARS`` in all; a chain at most ``MAX_CHAIN_STEPS``
-steps. Past a cap, and for text PostgreSQL cannot hold (a lone surrogate), the
-refusal is one line naming the field, the same from a file, a dict or Python.
+steps; settings tables nest at most ``MAX_TABLE_DEPTH`` deep. Past a cap, and for
+text PostgreSQL cannot hold (a lone surrogate), the refusal is one line naming the
+field, the same from a file, a dict or Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from directorate.actors.directive_file import load_directive_file
 from directorate.persistence.convert import structure_spec
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import (
@@ -25,6 +28,7 @@ from directorate.persistence.validation import (
     MAX_CHAIN_STEPS,
     MAX_INPUT_CHARS,
     MAX_SPEC_CHARS,
+    MAX_TABLE_DEPTH,
     MAX_TEXT_CHARS,
     strip_nul,
 )
@@ -146,3 +150,40 @@ def test_outside_text_of_10_mb_is_kept_bounded_and_storable() -> None:
     kept = strip_nul(text)
     assert len(kept) == MAX_TEXT_CHARS + 3 and kept.endswith("half \ufffd a pair, the end")
     kept.encode("utf-8")  # storable
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            'title = "t"\ngoal = "g"\nconstraints = ' + "[" * 3000 + "]" * 3000 + "\n",
+            "nested too deeply to read",
+            id="past-what-the-toml-parser-reads",
+        ),
+        pytest.param(
+            'title = "t"\ngoal = "g"\n[verifiers]\nx = ' + "[" * 350 + "]" * 350 + "\n",
+            f"verifiers: nested more than {MAX_TABLE_DEPTH} levels deep",
+            id="deep-verifiers",
+        ),
+    ],
+)
+def test_a_deeply_nested_file_is_refused_in_one_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    assert _refusal(lambda: load_directive_file(path)) == f"{path}: {message}"
+
+
+def test_deeply_nested_settings_from_python_are_refused_naming_the_field() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(5000):
+        inner["x"] = {}
+        inner = inner["x"]
+    assert _refusal(lambda: DirectiveSpec(title="t", goal="g", verifiers=deep)) == (
+        f"verifiers: nested more than {MAX_TABLE_DEPTH} levels deep"
+    )
+    assert _refusal(lambda: StepSpec(name="a", verifiers=deep)) == (
+        f"verifiers: nested more than {MAX_TABLE_DEPTH} levels deep"
+    )
