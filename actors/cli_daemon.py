@@ -20,7 +20,7 @@ from directorate.persistence.models import CommandType
 from . import cli
 from .commands import CommandConsumer, issue_command
 from .context import EngineConfig
-from .directive_file import load_directive_file
+from .directive_file import check_local_path, load_directive_file
 from .engine import Engine
 
 log = logging.getLogger("directorate.daemon")
@@ -80,6 +80,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .cli_run import copy_workspace
 
     spec = load_directive_file(args.file)
+    check_local_path(args.file, spec)
     if args.copy and spec.local_path:
         copy = copy_workspace(Path(spec.local_path))
         print(f"working on a copy of {spec.local_path}: {copy}", file=sys.stderr)

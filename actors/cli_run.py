@@ -38,7 +38,7 @@ from . import cli_views as views
 from .cli_daemon import prefer_own_python
 from .context import EngineConfig
 from .core.escalation import Trip, raised_limit
-from .directive_file import load_directive_file
+from .directive_file import check_local_path, load_directive_file
 from .engine import Engine
 
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
@@ -74,10 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_directive_file(args.file)
     if spec.agent is None:
         raise InvalidInput(f"{args.file}: agent: missing (`run` needs an [agent] command)")
+    check_local_path(args.file, spec)
     if spec.local_path and not args.in_place:
         source = Path(spec.local_path)
-        if not source.is_dir():
-            raise InvalidInput(f"{args.file}: local_path: {source} is not a directory")
         copy = copy_workspace(source)
         print(
             f"working on a copy of {source}:\n  {copy}\n(--in-place works in the original)",

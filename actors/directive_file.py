@@ -14,6 +14,7 @@ from typing import Any, TypeGuard
 from directorate.persistence.convert import structure_spec
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import DirectiveSpec
+from directorate.persistence.validation import check_directory
 
 
 def load_directive_file(path: str | Path) -> DirectiveSpec:
@@ -27,10 +28,21 @@ def load_directive_file(path: str | Path) -> DirectiveSpec:
         raise InvalidInput(f"{path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InvalidInput(f"{path}: nested too deeply to read") from None
     try:
         return structure_spec(resolve_paths(data, path.resolve().parent))
     except InvalidInput as exc:
         raise InvalidInput(f"{path}: {exc}") from exc
+
+
+def check_local_path(path: str | Path, spec: DirectiveSpec) -> None:
+    """The file's ``local_path`` is a folder on this machine (``Engine.submit`` checks
+    it too; here first, so that nothing is copied and the file is named)."""
+    try:
+        check_directory("local_path", spec.local_path)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
 
 
 def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from directorate.persistence.models import (
     Step,
     Task,
 )
+from directorate.persistence.validation import check_directory
 from directorate.verifiers.supervised import SupervisedProcess
 
 from . import messages as m
@@ -221,8 +222,13 @@ class Engine:
     # ----------------------------------------------------------------- directives
 
     def submit(self, spec: DirectiveSpec) -> uuid.UUID:
-        """Create a directive (draft) from a spec; returns its id."""
+        """Create a directive (draft) from a spec; returns its id.
+
+        ``InvalidInput`` names the first bad field, and then nothing is written.
+        """
         spec.validate()
+        # Here rather than in validate(): the spec is data, this is about this machine.
+        check_directory("local_path", spec.local_path)
         check_verifier_config(spec.verifiers, spec.local_path)
         for step in spec.steps or []:
             check_verifier_config(step.verifiers, spec.local_path, where=f"steps.{step.name}")

@@ -6,15 +6,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from directorate.persistence.convert import structure_plan
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Directive, Step, StepSpec, StepType, Task, TaskStatus
+from directorate.persistence.validation import nested_deeper_than
 
 from .core.state import PlanOutcome
 from .evaluation import check_verifier_config
 
 MAX_PLAN_BYTES = 1_000_000
+"""Largest plan file read (the chain's steps are capped too: ``MAX_CHAIN_STEPS``)."""
+MAX_PLAN_DEPTH = 20
+"""Deepest nesting of lists and objects in a plan; a step's verifiers need about 7."""
+GOAL_IN_DESCRIPTION = 500
+"""How much of the goal the default chain's step descriptions quote: each step's
+task has the whole goal anyway, and a step's description is read on every decision."""
 
 
 def _bullets(lines: list[str]) -> str:
@@ -75,16 +83,19 @@ When you have written the plan file, your task is complete."""
 
 def default_chain(directive: Directive) -> list[StepSpec]:
     """The seed's fallback chain: research -> implement -> test."""
+    goal = directive.goal
+    if len(goal) > GOAL_IN_DESCRIPTION:
+        goal = goal[:GOAL_IN_DESCRIPTION] + "..."
     return [
         StepSpec(
             name="research",
             step_type=StepType.RESEARCH,
-            description=f"Research and understand the requirements for: {directive.goal}",
+            description=f"Research and understand the requirements for: {goal}",
         ),
         StepSpec(
             name="implement",
             step_type=StepType.IMPLEMENT,
-            description=f"Implement the solution for: {directive.goal}",
+            description=f"Implement the solution for: {goal}",
             depends_on=["research"],
         ),
         StepSpec(
@@ -105,14 +116,40 @@ def read_plan(plan_file: str | None, known: set[str] | None = None) -> list[Step
         raise InvalidInput("plan: the planning agent wrote no plan file")
     if path.stat().st_size > MAX_PLAN_BYTES:
         raise InvalidInput(f"plan: the plan file is larger than {MAX_PLAN_BYTES} bytes")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"plan: not JSON ({exc.msg} at line {exc.lineno})") from exc
-    steps = structure_plan(data, known=known or set())
+    steps = structure_plan(parse_plan(path.read_bytes()), known=known or set())
     for index, step in enumerate(steps):
         check_verifier_config(step.verifiers, None, where=f"plan.steps[{index}]")
     return steps
+
+
+def parse_plan(raw: bytes) -> Any:
+    """A plan file's JSON; ``InvalidInput`` says in one line why it is none.
+
+    Checked here rather than left to the parser: a NUL byte or bad UTF-8 gets its
+    own reason, and nesting a documented depth rather than whatever the parser's
+    recursion limit allows on the calling thread.
+    """
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise InvalidInput(f"plan: a NUL byte at offset {nul}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"plan: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    too_deep = InvalidInput(f"plan: nested more than {MAX_PLAN_DEPTH} levels deep")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"plan: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise InvalidInput(f"plan: not usable JSON ({str(exc).partition(':')[0]})") from None
+    if nested_deeper_than(data, MAX_PLAN_DEPTH):
+        raise too_deep
+    return data
 
 
 def step_instructions(

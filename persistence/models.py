@@ -361,8 +361,11 @@ class DirectiveSpec:
         from .convert import spec_converter  # convert imports this module
 
         # Every string, whichever field holds it (one added later without a check too).
+        size = 0
         for key, value in spec_converter.unstructure(self).items():
             check.reject_nul(key, value)
+            size += check.text_size(key, value)
+        check.check_total_size("directive", size)
         check.check_thresholds(self.confidence_threshold_green, self.confidence_threshold_yellow)
         check.check_unique("requirements", [r.id for r in self.requirements])
         check.check_unique("acceptance_criteria", [c.id for c in self.acceptance_criteria])
@@ -378,7 +381,8 @@ class DirectiveSpec:
 def validate_steps(
     steps: list[StepSpec], *, field: str = "plan.steps", known: set[str] | None = None
 ) -> None:
-    """DESIGN §7: kebab-case unique names, known dependencies, no cycle, >= 1 step.
+    """DESIGN §7: kebab-case unique names, known dependencies, no cycle, 1 to
+    ``MAX_CHAIN_STEPS`` steps.
 
     ``known`` names steps outside the plan that it may depend on (passed steps
     carried over into a regenerated chain).
@@ -386,6 +390,7 @@ def validate_steps(
     check.check_list_of(field, steps, StepSpec, "a StepSpec")
     if not steps:
         raise InvalidInput(f"{field}: at least one step is needed")
+    check.check_step_count(field, len(steps))
     names = [s.name for s in steps]
     for index, step in enumerate(steps):
         _revalidate(f"{field}[{index}]", step)

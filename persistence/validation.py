@@ -10,6 +10,7 @@ import enum
 import math
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
@@ -34,17 +35,36 @@ MAX_TIMEOUT_S = 30 * 24 * 3600.0
 MAX_TEXT_CHARS = 20_000
 """Longest string of outside text (agent and verifier output) kept in a row."""
 
+MAX_INPUT_CHARS = 1_000_000
+"""Longest text a person may give in one field (a goal, a requirement, a task
+plan): more than an agent reads in one session, and each task's instructions
+repeat the goal."""
+MAX_SPEC_CHARS = 4_000_000
+"""Most text one directive may hold in all: the planning task's instructions
+carry every goal, requirement, criterion and constraint."""
+MAX_CHAIN_STEPS = 100
+"""Most steps in one chain, given or planned: each is an actor and an agent session."""
+MAX_TABLE_DEPTH = 20
+"""Deepest nesting of lists and tables in a settings table (``[verifiers]`` needs 4);
+deeper ones would exhaust the recursion of every check and copy made of them."""
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+"""Half of a UTF-16 pair: a Python string can hold one alone (JSON's ``"\\ud800"``),
+UTF-8 cannot, so PostgreSQL would never get the text."""
+
 
 def strip_nul(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
     """Outside text made storable: NUL bytes removed from every string in ``value``
-    (keys too) and each string cut to ``limit`` characters, keeping its end.
+    (keys too), lone surrogates replaced by U+FFFD, and each string cut to
+    ``limit`` characters, keeping its end.
 
     For what programs print, which is kept as well as it can be; what a person
     types goes through ``reject_nul`` instead, so they hear of the mistake.
     """
     if isinstance(value, str):
         text = value.replace("\x00", "")
-        return text if len(text) <= limit else "..." + text[-limit:]
+        text = text if len(text) <= limit else "..." + text[-limit:]
+        return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
     if isinstance(value, dict):
         return {strip_nul(k, limit): strip_nul(v, limit) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -53,17 +73,28 @@ def strip_nul(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
 
 
 def reject_nul(field: str, value: Any) -> None:
-    """PostgreSQL refuses NUL in text and jsonb: refuse it here, naming the field."""
+    """PostgreSQL refuses NUL in text and jsonb, and text that is not UTF-8 (a lone
+    surrogate): refuse them here, naming the field."""
     if _has_nul(value):  # every write passes here: name the path only when needed
         _name_nul(field, value)
 
 
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL cannot store ``text``, or None."""
+    if "\x00" in text:
+        return "contains a NUL byte"
+    if not text.isascii() and (found := _SURROGATE.search(text)):
+        return f"contains {found.group()!r}, which is not valid UTF-8 text"
+    return None
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _unstorable(value) is not None
     if isinstance(value, dict):
         return any(
-            (isinstance(k, str) and "\x00" in k) or _has_nul(v) for k, v in value.items()
+            (isinstance(k, str) and _unstorable(k) is not None) or _has_nul(v)
+            for k, v in value.items()
         )
     if isinstance(value, list | tuple):
         return any(_has_nul(v) for v in value)
@@ -72,16 +103,58 @@ def _has_nul(value: Any) -> bool:
 
 def _name_nul(field: str, value: Any) -> None:
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput(f"{field}: contains a NUL byte")
+        if why := _unstorable(value):
+            raise InvalidInput(f"{field}: {why}")
     elif isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                raise InvalidInput(f"{field}: key {key!r} contains a NUL byte")
+            if isinstance(key, str) and (why := _unstorable(key)):
+                raise InvalidInput(f"{field}: key {key!r} {why}")
             _name_nul(key_path(field, key), item)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _name_nul(f"{field}[{index}]", item)
+
+
+def text_size(field: str, value: Any) -> int:
+    """The characters of text in ``value`` (keys too); ``InvalidInput`` naming the
+    first string longer than ``MAX_INPUT_CHARS``."""
+    if isinstance(value, str):
+        if len(value) > MAX_INPUT_CHARS:
+            raise InvalidInput(
+                f"{field}: {len(value)} characters, more than the {MAX_INPUT_CHARS} allowed"
+            )
+        return len(value)
+    if isinstance(value, dict):
+        return sum(
+            text_size(f"{field} (a key)", k) + text_size(key_path(field, k), v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return sum(text_size(f"{field}[{i}]", v) for i, v in enumerate(value))
+    return 0
+
+
+def check_total_size(field: str, size: int) -> None:
+    if size > MAX_SPEC_CHARS:
+        raise InvalidInput(
+            f"{field}: {size} characters of text in all, more than the {MAX_SPEC_CHARS} allowed"
+        )
+
+
+def check_step_count(field: str, count: int) -> None:
+    if count > MAX_CHAIN_STEPS:
+        raise InvalidInput(f"{field}: {count} steps, more than the {MAX_CHAIN_STEPS} allowed")
+
+
+def check_directory(field: str, value: str | None) -> None:
+    """A folder that exists (a directive's ``local_path``: agents work in it)."""
+    if value is None:
+        return
+    path = Path(value)
+    if not path.exists():
+        raise InvalidInput(f"{field}: {value} does not exist")
+    if not path.is_dir():
+        raise InvalidInput(f"{field}: {value} is not a directory")
 
 
 def check_step_name(field: str, name: Any) -> None:
@@ -341,7 +414,27 @@ def check_json_value(field: str, value: Any) -> None:
 
 
 def check_optional_table(field: str, value: Any) -> None:
+    if nested_deeper_than(value, MAX_TABLE_DEPTH):
+        raise InvalidInput(f"{field}: nested more than {MAX_TABLE_DEPTH} levels deep")
     check_table(field, value, optional=True)
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and tables in ``value`` nest more than ``limit`` deep; without
+    recursion, so that it can be asked of any value."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def check_table(field: str, value: Any, *, optional: bool = False) -> None:
@@ -353,6 +446,6 @@ def check_table(field: str, value: Any, *, optional: bool = False) -> None:
     for key, item in value.items():
         if not isinstance(key, str):
             raise InvalidInput(f"{field}: {expected('string keys', key)}")
-        if "\x00" in key:
-            raise InvalidInput(f"{field}: key {key!r} contains a NUL byte")
+        if why := _unstorable(key):
+            raise InvalidInput(f"{field}: key {key!r} {why}")
         check_json_value(key_path(field, key), item)

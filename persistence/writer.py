@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import selectors
 import threading
 import time
 import uuid
@@ -525,6 +526,7 @@ def _sync(conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> psycopg.
     A sync that raises may leave the results behind the failed statement
     unread: the next one reads them (each of those raises ``PipelineAborted``).
     """
+    _send_buffered(conn)
     first: psycopg.Error | None = None
     for _ in range(4):
         try:
@@ -538,6 +540,28 @@ def _sync(conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> psycopg.
             first = first or exc
     assert first is not None
     raise first
+
+
+def _send_buffered(conn: psycopg.Connection[Any]) -> None:
+    """Hand the server every byte libpq still holds for it, reading meanwhile.
+
+    In pipeline mode psycopg (3.3.9 still) stops writing once every statement is
+    queued, even when the socket took only part of them, and ``Pipeline.sync()``
+    then only waits to read: with a parameter larger than the socket's buffers
+    (a 2 MB goal) the server waits for the rest of the statement (``ClientRead``)
+    and we for its answer, forever. So the rest is sent here first; what the server
+    answers meanwhile is read into libpq's buffer, so that it never blocks writing
+    to us either.
+    """
+    pgconn = conn.pgconn
+    if not pgconn.flush():  # 0: all sent (the usual case: no system call at all)
+        return
+    with selectors.DefaultSelector() as selector:
+        selector.register(pgconn.socket, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while pgconn.flush():
+            for _, events in selector.select():
+                if events & selectors.EVENT_READ:
+                    pgconn.consume_input()  # a lost connection raises OperationalError
 
 
 def _collect(writes: list[Write], sent: list[list[psycopg.Cursor[Any]]]) -> list[Committed] | None:

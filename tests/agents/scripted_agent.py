@@ -11,6 +11,8 @@ The script is JSON:
              "write": {"relative/path": "content"},   # files written in the workdir
              "sleeper": false,                        # leave a grandchild sleeping
              "gate": "/path",                         # wait until this file exists
+             "output_chars": 0,                       # print this much output first
+             "summary": "...", "summary_chars": 0,    # the report's summary (or N x "s")
              "attempts": {"2": {...overrides for attempt 2...}}}}}
 """
 
@@ -75,7 +77,13 @@ def main() -> int:
         name = f"{kind}-{step_name or 'plan'}-{attempt}-{os.environ['DIRECTORATE_TASK_ID']}.json"
         (Path(record_dir) / name).write_text(json.dumps(record))
     print(f"working on {step_name or 'the plan'} (attempt {attempt})")
-    print(json.dumps({"cost_usd": behaviour.get("cost", 0.0), "summary": f"did {step_name}"}))
+    output = behaviour.get("output_chars", 0)
+    for start in range(0, output, 1000):
+        print("o" * min(1000, output - start))
+    summary = behaviour.get("summary", f"did {step_name}")
+    if behaviour.get("summary_chars"):
+        summary = "s" * behaviour["summary_chars"]
+    print(json.dumps({"cost_usd": behaviour.get("cost", 0.0), "summary": summary}))
     return int(behaviour.get("exit", 0))
 
 

@@ -18,6 +18,7 @@ from directorate.actors import (
     StepSpec,
     StepStatus,
 )
+from directorate.persistence.validation import MAX_CHAIN_STEPS
 
 DIAMOND_PLAN = {
     "steps": [
@@ -91,8 +92,19 @@ BAD_PLANS = {
     "empty": {"steps": []},
     "not-json": "this is not { json",
     "no-file": None,
+    # Hard inputs (issue 11): each used to pause the directive or slip through.
+    "nested-100000-deep": '{"steps": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "nul-byte": '{"steps": [{"name": "a\x00b"}]}',
+    "nul-escape": {"steps": [{"name": "a", "task_plan": "do\x00it"}]},
+    "lone-surrogate": '{"steps": [{"name": "a", "task_plan": "x\\ud800y"}]}',
+    "too-many-steps": {"steps": [{"name": f"s{i}"} for i in range(MAX_CHAIN_STEPS + 1)]},
 }
 REASONS = {
+    "nested-100000-deep": "nested more than",
+    "nul-byte": "NUL byte",
+    "nul-escape": "NUL byte",
+    "lone-surrogate": "not valid UTF-8",
+    "too-many-steps": "more than the",
     "cycle": "cycle",
     "unknown-dependency": "unknown step",
     "duplicate-name": "duplicate",
@@ -123,6 +135,8 @@ def test_invalid_plan_falls_back_to_default_chain(
         e for e in engine.db.reads.events_after(directive_id) if e.event_type == "plan_rejected"
     ]
     assert len(rejected) == 1 and REASONS[kind] in rejected[0].data["reason"]
+    assert "\n" not in rejected[0].data["reason"]
+    assert "actor_failed" not in event_types(engine, directive_id)
 
 
 @pytest.mark.timeout(60)

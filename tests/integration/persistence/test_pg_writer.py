@@ -490,3 +490,62 @@ def test_a_rejected_write_is_recorded_with_its_batch_when_the_commit_outcome_is_
     assert good.get(timeout=10) == Committed(rows=(((1,),),))
     assert lost.is_set() and client.stats()["recovered"] == 1
     assert _count(admin, "SELECT count(*) FROM directive_events") == 1
+
+
+# ------------------------------------------------------------------ large values
+
+TEN_MB = 10 * 1024 * 1024
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("company", ["alone", "in-a-batch", "beside-a-rejected-write"])
+def test_a_10_mb_value_is_committed_instead_of_hanging_the_writer(
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    dsn: str,
+    row_locks: list[RowLock],
+    company: str,
+) -> None:
+    """A parameter larger than the socket's buffers used to leave the pipelined
+    batch half sent, the server waiting for the rest and the writer for its answer
+    (issue 11: a 2 MB goal hung submit). Text and jsonb, 10 MB each, in bytes:
+    the goal is multi-byte characters."""
+    directive_id = new_directive(client)
+    goal = "\N{MUSICAL SYMBOL G CLEF}" * (TEN_MB // 4)
+    log = "x" * TEN_MB
+    big = [
+        Write((ops.update("directives", directive_id, goal=goal),)),
+        Write((ops.append_event(directive_id, "big", {"log": log}),)),
+    ]
+    others: list[Write] = []
+    if company != "alone":
+        others = [
+            Write((_command(), ops.append_event(directive_id, "e", {"n": n}))) for n in range(50)
+        ]
+    if company == "beside-a-rejected-write":  # the batch then runs again write by write
+        others.append(Write((ops.update("directives", directive_id, status="bogus"),)))
+    lock = _block_writer(dsn, client, admin, row_locks) if others else None
+    # Last in the batch: no later statement's sending pushes the rest out.
+    futures = [client.submit(w) for w in [*others, *big]]
+    if lock is not None:
+        lock.release()
+
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.get(timeout=30))
+        except InvalidInput as exc:
+            outcomes.append(exc)
+    rejected = [o for o in outcomes if isinstance(o, InvalidInput)]
+    assert len(rejected) == (company == "beside-a-rejected-write")
+    stored = _count(admin, "SELECT goal FROM directives WHERE id = %s", directive_id)
+    assert stored == goal
+    assert (
+        _count(
+            admin,
+            "SELECT length(data->>'log') FROM directive_events"
+            " WHERE directive_id = %s AND event_type = 'big'",
+            directive_id,
+        )
+        == TEN_MB
+    )
