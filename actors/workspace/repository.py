@@ -43,9 +43,14 @@ def find_repository(path: Path | str) -> Repository | None:
 
 
 def worktree_repository(worktree: Path, operation: str) -> tuple[Repository, Path]:
-    """The repository of the worktree folder, and that worktree's own git dir."""
+    """The repository whose working tree is exactly the folder ``worktree``, and that
+    worktree's own git dir.
+
+    Exactly: a worktree whose ``.git`` an agent removed must not resolve to a repository
+    above it (a home folder kept in git, say), where ``add --all`` would commit the wrong
+    files and ``clean`` would remove them."""
     repo = find_repository(worktree)
-    if repo is None:
+    if repo is None or repo.toplevel != Path(os.path.realpath(worktree)):
         raise GitError(f"{operation}: {worktree} is not a git worktree")
     done = git(operation, repo.toplevel, "rev-parse", "--absolute-git-dir", read_only=True)
     return repo, Path(text(done))

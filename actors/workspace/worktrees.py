@@ -24,8 +24,12 @@ class ListedWorktree:
     head: str | None
     branch: str | None  #: the short branch name, None when detached or bare
     bare: bool = False
-    locked: bool = False
+    locked: str | None = None  #: why it is locked ("" if no reason was given), None if not
     prunable: bool = False  #: its folder (or the folder's .git file) is gone
+
+
+#: the lock reason `git worktree add` gives a worktree until it is complete
+_BEING_MADE = "initializing"
 
 
 def list_worktrees(repo: Repository) -> list[ListedWorktree]:
@@ -49,7 +53,7 @@ def list_worktrees(repo: Repository) -> list[ListedWorktree]:
                     head=fields.get("HEAD"),
                     branch=branch.removeprefix("refs/heads/") if branch else None,
                     bare="bare" in fields,
-                    locked="locked" in fields,
+                    locked=fields.get("locked"),
                     prunable="prunable" in fields,
                 )
             )
@@ -77,7 +81,8 @@ def ensure_worktree(
     """A worktree at ``path`` on ``branch`` (made from ``start_sha`` if it does not exist).
 
     A valid worktree already there is reused as it is (a rework attempt sees its previous
-    attempt); one whose folder is gone is pruned and made again from its branch. Raises
+    attempt); one whose folder is gone is pruned and made again from its branch, and so
+    is one a killed ``git worktree add`` left half-made (still locked "initializing"). Raises
     :class:`GitError` when ``path`` is inside the repository's working tree, when a
     folder that is not this repository's worktree is in the way, or when the worktree
     there has another branch checked out (``discard_uncommitted(path, branch=...)``
@@ -88,12 +93,26 @@ def ensure_worktree(
     _refuse_inside(repo, where)
     with repository_lock(repo.common_dir, "ensure_worktree"):
         listed = find_worktree(repo, where)
+        registered = listed is not None
+        if listed is not None and listed.locked == _BEING_MADE:
+            # A `worktree add` killed half-way (the engine itself was, say): some of its
+            # files are missing, which would look like the agent deleted them. Make it again.
+            git(
+                "ensure_worktree",
+                repo.toplevel,
+                "worktree",
+                "remove",
+                "--force",
+                "--force",
+                str(where),
+                ok=(0, 128),
+                timeout_s=timeout_s,
+            )
+            listed = find_worktree(repo, where)
         if listed is not None and not listed.prunable and where.is_dir():
             if listed.branch != branch:
                 on = f"branch {listed.branch}" if listed.branch else "a detached HEAD"
                 raise GitError(f"ensure_worktree: {where} has {on} checked out, not {branch}")
-            if listed.locked:  # left by a `worktree add` that was killed half-way
-                git("ensure_worktree", repo.toplevel, "worktree", "unlock", str(where))
             assert listed.head is not None
             return Worktree(
                 path=Path(os.path.realpath(where)),
@@ -102,10 +121,15 @@ def ensure_worktree(
                 state=WorktreeState.REUSED,
                 branch_created=False,
             )
-        if listed is not None:  # registered, but its folder is gone: forget it first
-            if listed.locked:
+        if listed is not None:
+            # Registered here, but its folder (or the folder's .git) is gone: forget it and
+            # make it again from its branch. A folder left at the registered path was this
+            # worktree's, with nothing committed in it: it goes too.
+            if listed.locked is not None:  # prune never forgets a locked worktree
                 git("ensure_worktree", repo.toplevel, "worktree", "unlock", str(where), ok=(0, 128))
             git("ensure_worktree", repo.toplevel, "worktree", "prune", timeout_s=timeout_s)
+            if where.is_dir() and not where.is_symlink():
+                shutil.rmtree(where)
         if where.exists() and (not where.is_dir() or any(where.iterdir())):
             raise GitError(
                 f"ensure_worktree: {where} exists and is not a worktree of {repo.toplevel}; "
@@ -119,7 +143,7 @@ def ensure_worktree(
             path=Path(os.path.realpath(where)),
             branch=branch,
             head=head,
-            state=WorktreeState.CREATED if listed is None else WorktreeState.RECREATED,
+            state=WorktreeState.RECREATED if registered else WorktreeState.CREATED,
             branch_created=made.created,
         )
 
@@ -136,8 +160,8 @@ def _refuse_inside(repo: Repository, where: Path) -> None:
 
 def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
     """``git worktree add``; on failure (a timeout included) nothing half-made is left:
-    git locks a worktree while it is being made, and prune never removes a locked one."""
-    existed = where.exists()
+    git locks a worktree while it is being made, and prune never removes a locked one.
+    ``where`` is absent or an empty folder: whatever is in it after a failure is git's."""
     try:
         git(
             "ensure_worktree",
@@ -151,7 +175,19 @@ def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
         )
     except GitError:
         with contextlib.suppress(GitError):
-            if find_worktree(repo, where) is not None:
+            half_made = find_worktree(repo, where)
+            if half_made is not None:
+                # Unlocked first: killed before its folder existed, only prune removes it,
+                # and prune leaves a locked worktree alone.
+                if half_made.locked is not None:
+                    git(
+                        "ensure_worktree",
+                        repo.toplevel,
+                        "worktree",
+                        "unlock",
+                        str(where),
+                        ok=(0, 128),
+                    )
                 git(
                     "ensure_worktree",
                     repo.toplevel,
@@ -162,8 +198,7 @@ def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
                     str(where),
                     ok=(0, 128),
                 )
-            if not existed:
-                shutil.rmtree(where, ignore_errors=True)
+            shutil.rmtree(where, ignore_errors=True)
             git("ensure_worktree", repo.toplevel, "worktree", "prune")
         raise
 
@@ -190,7 +225,7 @@ def remove_worktree(
                 str(where),
                 timeout_s=timeout_s,
             )
-        elif listed is not None and listed.locked:
+        elif listed is not None and listed.locked is not None:
             git("remove_worktree", repo.toplevel, "worktree", "unlock", str(where), ok=(0, 128))
         git("remove_worktree", repo.toplevel, "worktree", "prune", timeout_s=timeout_s)
         return listed is not None

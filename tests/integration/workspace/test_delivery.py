@@ -329,3 +329,18 @@ def test_a_push_that_hangs_is_killed(
     assert process_gone(int(wait_for_file(pid_file)))
     assert files_at(user_repo, result.name)  # the branch stays
     assert show(user_repo, result.name, "done.txt") == "done\n"
+
+
+def test_an_untracked_file_in_the_way_is_refused_and_kept(
+    steps: Steps, repo: ws.Repository, user_repo: Path, result: ws.Branch
+) -> None:
+    finished_result(steps, repo, result)
+    head = git(user_repo, "rev-parse", "HEAD")
+    write(user_repo / "done.txt", "the user's own, untracked\n")
+    refused = ws.deliver_merge(repo, "main", result.name)
+    assert isinstance(refused, ws.Refused)
+    assert refused.reason.startswith(f"git merge in {user_repo}")
+    assert "untracked working tree files would be overwritten" in refused.reason
+    assert (user_repo / "done.txt").read_text() == "the user's own, untracked\n"
+    assert git(user_repo, "rev-parse", "HEAD") == head
+    assert git(user_repo, "status", "--porcelain") == "?? done.txt"

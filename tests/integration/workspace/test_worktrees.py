@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import DIRECTIVE, Steps
-from workspace_helpers import git, write
+from workspace_helpers import git, make_repository, write
 
 from directorate.actors import workspace as ws
+from directorate.actors.workspace import worktrees
 
 
 def test_a_new_worktree_on_a_new_branch(
@@ -73,17 +74,31 @@ def locked(repo: ws.Repository) -> list[str]:
     return [line for line in listed if line.startswith("locked")]
 
 
-def test_a_worktree_left_locked_by_a_killed_add_is_recovered(
+def test_a_worktree_half_made_by_a_killed_add_is_made_again(
     steps: Steps, repo: ws.Repository
 ) -> None:
-    """`git worktree add` locks the worktree while making it; killed half-way, the lock
-    stays and `git worktree prune` would never remove it."""
+    """`git worktree add` locks the worktree "initializing" while it checks files out;
+    killed half-way (the engine with it), the lock stays, some files are missing, and
+    `git worktree prune` would never remove it. Reusing it would make the missing files
+    look deleted by the agent."""
     first = steps.worktree("a")
     git(repo.toplevel, "worktree", "lock", "--reason", "initializing", str(first.path))
-    assert steps.worktree("a").state is ws.WorktreeState.REUSED
+    (first.path / "app.py").unlink()  # not checked out yet when the add was killed
+    again = steps.worktree("a")
+    assert again.state is ws.WorktreeState.RECREATED
+    assert (again.path / "app.py").exists()
+    assert git(again.path, "status", "--porcelain") == ""
     assert not locked(repo)
-    git(repo.toplevel, "worktree", "lock", "--reason", "initializing", str(first.path))
-    shutil.rmtree(first.path)
+
+
+def test_a_worktree_locked_for_another_reason_is_reused_and_left_locked(
+    steps: Steps, repo: ws.Repository
+) -> None:
+    first = steps.worktree("a")
+    git(repo.toplevel, "worktree", "lock", "--reason", "on a removable disk", str(first.path))
+    assert steps.worktree("a").state is ws.WorktreeState.REUSED
+    assert locked(repo) == ["locked on a removable disk"]
+    shutil.rmtree(first.path)  # and when its folder is gone, made again all the same
     assert steps.worktree("a").state is ws.WorktreeState.RECREATED
     assert not locked(repo)
 
@@ -161,3 +176,66 @@ def test_no_lock_file_is_left_held(steps: Steps, repo: ws.Repository) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
     finally:
         os.close(fd)
+
+
+def test_a_worktree_that_lost_its_git_file_never_reaches_a_repository_above_it(
+    user_repo: Path, repo: ws.Repository, tmp_path: Path, result: ws.Branch
+) -> None:
+    """Worktrees under a home folder that is itself in git (dotfiles): an agent that
+    removes its worktree's .git must not make the engine commit or clean up there."""
+    outer = tmp_path / "outer-home"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    write(outer / ".bashrc", "# the user's dotfiles\n")
+    git(outer, "add", ".bashrc")
+    git(outer, "commit", "-q", "-m", "dotfiles")
+    path = ws.worktree_path(outer / "directorate", DIRECTIVE, "a")
+    made = ws.ensure_worktree(repo, path, ws.branch_name(DIRECTIVE, "a"), result.sha)
+    (made.path / ".git").unlink()
+    write(made.path / "work.txt", "uncommitted\n")
+    for operation in (
+        lambda: ws.commit_all(made.path, "a", base=result.sha),
+        lambda: ws.discard_uncommitted(made.path),
+        lambda: ws.update_from(made.path, result.name),
+    ):
+        with pytest.raises(ws.GitError, match="is not a git worktree"):
+            operation()
+    assert git(outer, "log", "--format=%s") == "dotfiles"
+    assert git(outer, "status", "--porcelain") == "?? directorate/"
+    # Recovery: registered there, so the folder is this worktree's; made again.
+    again = ws.ensure_worktree(repo, path, made.branch, result.sha)
+    assert again.state is ws.WorktreeState.RECREATED
+    assert not (again.path / "work.txt").exists()
+    assert git(again.path, "rev-parse", "--show-toplevel") == str(again.path)
+
+
+@pytest.fixture(scope="module")
+def big_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 files: enough for `worktree add` to be killed half-way at some deadlines."""
+    files = {f"d{i % 20}/f{i}.txt": f"{i}\n" * 20 for i in range(1500)}
+    return make_repository(tmp_path_factory.mktemp("big") / "big", files)
+
+
+@pytest.mark.parametrize("timeout_s", [0.005, 0.05, 0.2])
+def test_a_killed_worktree_add_leaves_nothing_behind(
+    big_repo: Path, home: Path, timeout_s: float
+) -> None:
+    repo = ws.find_repository(big_repo)
+    assert repo is not None
+    step = f"a{int(timeout_s * 1000)}"
+    branch = ws.branch_name(DIRECTIVE, step)
+    path = ws.worktree_path(home, DIRECTIVE, step)
+    head = git(big_repo, "rev-parse", "HEAD")
+    ws.create_branch(repo, branch, head)
+    try:
+        worktrees._add(repo, path, branch, timeout_s)
+    except ws.GitError as exc:
+        assert "timed out" in str(exc)
+        assert not path.exists()
+        assert git(big_repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+        assert not list((repo.common_dir / "worktrees").glob("*"))
+    # Either way, the next attempt gets a whole worktree.
+    made = ws.ensure_worktree(repo, path, branch, head)
+    assert len(git(made.path, "ls-files").splitlines()) == 1500
+    assert git(made.path, "status", "--porcelain") == ""
+    ws.remove_worktree(repo, made.path)
