@@ -122,6 +122,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(views.usage_line(directive))
     if directive.local_path:
         print(f"working directory {directive.local_path}")
+    for line in views.result_branch_lines(directive):
+        print(line)
     if chain:
         print(f"\nchain generation {chain.generation}: {chain.name}")
         for line in views.chain_tree(steps, tasks):

@@ -64,7 +64,11 @@ def copy_workspace(source: Path) -> Path:
     shutil.copytree(source, target, ignore=_NOT_COPIED, symlinks=True)
     if not (target / ".git").exists() and shutil.which("git"):
         git = ["git", "-c", "user.name=directorate", "-c", "user.email=directorate@localhost"]
-        for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "directorate: copy"]):
+        for step in (
+            ["init", "-q"],
+            ["add", "-A"],
+            ["commit", "-q", "--allow-empty", "--no-verify", "-m", "directorate: copy"],
+        ):
             subprocess.run([*git, *step], cwd=target, check=False, capture_output=True)
     return target
 
@@ -291,6 +295,8 @@ class Follower:
             "total_agent_turns": directive.total_agent_turns,
             "wall_time_s": round(time.monotonic() - self.started, 3),
             "local_path": directive.local_path,
+            "result_branch": directive.result_branch,
+            "base_sha": directive.base_sha,
         }
 
     def _summary(self, directive: Directive) -> list[str]:
@@ -315,6 +321,7 @@ class Follower:
             lines.append(f"  reason       {failures[-1].data.get('reason')}")
         if directive.local_path:
             lines.append(f"  work in      {directive.local_path}")
+        lines.extend(views.result_branch_lines(directive, indent="  "))
         return lines
 
 

@@ -196,3 +196,15 @@ def approval_line(a: Approval) -> str:
         f"{short(a.id)}  directive {short(a.directive_id)}  {a.approval_type:<16} {a.description}",
         width=160,
     )
+
+
+def result_branch_lines(directive: Directive, indent: str = "") -> list[str]:
+    """Where the directive's work is, and how to look at it (with a workspace)."""
+    if not directive.result_branch:
+        return []
+    base = (directive.base_sha or "")[:12]
+    where = directive.repository or directive.local_path or "."
+    return [
+        f"{indent}result branch {directive.result_branch} (from {directive.base_ref or base})",
+        f"{indent}  see it with: git -C {where} log --stat {base}..{directive.result_branch}",
+    ]

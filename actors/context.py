@@ -48,12 +48,18 @@ class EngineConfig:
     approval_timeout_s: float | None = None
     """Approvals expire after this long (treated as denied); None: never."""
     recover: bool = True
+    worktree_dir: Path | None = None
+    """Steps' worktrees; default ``$DIRECTORATE_HOME/worktrees``."""
 
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir) if self.log_dir else directorate_home() / "logs"
 
     def settings(self) -> Settings:
-        return Settings(log_dir=self.resolved_log_dir(), approval_timeout_s=self.approval_timeout_s)
+        return Settings(
+            log_dir=self.resolved_log_dir(),
+            approval_timeout_s=self.approval_timeout_s,
+            worktree_dir=self.worktree_dir or directorate_home() / "worktrees",
+        )
 
 
 @attrs.define

@@ -50,10 +50,12 @@ from .context import EngineContext
 from .core import changes as c
 from .core.directive import decide
 from .core.state import DirectiveState
-from .evaluation import judge
+from .evaluation import Judgement, judge
 from .planning import plan_outcome
 from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
+from .tx import Tx
+from .workspaces import review_checkout, wrap_up
 from .writes import write
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,7 @@ class DirectiveActor(pykka.ThreadingActor):
                     )
                     continue
             self._act(decision, state)
+            self._wrap_up_if_finished(decision, state)
             if decision.error is not None:
                 if asked:
                     raise decision.error
@@ -274,8 +277,12 @@ class DirectiveActor(pykka.ThreadingActor):
     def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
         config, directive = self.ctx.config, state.directive
         self.reviewing = chain_id
-        self.ctx.workers.evaluate(
-            lambda: judge(
+        worktrees = self.ctx.settings.worktrees
+
+        def job() -> Judgement:
+            # With a workspace, the review is of the result branch, all steps merged.
+            workdir = review_checkout(directive, worktrees) if directive.result_branch else None
+            return judge(
                 config,
                 directive,
                 None,
@@ -283,10 +290,39 @@ class DirectiveActor(pykka.ThreadingActor):
                 task_status=TaskStatus.SUCCEEDED,
                 exit_code=0,
                 output_tail="",
-            ),
+                workdir=workdir,
+                base_commit=directive.base_sha,
+            )
+
+        self.ctx.workers.evaluate(
+            job,
             self.actor_ref,
             lambda judgement: m.DirectiveReviewed(chain_id, judgement),
         )
+
+    def _wrap_up_if_finished(self, decision: c.Decision, state: DirectiveState) -> None:
+        """Once a finish is committed: deliver the result branch and remove the
+        worktrees, on a worker (git), recording what happened as events."""
+        finished = [
+            ch.new
+            for ch in decision.changes
+            if isinstance(ch, c.DirectiveMoved) and ch.new.terminal
+        ]
+        directive = state.directive
+        if not finished or not directive.result_branch:
+            return
+        completed = finished[-1] is DirectiveStatus.COMPLETED
+        db, worktrees = self.ctx.db, self.ctx.settings.worktrees
+
+        def job() -> None:
+            done = wrap_up(directive, worktrees, completed=completed)
+            tx = Tx(directive.id)
+            for kind, data in done.events:
+                severity = Severity.WARNING if kind.endswith("failed") else Severity.INFO
+                tx.event(kind, data, severity=severity)
+            tx.commit(db)
+
+        self.ctx.workers.background(job, what=f"wrapping up directive {directive.id}")
 
     def _cancel_jobs(self, reason: str) -> int:
         count = 0

@@ -36,6 +36,7 @@ from directorate.persistence.models import (
     Task,
 )
 from directorate.persistence.validation import check_directory
+from directorate.persistence.writer import Committed, Op
 from directorate.verifiers.supervised import SupervisedProcess
 
 from . import messages as m
@@ -48,6 +49,8 @@ from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, DirectiveStatusChanged
 from .tx import Tx
 from .workers import Workers
+from .workspace import GitError
+from .workspaces import start_result_branch
 from .writes import write
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,9 @@ class Engine:
                 actors_left += 1
             except pykka.ActorDeadError:
                 pass
+        # A finished directive's delivery and cleanup (started by its actor, which has
+        # stopped now): let them end, and be recorded.
+        self._workers.wait_background(left())
         self._workers.shutdown()
         self._ticker.join(timeout=min(left(), 5.0))
         try:
@@ -253,7 +259,46 @@ class Engine:
             raise InvalidTransition(directive.status, DirectiveStatus.PLANNING, "directive")
         # Before anything is committed: a start refused for want of a runner changes nothing.
         runner_for(directive.agent, self.config.runner)
+        if directive.result_branch is None:
+            self._start_workspace(directive)
         return self._ask_status(directive_id, m.Start(), spawn=True)
+
+    def _start_workspace(self, directive: Directive) -> None:
+        """Make and record the directive's result branch (git, so here, on the caller's
+        thread, not an actor's). A start tried again reuses the branch."""
+        try:
+            started = start_result_branch(directive)
+        except GitError as exc:
+            raise InvalidInput(f"workspace: {exc}") from None
+        if started is None:
+            return
+        tx = Tx(directive.id)
+        tx.op(
+            Op(
+                "UPDATE directives SET repository = %s, base_ref = %s, base_sha = %s,"
+                " result_branch = %s WHERE id = %s AND status = 'draft'",
+                (
+                    started.repository,
+                    started.base_ref,
+                    started.base_sha,
+                    started.result_branch,
+                    directive.id,
+                ),
+                guard=True,
+            )
+        )
+        tx.event(
+            "workspace_created",
+            {
+                "repository": started.repository,
+                "base": started.base_ref or started.base_sha,
+                "base_sha": started.base_sha,
+                "branch": started.result_branch,
+            },
+        )
+        if not isinstance(tx.commit(self.db), Committed):
+            status = self.db.reads.directive(directive.id).status
+            raise InvalidTransition(status, DirectiveStatus.PLANNING, "directive")
 
     def pause(self, directive_id: uuid.UUID, *, by: str | None = None) -> DirectiveStatus:
         return self._ask_status(directive_id, m.Pause(by=by))

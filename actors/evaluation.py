@@ -61,8 +61,10 @@ def judge(
     exit_code: int | None,
     output_tail: str,
     base_commit: str | None = None,
+    workdir: Path | None = None,
 ) -> Judgement:
-    """Evaluate a step (or, with ``step=None``, the whole directive)."""
+    """Evaluate a step (or, with ``step=None``, the whole directive), in ``workdir``
+    (a step's worktree) or else the directive's ``local_path``."""
     if task_status is not TaskStatus.SUCCEEDED:
         return _agent_failed(task_status, exit_code, output_tail)
 
@@ -77,7 +79,7 @@ def judge(
         result_to_json,
     )
 
-    repo = Path(directive.local_path) if directive.local_path else None
+    repo = workdir or (Path(directive.local_path) if directive.local_path else None)
     verifiers: list[Verifier] = []
     if repo is not None and repo.is_dir():
         settings = dict(verifier_settings(config, directive))

@@ -24,6 +24,7 @@ from directorate.verifiers.stale_agents import StaleAgentCheck
 
 from .evaluation import Judgement
 from .runners import TaskResult
+from .workspace import Conflict, Merged
 
 if TYPE_CHECKING:
     import pykka
@@ -145,6 +146,15 @@ class ReviewAnswered:
 
 
 @attrs.frozen
+class MergeFinished:
+    """The step's branch merged into the result branch, or why it did not (a
+    conflict, or git's one-line reason)."""
+
+    task_id: uuid.UUID
+    outcome: Merged | Conflict | str
+
+
+@attrs.frozen
 class Retire:
     """The step's chain no longer runs: stop once no job of ours is in flight."""
 
@@ -225,6 +235,7 @@ StepMessage = (
     | TaskFinished
     | EvaluationFinished
     | ReviewAnswered
+    | MergeFinished
     | StaleAgentStopped
 )
 """What the step decisions decide on (``CancelTask``, ``Retire`` are the actor's)."""

@@ -34,6 +34,21 @@ REPORT_BYTES = 4 * 1024 * 1024
 
 
 @attrs.frozen(kw_only=True)
+class WorkCommit:
+    """What a step's attempt left on its branch (its worktree, issue 10)."""
+
+    sha: str
+    committed: bool
+    """The engine made a commit of what the agent left (False: nothing was left)."""
+    files: int
+    insertions: int
+    deletions: int
+    """Since the step's branch left the result branch."""
+    conflict_markers: tuple[str, ...] = ()
+    """Files that still hold conflict markers: the step cannot be merged."""
+
+
+@attrs.frozen(kw_only=True)
 class TaskResult:
     """What one execution of agent work came to."""
 
@@ -57,6 +72,8 @@ class TaskResult:
     """Why the runner itself failed (the agent could not be started, a callable raised)."""
     started_at: float = 0.0
     finished_at: float = 0.0
+    commit: WorkCommit | None = None
+    """The step's branch after the attempt (steps with a worktree only)."""
 
 
 class TaskRunner(Protocol):

@@ -28,6 +28,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -42,9 +43,10 @@ from . import messages as m
 from .context import EngineContext
 from .core import changes as c
 from .core.state import StepState
-from .core.step import Totals, applied, decide_step
-from .evaluation import judge
+from .core.step import Totals, applied, decide_step, step_workspace
+from .evaluation import Judgement, judge
 from .runners import TaskResult, kill_grace_for, runner_for
+from .workspaces import agent_environment, fork_point, merge_step
 from .writes import write
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,10 @@ class StepActor(pykka.ThreadingActor):
         if isinstance(message, m.DependencyPassed):
             self.waiting_on.discard(message.step_id)
             waiting = bool(self.waiting_on)
-        reported = isinstance(message, m.TaskFinished | m.EvaluationFinished | m.StaleAgentStopped)
+        reported = isinstance(
+            message,
+            m.TaskFinished | m.EvaluationFinished | m.StaleAgentStopped | m.MergeFinished,
+        )
         if reported and message.task_id == self.job:
             self.job, self.cancel = None, None
         if isinstance(message, m.CancelTask):
@@ -185,6 +190,8 @@ class StepActor(pykka.ThreadingActor):
                 self._stop_stale_agent(effect, state)
             elif isinstance(effect, c.Evaluate):
                 self._evaluate(effect, state)
+            elif isinstance(effect, c.MergeStep):
+                self._merge(effect)
             elif isinstance(effect, c.TellDirective):
                 if chain_idle or not effect.if_chain_idle:
                     _tell(self.directive_ref, m.StepChanged(self.step_id))
@@ -205,8 +212,24 @@ class StepActor(pykka.ThreadingActor):
             result = TaskResult(status=TaskStatus.FAILED, error=str(exc), output_tail=str(exc))
             self.actor_ref.tell(m.TaskFinished(task.id, result))
             return
+        around = effect.workspace
+        if around is not None:  # its setup runs in the agent's clean environment
+            around = attrs.evolve(around, environment=agent_environment(state.directive.agent))
         self.cancel = self.ctx.workers.run_task(
-            task, runner, self.actor_ref, lambda result: m.TaskFinished(task.id, result)
+            task,
+            runner,
+            self.actor_ref,
+            lambda result: m.TaskFinished(task.id, result),
+            around=around,
+        )
+
+    def _merge(self, effect: c.MergeStep) -> None:
+        self.job = effect.task_id
+        workspace = effect.workspace
+        self.ctx.workers.merge(
+            lambda: merge_step(workspace),
+            self.actor_ref,
+            lambda outcome: m.MergeFinished(effect.task_id, outcome),
         )
 
     def _stop_stale_agent(self, effect: c.StopStaleAgent, state: StepState) -> None:
@@ -223,8 +246,11 @@ class StepActor(pykka.ThreadingActor):
         config, directive, step = self.ctx.config, state.directive, state.step
         result = effect.result
         self.job = effect.task_id
-        self.ctx.workers.evaluate(
-            lambda: judge(
+        workspace = step_workspace(state)
+
+        def job() -> Judgement:
+            # In the step's worktree, on its commit; its diff since it left the result branch.
+            return judge(
                 config,
                 directive,
                 step,
@@ -232,7 +258,12 @@ class StepActor(pykka.ThreadingActor):
                 task_status=result.status,
                 exit_code=result.exit_code,
                 output_tail=result.output_tail or "",
-            ),
+                workdir=Path(workspace.worktree) if workspace else None,
+                base_commit=fork_point(workspace) if workspace else None,
+            )
+
+        self.ctx.workers.evaluate(
+            job,
             self.actor_ref,
             lambda judgement: m.EvaluationFinished(effect.task_id, judgement),
         )

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+import attrs
 import pykka
 
 from directorate.persistence.models import Task, TaskStatus
@@ -64,6 +65,7 @@ class Workers:
         self._orphaned = orphaned
         self._started = started
         self._cancels: dict[uuid.UUID, threading.Event] = {}
+        self._background: set[object] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._closed = False
@@ -74,16 +76,22 @@ class Workers:
         runner: TaskRunner,
         reply_to: pykka.ActorRef[Any],
         reply: Callable[[TaskResult], Any],
+        *,
+        around: TaskAround | None = None,
     ) -> threading.Event:
-        """Run ``task`` with ``runner``; tell ``reply(result)`` to ``reply_to``. Returns
-        the task's cancel event."""
+        """Run ``task`` with ``runner`` (within ``around``: a step's worktree); tell
+        ``reply(result)`` to ``reply_to``. Returns the task's cancel event."""
         cancel = threading.Event()
         with self._lock:
             self._cancels[task.id] = cancel
 
         def run() -> None:
             try:
-                result = _run_guarded(runner, task, cancel, self._process_started)
+                result = _run_around(around, task, cancel) or _run_guarded(
+                    runner, task, cancel, self._process_started
+                )
+                if around is not None:
+                    result = _finish_around(around, task, result)
                 try:
                     reply_to.tell(reply(result))
                 except pykka.ActorDeadError:
@@ -149,6 +157,54 @@ class Workers:
 
         self._submit(self.stale_checks, run)  # shut down: the next engine checks
 
+    def merge(
+        self,
+        job: Callable[[], Any],
+        reply_to: pykka.ActorRef[Any],
+        reply: Callable[[Any], Any],
+    ) -> None:
+        """Run a git job (a step's merge) on the evaluation pool; whatever it raises
+        comes back as its one-line reason, a string."""
+
+        def run() -> None:
+            try:
+                outcome = job()
+            except BaseException as exc:
+                log.warning("a merge job failed: %s", exc)
+                outcome = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            try:
+                reply_to.tell(reply(outcome))
+            except pykka.ActorDeadError:
+                log.debug("dropped a merge outcome: its actor has stopped")
+
+        self._submit(self.evaluations, run)
+
+    def background(self, job: Callable[[], None], *, what: str) -> None:
+        """Run ``job`` on the evaluation pool; what it raises is logged, never lost."""
+
+        token = object()
+        with self._lock:
+            self._background.add(token)
+
+        def run() -> None:
+            try:
+                job()
+            except BaseException:
+                log.exception("%s failed", what)
+            finally:
+                with self._lock:
+                    self._background.discard(token)
+                    self._idle.notify_all()
+
+        if not self._submit(self.evaluations, run):
+            with self._lock:
+                self._background.discard(token)
+
+    def wait_background(self, timeout: float) -> bool:
+        """Wait until every background job (a directive's wrap-up) has ended."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._background, max(0.0, timeout))
+
     def live_tasks(self) -> frozenset[uuid.UUID]:
         """Tasks whose agents run in this engine now."""
         with self._lock:
@@ -202,6 +258,37 @@ class Workers:
             self._orphaned(task_id, result)
         except Exception:
             log.exception("could not record the report of task %s", task_id)
+
+
+class TaskAround(Protocol):
+    """Work before and after a task's agent, in its job (a step's worktree)."""
+
+    def prepare(self, task: Task) -> TaskResult | None:
+        """None when the agent may run; else the attempt's (failed) result."""
+
+    def finish(self, task: Task, result: TaskResult) -> TaskResult: ...
+
+
+def _run_around(
+    around: TaskAround | None, task: Task, cancel: threading.Event
+) -> TaskResult | None:
+    if around is None:
+        return None
+    if cancel.is_set():
+        return NOT_STARTED
+    try:
+        return around.prepare(task)
+    except BaseException as exc:  # a bug must fail the attempt, not lose its report
+        log.exception("preparing task %s failed", task.id)
+        return TaskResult(status=TaskStatus.FAILED, error=repr(exc), output_tail=repr(exc))
+
+
+def _finish_around(around: TaskAround, task: Task, result: TaskResult) -> TaskResult:
+    try:
+        return around.finish(task, result)
+    except BaseException as exc:
+        log.exception("finishing task %s failed", task.id)
+        return attrs.evolve(result, status=TaskStatus.FAILED, error=repr(exc))
 
 
 def _run_guarded(

@@ -111,6 +111,24 @@ class AutonomyLevel(enum.StrEnum):
     MANUAL = "manual"
 
 
+class Delivery(enum.StrEnum):
+    """What becomes of a directive's result branch when it completes."""
+
+    BRANCH = "branch"
+    """Left as it is, for the user to look at and merge."""
+    MERGE = "merge"
+    """Merged into the base branch (refused if that working tree has uncommitted work)."""
+    PULL_REQUEST = "pull_request"
+    """Pushed to the remote, and a pull request opened with ``gh``."""
+
+
+class Isolation(enum.StrEnum):
+    WORKTREE = "worktree"
+    """Each step in a git worktree of its own, merged into the result branch."""
+    SHARED = "shared"
+    """Every step in ``local_path`` itself (unsafe with parallel steps)."""
+
+
 class TaskKind(enum.StrEnum):
     PLANNING = "planning"
     STEP = "step"
@@ -223,6 +241,40 @@ def _check_command(field: str, value: Any) -> None:
         raise InvalidInput(f"{field}: must not be empty")
 
 
+def _to_delivery(value: Delivery | str) -> Delivery:
+    return check.to_choice("workspace.deliver", value, Delivery)
+
+
+def _to_isolation(value: Isolation | str) -> Isolation:
+    return check.to_choice("workspace.isolation", value, Isolation)
+
+
+MAX_SETUP_COMMANDS = 20
+
+
+def _check_setup(field: str, value: Any) -> None:
+    check.check_list_of(field, value, list, "an argv list")
+    if len(value) > MAX_SETUP_COMMANDS:
+        raise InvalidInput(f"{field}: {len(value)} commands, more than {MAX_SETUP_COMMANDS}")
+    for index, argv in enumerate(value):
+        _check_command(f"{field}[{index}]", argv)
+
+
+def _check_copy_globs(field: str, value: Any) -> None:
+    check.check_text_list(field, value)
+    for index, glob in enumerate(value):
+        if not glob.strip() or glob.startswith("/") or ".." in glob.split("/"):
+            raise InvalidInput(
+                f"{field}[{index}]: {glob!r} must be a pattern inside the repository"
+            )
+
+
+def _check_git_name(field: str, value: Any) -> None:
+    check.check_optional_text(field, value)
+    if value is not None and (not value.strip() or value.startswith("-")):
+        raise InvalidInput(f"{field}: {value!r} is not a usable git name")
+
+
 def _check_count_limit(field: str, value: Any, maximum: int) -> None:
     check.check_integer(field, value, minimum=1, maximum=maximum, optional=True)
 
@@ -280,6 +332,21 @@ class AgentSpec:
     )
     env: dict[str, str] = attrs.field(factory=dict, validator=_checked(check.check_env_table))
     pass_env: list[str] = attrs.field(factory=list, validator=_checked(check.check_env_names))
+
+
+@attrs.frozen(kw_only=True)
+class WorkspaceSpec:
+    """``[workspace]``: where a directive's steps work and what becomes of the result."""
+
+    base: str | None = attrs.field(default=None, validator=_checked(_check_git_name))
+    """The branch or commit the work starts from; None: the repository's HEAD."""
+    setup: list[list[str]] = attrs.field(factory=list, validator=_checked(_check_setup))
+    """Commands (argv lists) run in each new step worktree before its agent."""
+    copy: list[str] = attrs.field(factory=list, validator=_checked(_check_copy_globs))
+    """Ignored files (globs, like ``.env``) copied into each new worktree."""
+    deliver: Delivery = attrs.field(default=Delivery.BRANCH, converter=_to_delivery)
+    remote: str = attrs.field(default="origin", validator=_checked(_check_git_name))
+    isolation: Isolation = attrs.field(default=Isolation.WORKTREE, converter=_to_isolation)
 
 
 @attrs.frozen(kw_only=True)
@@ -343,6 +410,12 @@ class DirectiveSpec:
             lambda f, v: check.check_instance(f, v, AgentSpec, "an AgentSpec", optional=True)
         ),
     )
+    workspace: WorkspaceSpec = attrs.field(
+        factory=WorkspaceSpec,
+        validator=_checked(
+            lambda f, v: check.check_instance(f, v, WorkspaceSpec, "a WorkspaceSpec")
+        ),
+    )
 
     def validate(self) -> Self:
         """Raise ``InvalidInput`` naming the first bad field; return self.
@@ -371,6 +444,7 @@ class DirectiveSpec:
         check.check_unique("acceptance_criteria", [c.id for c in self.acceptance_criteria])
         if self.steps is not None:
             validate_steps(self.steps, field="steps")
+        _revalidate("workspace", self.workspace)
         if self.agent is not None:
             _revalidate("agent", self.agent)
             check.check_not_blank("agent.command[0]", self.agent.command[0])
@@ -500,6 +574,14 @@ class Directive(_Record):
     explicit_steps: list[StepSpec] | None = None
     verifier_config: dict[str, Any] | None = None
     agent: AgentSpec | None = None
+    workspace: WorkspaceSpec = attrs.field(factory=WorkspaceSpec)
+    repository: str | None = None
+    """The top level of ``local_path``'s repository (None: no workspace)."""
+    base_ref: str | None = None
+    """The base branch the work started from, if it is a branch."""
+    base_sha: str | None = None
+    result_branch: str | None = None
+    """The branch passed steps are merged into; None: steps share ``local_path``."""
     last_event_seq: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -540,6 +622,12 @@ class Step(_Record):
     last_evaluation_id: uuid.UUID | None = None
     status_reason: str | None = None
     """Why the step is where it is (a block's reason: its failing checks)."""
+    branch: str | None = None
+    """Its branch, when its directive has a workspace."""
+    head_sha: str | None = None
+    """Its branch's commit after its last attempt."""
+    merge_sha: str | None = None
+    """The result branch's commit that merged it."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -32,6 +32,7 @@ from directorate.verifiers.supervised import SupervisedProcess
 
 from ..evaluation import Judgement
 from ..runners import TaskResult
+from ..workspaces import StepWorkspace
 
 # ----------------------------------------------------------------- changes
 
@@ -238,9 +239,18 @@ class RunPlanning:
 
 @attrs.frozen
 class RunTask:
-    """Start the step's agent."""
+    """Start the step's agent (in its worktree, when the directive has one)."""
 
     task: Task
+    workspace: StepWorkspace | None = None
+
+
+@attrs.frozen
+class MergeStep:
+    """Merge the step's branch into the result branch (its verdict passed it)."""
+
+    task_id: uuid.UUID
+    workspace: StepWorkspace
 
 
 @attrs.frozen
@@ -325,6 +335,7 @@ Effect = (
     | RunTask
     | StopStaleAgent
     | Evaluate
+    | MergeStep
     | ReviewDirective
     | StartSteps
     | Grant

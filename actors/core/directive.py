@@ -286,6 +286,9 @@ def _answer_review(
     if step is None or step.status is not StepStatus.EVALUATING:
         return refuse(InvalidTransition(found.status, status, "approval"))
     approved = status is ApprovalStatus.APPROVED
+    if approved and state.directive.result_branch:
+        # Passed once its branch is merged: the step does that, then says so.
+        return answered + Decision(effects=(StepAnswered(step.id),))
     new = StepStatus.PASSED if approved else StepStatus.BLOCKED
     values = {} if approved else {"status_reason": f"review {status}"}
     decision = answered + Decision(

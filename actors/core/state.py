@@ -38,6 +38,12 @@ class Settings:
     """Where agent logs and plan files go."""
     approval_timeout_s: float | None = None
     """Approvals opened now expire after this long; None: never."""
+    worktree_dir: Path | None = None
+    """Where steps' worktrees go; None: beside ``log_dir`` (``$DIRECTORATE_HOME``)."""
+
+    @property
+    def worktrees(self) -> Path:
+        return self.worktree_dir or self.log_dir.parent / "worktrees"
 
 
 @attrs.frozen(kw_only=True)

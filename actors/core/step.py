@@ -31,6 +31,8 @@ from ..evaluation import Judgement
 from ..planning import step_instructions
 from ..runners import TaskResult
 from ..usage import kept_tokens, kept_turns
+from ..workspace import Conflict, Merged, branch_name, short_id
+from ..workspaces import StepWorkspace
 from .changes import (
     NOTHING,
     ApprovalOpened,
@@ -38,6 +40,7 @@ from .changes import (
     Decision,
     Evaluate,
     EvaluationStored,
+    MergeStep,
     Note,
     RequireLiveChain,
     RunTask,
@@ -178,9 +181,27 @@ def _run_step(state: StepState, message: m.RunStep) -> Decision:
     return _dispatch(state)
 
 
-def _dispatch(state: StepState) -> Decision:
+def step_workspace(state: StepState, *, update_first: bool = False) -> StepWorkspace | None:
+    """The step's worktree and branches; None when its directive has no workspace."""
+    directive, step = state.directive, state.step
+    if not directive.result_branch or not directive.repository:
+        return None
+    return StepWorkspace(
+        repository=directive.repository,
+        worktree=str(state.settings.worktrees / short_id(directive.id) / step.name),
+        branch=branch_name(directive.id, step.name),
+        result_branch=directive.result_branch,
+        step_name=step.name,
+        setup=tuple(tuple(argv) for argv in directive.workspace.setup),
+        copy=tuple(directive.workspace.copy),
+        update_first=update_first,
+    )
+
+
+def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
     """Start an attempt when the step waits to run and the directive lets it; else
-    tell the directive, which grants it when it may (after a pause, a breaker)."""
+    tell the directive, which grants it when it may (after a pause, a breaker).
+    ``update_first``: merge the result branch into its worktree first (a conflict)."""
     step, directive = state.step, state.directive
     if step.status not in _WAITING_TO_RUN or state.job is not None:
         return NOTHING
@@ -197,6 +218,7 @@ def _dispatch(state: StepState) -> Decision:
     task_id = uuid.uuid4()
     log_dir = state.settings.log_dir / str(directive.id)
     rework = state.rework_instructions if step.rework_count else None
+    workspace = step_workspace(state, update_first=update_first)
     task = Task(
         id=task_id,
         directive_id=directive.id,
@@ -207,7 +229,7 @@ def _dispatch(state: StepState) -> Decision:
         instructions=step_instructions(
             directive, step, rework_instructions=rework, attempt=attempt
         ),
-        workdir=directive.local_path or str(log_dir),
+        workdir=workspace.worktree if workspace else directive.local_path or str(log_dir),
         log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
         budget_usd=remaining_budget(directive),
         started_at=state.now,
@@ -228,7 +250,7 @@ def _dispatch(state: StepState) -> Decision:
                 step_id=step.id,
             ),
         ),
-        effects=(RunTask(task),),
+        effects=(RunTask(task, workspace=workspace),),
     )
 
 
@@ -253,8 +275,29 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
         return Decision(
             changes=(recorded, _moved(state, StepStatus.READY)), effects=(TellDirective(),)
         )
+    committed: tuple[Note, ...] = ()
+    values: dict[str, Any] = {}
+    if result.commit is not None:
+        work = result.commit
+        values = {"head_sha": work.sha, "branch": branch_name(step.directive_id, step.name)}
+        committed = (
+            Note(
+                event_type="step_committed",
+                data={
+                    "step_id": step.id,
+                    "step_name": step.name,
+                    "attempt": step.attempt,
+                    "sha": work.sha,
+                    "committed": work.committed,
+                    "files": work.files,
+                    "insertions": work.insertions,
+                    "deletions": work.deletions,
+                },
+                step_id=step.id,
+            ),
+        )
     return Decision(
-        changes=(recorded, _moved(state, StepStatus.EVALUATING)),
+        changes=(recorded, _moved(state, StepStatus.EVALUATING, **values), *committed),
         effects=(*tell, Evaluate(message.task_id, result)),
     )
 
@@ -281,6 +324,11 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
         "confidence_level": verdict.confidence_level,
         "last_evaluation_id": verdict.evaluation_id,
     }
+    workspace = step_workspace(state)
+    if outcome is Verdict.PASS and workspace is not None:
+        # Passed once its branch is merged into the result branch.
+        held = StepHeld(step=step, values=scored)
+        return Decision(changes=(stored, held), effects=(MergeStep(message.task_id, workspace),))
     if outcome is Verdict.PASS:
         return Decision(
             changes=(
@@ -380,7 +428,73 @@ def _review(state: StepState, verdict: Judgement) -> tuple[ApprovalOpened, Note]
     return opened, asked
 
 
+def _merge_finished(state: StepState, message: m.MergeFinished) -> Decision:
+    """Merged: the step has passed. A conflict (or a failed merge) sends it back, its
+    worktree brought up to the result branch for the agent to resolve."""
+    step, outcome = state.step, message.outcome
+    current = state.last_task is not None and state.last_task.id == message.task_id
+    if not state.chain_current or state.directive.status.terminal:
+        return Decision(effects=(StopSelf(),))
+    if not current or step.status is not StepStatus.EVALUATING:
+        return NOTHING
+    if isinstance(outcome, Merged):
+        return Decision(
+            changes=(
+                _moved(state, StepStatus.PASSED, merge_sha=outcome.sha),
+                Note(
+                    event_type="step_merged",
+                    data={"step_id": step.id, "step_name": step.name, "sha": outcome.sha},
+                    step_id=step.id,
+                ),
+                ChainProgress(chain_id=step.chain_id),
+            ),
+            effects=(TellDependents(), TellDirective(if_chain_idle=True), StopSelf()),
+        )
+    if isinstance(outcome, Conflict):
+        files: list[str] = list(outcome.paths)
+        why = f"merge conflict in {', '.join(files)}"
+        instructions = (
+            "Merging this step into the result branch conflicts with work merged "
+            "meanwhile. The result branch has been merged into your working copy: "
+            "resolve the conflict markers in the files below, keeping both intents, "
+            "and leave no marker behind.\n\n" + outcome.quote()
+        )
+    else:
+        files, why = [], f"the merge failed: {outcome}"
+        instructions = f"Merging this step into the result branch failed: {outcome}"
+    count = step.rework_count + 1
+    conflicted = Note(
+        event_type="merge_conflict",
+        data={"step_id": step.id, "step_name": step.name, "files": files, "reason": why},
+        step_id=step.id,
+        severity=Severity.WARNING,
+    )
+    if count >= state.directive.max_rework_cycles:
+        reason = f"max rework cycles reached ({state.directive.max_rework_cycles}); {why}"
+        return Decision(
+            changes=(
+                conflicted,
+                _moved(state, StepStatus.BLOCKED, rework_count=count, status_reason=reason),
+            ),
+            effects=(TellDirective(),),
+        )
+    return Decision(
+        changes=(conflicted, _moved(state, StepStatus.REWORK, rework_count=count)),
+    ) + _dispatch(
+        attrs.evolve(
+            with_status(state, StepStatus.REWORK, rework_count=count),
+            rework_instructions=instructions,
+        ),
+        update_first=isinstance(outcome, Conflict),
+    )
+
+
 def _review_answered(state: StepState, message: m.ReviewAnswered) -> Decision:
+    workspace = step_workspace(state)
+    task = state.last_task
+    answered = state.step.status is StepStatus.EVALUATING and not state.review_pending
+    if workspace is not None and answered and task is not None:
+        return Decision(effects=(MergeStep(task.id, workspace),))  # approved: merge it
     if state.step.status is StepStatus.PASSED:
         return Decision(effects=(TellDependents(), StopSelf()))
     return Decision(effects=(StopSelf(),)) if state.step.status.finished else NOTHING
@@ -393,6 +507,7 @@ _HANDLERS: dict[type, Callable[[StepState, Any], Decision]] = {
     m.TaskFinished: _task_finished,
     m.EvaluationFinished: _evaluation_finished,
     m.ReviewAnswered: _review_answered,
+    m.MergeFinished: _merge_finished,
     m.StaleAgentStopped: _stale_agent_stopped,
 }
 

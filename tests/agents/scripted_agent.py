@@ -10,6 +10,8 @@ The script is JSON:
    "steps": {"<step name or *>": {"sleep": 0.2, "cost": 0.0, "exit": 0,
              "write": {"relative/path": "content"},   # files written in the workdir
              "sleeper": false,                        # leave a grandchild sleeping
+             "commands": [["git", "commit", ...]],    # run after "write"
+             "write_after": {"path": "content"},      # written after "commands"
              "gate": "/path",                         # wait until this file exists
              "output_chars": 0,                       # print this much output first
              "summary": "...", "summary_chars": 0,    # the report's summary (or N x "s")
@@ -57,6 +59,10 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        for argv in behaviour.get("commands", []):  # e.g. the agent's own git commit
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        for relative, content in behaviour.get("write_after", {}).items():
+            (Path.cwd() / relative).write_text(content)
         gate = behaviour.get("gate")
         while gate and not Path(gate).exists():  # held until the test opens the gate
             time.sleep(0.02)
@@ -71,6 +77,8 @@ def main() -> int:
         "started": started,
         "finished": time.time(),
         "instructions": instructions,
+        "workdir": str(Path.cwd()),
+        "listing": sorted(p.name for p in Path.cwd().iterdir()),
     }
     record_dir = script.get("record_dir")
     if record_dir:

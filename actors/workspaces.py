@@ -1,0 +1,303 @@
+"""A directive's workspace as the engine uses it (issue 10; git in ``actors.workspace``).
+
+- ``start_result_branch``: when a directive starts, the branch its passed steps are
+  merged into, made from its base (``[workspace] base``, else the repository's HEAD).
+- ``StepWorkspace``: around a step's agent, in the task's job: the step's worktree
+  made (or found again, or re-made from its branch), setup run and ignored files
+  copied into a new one, a killed attempt's leftovers discarded; after the agent,
+  whatever it left uncommitted committed on the step branch.
+- ``merge_step``: a passed step's branch merged into the result branch, in a job.
+
+Every call blocks on git, so none runs on an actor's thread: the result branch is
+made by the caller of ``Engine.start_directive``, the rest on the worker pools. A
+git failure becomes a failed attempt (before the agent: it is not run), never an
+exception in an actor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from directorate.persistence.models import (
+    AgentSpec,
+    Delivery,
+    Directive,
+    Isolation,
+    Task,
+    TaskStatus,
+)
+from directorate.verifiers.environment import CleanEnvironment
+
+from . import workspace as git
+from .runners import TaskResult, WorkCommit
+from .workspace.gitcli import git as run_git
+from .workspace.gitcli import text
+from .workspace.locking import repository_lock
+from .workspace.repository import branch_sha
+
+SETUP_TIMEOUT_S = 1800.0
+
+
+@attrs.frozen(kw_only=True)
+class ResultBranch:
+    """Where a directive's work goes, as recorded on its row when it starts."""
+
+    repository: str
+    base_ref: str | None
+    base_sha: str
+    result_branch: str
+
+
+def start_result_branch(directive: Directive) -> ResultBranch | None:
+    """The directive's result branch, made from its base; None when its steps share
+    ``local_path`` (``isolation = "shared"``, or no repository there)."""
+    if directive.workspace.isolation is Isolation.SHARED or not directive.local_path:
+        return None
+    repo = git.find_repository(directive.local_path)
+    if repo is None:
+        return None
+    if directive.workspace.base is None and not _has_commit(repo):
+        return None  # nothing to branch from yet: the steps share the folder
+    base = git.resolve_base(repo, directive.workspace.base)
+    name = git.branch_name(directive.id)
+    git.create_branch(repo, name, base.sha)  # kept as it is if a start was retried
+    return ResultBranch(
+        repository=str(repo.toplevel), base_ref=base.branch, base_sha=base.sha, result_branch=name
+    )
+
+
+@attrs.frozen(kw_only=True)
+class StepWorkspace:
+    """What a step's jobs need of its workspace (the decision core builds it)."""
+
+    repository: str
+    worktree: str
+    branch: str
+    result_branch: str
+    step_name: str
+    setup: tuple[tuple[str, ...], ...] = ()
+    copy: tuple[str, ...] = ()
+    environment: CleanEnvironment | None = attrs.field(default=None, eq=False)
+    """The agent's clean environment, for the setup commands."""
+    update_first: bool = False
+    """Merge the result branch in before the agent runs (it resolves a conflict)."""
+
+    def prepare(self, task: Task) -> TaskResult | None:
+        """Make the worktree ready for an attempt; a failed result if it cannot be."""
+        try:
+            repo = _repository(self.repository)
+            start = branch_sha(repo, self.result_branch)
+            if start is None:
+                raise git.GitError(f"the result branch {self.result_branch} is gone")
+            tree = git.ensure_worktree(repo, self.worktree, self.branch, start)
+            if tree.state is git.WorktreeState.CREATED:
+                git.copy_ignored(repo.toplevel, tree.path, self.copy)
+                if self.setup:
+                    env = self.environment.build({}) if self.environment else None
+                    setup = git.run_setup(tree.path, self.setup, env=env, timeout_s=SETUP_TIMEOUT_S)
+                    if not setup.ok:
+                        return _failed(task, "workspace setup failed:\n" + _said(setup))
+            # A killed attempt's half-done edits go; committed attempts leave nothing.
+            git.discard_uncommitted(tree.path, branch=self.branch)
+            if self.update_first:
+                git.update_from(tree.path, self.result_branch)  # markers for the agent
+        except git.GitError as exc:
+            return _failed(task, f"workspace: {exc}")
+        return None
+
+    def finish(self, task: Task, result: TaskResult) -> TaskResult:
+        """Commit what the agent left (its own commits stay); the result says what."""
+        try:
+            done = git.commit_all(
+                self.worktree,
+                f"directorate: {self.step_name}, attempt {task.attempt}",
+                base=self.result_branch,
+                branch=self.branch,
+            )
+        except git.GitError as exc:
+            if result.status is not TaskStatus.SUCCEEDED:
+                return result
+            return attrs.evolve(result, status=TaskStatus.FAILED, error=f"workspace: {exc}")
+        commit = WorkCommit(
+            sha=done.head,
+            committed=done.committed,
+            files=done.stat.files,
+            insertions=done.stat.insertions,
+            deletions=done.stat.deletions,
+            conflict_markers=done.conflict_markers,
+        )
+        return attrs.evolve(result, commit=commit)
+
+
+def merge_step(workspace: StepWorkspace) -> git.Merged | git.Conflict:
+    """The step's branch merged into the result branch (raises ``GitError``)."""
+    repo = _repository(workspace.repository)
+    return git.merge_step(
+        repo,
+        workspace.result_branch,
+        workspace.branch,
+        f"directorate: merge step {workspace.step_name}",
+    )
+
+
+def fork_point(workspace: StepWorkspace) -> str | None:
+    """Where the step's branch left the result branch: what its diff is against."""
+    try:
+        repo = _repository(workspace.repository)
+        out = run_git(
+            "fork_point",
+            repo.toplevel,
+            "merge-base",
+            workspace.result_branch,
+            workspace.branch,
+            read_only=True,
+        )
+    except git.GitError:
+        return None
+    return text(out) or None
+
+
+REVIEW_FOLDER = "_result"
+"""The result branch's own checkout, beside the steps' worktrees (a step name is
+kebab-case, so it cannot clash)."""
+
+
+def review_checkout(directive: Directive, worktrees: Path) -> Path:
+    """The result branch as it stands now, checked out (detached, so merges into the
+    branch never find it checked out) for the directive-level review."""
+    assert directive.repository and directive.result_branch
+    repo = _repository(directive.repository)
+    where = worktrees / git.short_id(directive.id) / REVIEW_FOLDER
+    with repository_lock(repo.common_dir, "review_checkout"):
+        if not (where / ".git").exists():
+            git.prune(repo)
+            where.parent.mkdir(parents=True, exist_ok=True)
+            run_git(
+                "review_checkout",
+                repo.toplevel,
+                "worktree",
+                "add",
+                "--detach",
+                str(where),
+                directive.result_branch,
+            )
+        else:
+            run_git(
+                "review_checkout", where, "checkout", "--detach", "--force", directive.result_branch
+            )
+            run_git("review_checkout", where, "clean", "-fd")
+    return where
+
+
+@attrs.frozen(kw_only=True)
+class WrappedUp:
+    """What became of a finished directive's workspace: events to record."""
+
+    events: tuple[tuple[str, dict[str, object]], ...]
+
+
+def wrap_up(directive: Directive, worktrees: Path, *, completed: bool) -> WrappedUp:
+    """Deliver a completed directive's result branch as ``[workspace] deliver`` says,
+    then remove its worktrees (the branches stay). Never raises: what went wrong is an
+    event (``delivery_failed``, ``workspace_cleanup_failed``)."""
+    events: list[tuple[str, dict[str, object]]] = []
+    assert directive.repository and directive.result_branch
+    branch = directive.result_branch
+    try:
+        repo = _repository(directive.repository)
+    except git.GitError as exc:
+        return WrappedUp(events=(("workspace_cleanup_failed", {"reason": str(exc)}),))
+    deliver = directive.workspace.deliver
+    if completed and deliver is not Delivery.BRANCH:
+        events.append(_deliver(repo, directive, deliver))
+    for folder in sorted((worktrees / git.short_id(directive.id)).glob("*")):
+        try:
+            git.remove_worktree(repo, folder)
+        except git.GitError as exc:
+            events.append(("workspace_cleanup_failed", {"path": str(folder), "reason": str(exc)}))
+    try:
+        git.prune(repo)
+    except git.GitError as exc:
+        events.append(("workspace_cleanup_failed", {"reason": str(exc)}))
+    events.append(("workspace_removed", {"branch": branch}))
+    return WrappedUp(events=tuple(events))
+
+
+def _deliver(
+    repo: git.Repository, directive: Directive, deliver: Delivery
+) -> tuple[str, dict[str, object]]:
+    branch = directive.result_branch or ""
+    base = directive.base_ref
+    if base is None:
+        return "delivery_failed", {
+            "deliver": str(deliver),
+            "branch": branch,
+            "reason": "the work did not start from a branch (a commit or a detached HEAD)",
+        }
+    try:
+        if deliver is Delivery.MERGE:
+            outcome = git.deliver_merge(repo, base, branch)
+        else:
+            outcome = git.deliver_pull_request(
+                repo,
+                branch,
+                base,
+                title=directive.title,
+                body=f"{directive.goal}\n\nMade by directorate (directive {directive.id}).",
+                remote=directive.workspace.remote,
+            )
+    except git.GitError as exc:
+        return "delivery_failed", {"deliver": str(deliver), "branch": branch, "reason": str(exc)}
+    if isinstance(outcome, git.Refused):
+        return "delivery_failed", {
+            "deliver": str(deliver),
+            "branch": branch,
+            "reason": outcome.reason,
+            "files": list(outcome.files),
+            "pushed": outcome.pushed,
+        }
+    return "delivered", {
+        "deliver": str(deliver),
+        "branch": outcome.branch,
+        "sha": outcome.sha,
+        "url": outcome.url,
+    }
+
+
+def agent_environment(agent: AgentSpec | None) -> CleanEnvironment:
+    """The agent's clean environment, which its worktree's setup commands get too."""
+    if agent is None:
+        return CleanEnvironment()
+    return CleanEnvironment(pass_env=agent.pass_env, env=agent.env)
+
+
+def _has_commit(repo: git.Repository) -> bool:
+    done = run_git(
+        "has_commit",
+        repo.toplevel,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "HEAD",
+        read_only=True,
+        ok=(0, 1),
+    )
+    return done.returncode == 0
+
+
+def _repository(path: str) -> git.Repository:
+    repo = git.find_repository(path)
+    if repo is None:
+        raise git.GitError(f"{path} is no longer a git repository")
+    return repo
+
+
+def _failed(task: Task, message: str) -> TaskResult:
+    return TaskResult(status=TaskStatus.FAILED, error=message, output_tail=message)
+
+
+def _said(setup: git.SetupResult) -> str:
+    last = setup.commands[-1]
+    return f"$ {' '.join(last.argv)}\n{last.completed.output[-4000:]}"

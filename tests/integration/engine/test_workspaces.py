@@ -1,0 +1,209 @@
+"""Steps in worktrees of their own, merged into the directive's result branch (issue 10).
+
+Real git repositories in temporary folders, real agent subprocesses, a real database.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import Scripted, wait_for
+
+from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec
+from directorate.actors.workspace import branch_name
+from directorate.persistence.models import WorkspaceSpec
+
+pytestmark = pytest.mark.integration
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("a project\n")
+    (path / "shared.txt").write_text("original\n")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    return path
+
+
+def run_directive(engine: Any, repo: Path, steps: list[StepSpec]) -> uuid.UUID:
+    spec = DirectiveSpec(
+        title="Workspaces",
+        goal="Work apart, merge together",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=steps,
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    return directive_id
+
+
+def event_data(engine: Any, directive_id: uuid.UUID, kind: str) -> list[dict[str, Any]]:
+    return [
+        e.data
+        for e in engine.db.reads.events_after(directive_id, limit=10_000)
+        if e.event_type == kind
+    ]
+
+
+def show(repo: Path, branch: str, path: str) -> str:
+    return git(repo, "show", f"{branch}:{path}")
+
+
+def test_parallel_steps_work_apart_and_the_joining_step_sees_both(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    head_before = git(repo, "rev-parse", "HEAD")
+    scripted.write(
+        {
+            "steps": {
+                "left": {"write": {"left.txt": "L\n"}},
+                "right": {"write": {"right.txt": "R\n"}},
+                "*": {},
+            }
+        }
+    )
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    directive_id = run_directive(
+        engine,
+        repo,
+        [
+            StepSpec(name="left"),
+            StepSpec(name="right"),
+            StepSpec(name="join", depends_on=["left", "right"]),
+        ],
+    )
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+
+    (left,), (right,), (join,) = (scripted.step_runs(n) for n in ("left", "right", "join"))
+    assert "left.txt" in left["listing"] and "right.txt" not in left["listing"]
+    assert "right.txt" in right["listing"] and "left.txt" not in right["listing"]
+    assert {"left.txt", "right.txt"} <= set(join["listing"])
+    for run in (left, right, join):  # never inside the user's repository
+        assert Path(run["workdir"]).is_relative_to(tmp_path / "worktrees")
+    branch = branch_name(directive_id)
+    assert show(repo, branch, "left.txt") == "L" and show(repo, branch, "right.txt") == "R"
+    # The user's branch and working tree are untouched.
+    assert git(repo, "rev-parse", "HEAD") == head_before
+    assert git(repo, "status", "--porcelain") == ""
+    assert not (repo / "left.txt").exists()
+    (created,) = event_data(engine, directive_id, "workspace_created")
+    assert created["branch"] == branch and created["base_sha"] == head_before
+    merged = event_data(engine, directive_id, "step_merged")
+    assert sorted(d["step_name"] for d in merged) == ["join", "left", "right"]
+    committed = {d["step_name"]: d for d in event_data(engine, directive_id, "step_committed")}
+    assert committed["left"]["files"] == 1 and committed["left"]["insertions"] == 1
+    assert committed["join"]["committed"] is False  # it changed nothing
+
+
+def test_parallel_steps_that_change_one_line_conflict_and_the_second_resolves_it(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    resolved = {"write": {"shared.txt": "left\nright\n"}}
+    scripted.write(
+        {
+            "steps": {
+                "left": {"write": {"shared.txt": "left\n"}, "attempts": {"2": resolved}},
+                "right": {"write": {"shared.txt": "right\n"}, "attempts": {"2": resolved}},
+                "*": {},
+            }
+        }
+    )
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    directive_id = run_directive(engine, repo, [StepSpec(name="left"), StepSpec(name="right")])
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+
+    (conflict,) = event_data(engine, directive_id, "merge_conflict")
+    assert conflict["files"] == ["shared.txt"]
+    second = scripted.step_runs(conflict["step_name"])
+    assert [r["attempt"] for r in second] == [1, 2]
+    assert "shared.txt" in second[1]["instructions"]
+    assert "<<<<<<<" in second[1]["instructions"]  # the hunk is quoted
+    assert show(repo, branch_name(directive_id), "shared.txt") == "left\nright"
+    assert (repo / "shared.txt").read_text() == "original\n"
+
+
+def test_an_agents_own_commit_and_what_it_left_uncommitted_both_land(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    own_commit = ["git", "-c", "user.name=agent", "-c", "user.email=a@a", "commit", "-qam", "mine"]
+    scripted.write(
+        {
+            "steps": {
+                "only": {
+                    "write": {"shared.txt": "committed by the agent\n"},
+                    "commands": [own_commit],
+                    "write_after": {"later.txt": "left uncommitted\n"},
+                }
+            }
+        }
+    )
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    directive_id = run_directive(engine, repo, [StepSpec(name="only")])
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    branch = branch_name(directive_id)
+    assert show(repo, branch, "shared.txt") == "committed by the agent"
+    assert show(repo, branch, "later.txt") == "left uncommitted"
+    subjects = git(repo, "log", "--format=%s", branch).splitlines()
+    assert "mine" in subjects
+    assert any(s.startswith("directorate: only, attempt 1") for s in subjects)
+
+
+def _wrapped_up(engine: Any, directive_id: uuid.UUID) -> list[str]:
+    kinds = ("workspace_removed", "delivered", "delivery_failed", "workspace_cleanup_failed")
+    return [
+        e.event_type
+        for e in engine.db.reads.events_after(directive_id, limit=10_000)
+        if e.event_type in kinds
+    ]
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean-base", "dirty-base"])
+def test_deliver_merge_merges_into_a_clean_base_and_refuses_a_dirty_one(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path, dirty: bool
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    if dirty:
+        (repo / "README.md").write_text("the user's own unsaved work\n")
+    scripted.write({"steps": {"*": {"write": {"new.txt": "N\n"}}}})
+    worktrees = tmp_path / "worktrees"
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=worktrees)
+    spec = DirectiveSpec(
+        title="Deliver",
+        goal="Merge the result",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=[StepSpec(name="only")],
+        workspace=WorkspaceSpec(deliver="merge"),
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    kinds = wait_for(lambda: "workspace_removed" in (k := _wrapped_up(engine, directive_id)) and k)
+    if dirty:
+        assert "delivery_failed" in kinds
+        assert (repo / "README.md").read_text() == "the user's own unsaved work\n"
+        assert not (repo / "new.txt").exists()
+    else:
+        assert "delivered" in kinds
+        assert (repo / "new.txt").read_text() == "N\n"  # merged into the checked-out main
+        assert git(repo, "status", "--porcelain") == ""
+    # The worktrees are gone, the branches stay, nothing is left for git to prune.
+    assert not [p for p in worktrees.rglob("*") if p.is_dir() and (p / ".git").exists()]
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert branch_name(directive_id) in git(repo, "branch", "--list", "directorate/*")
