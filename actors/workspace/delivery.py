@@ -20,7 +20,7 @@ from .gitcli import GIT_TIMEOUT_S, first_reason, git, nul_fields, run_command, t
 from .locking import repository_lock
 from .merging import merge_refs, merge_tree
 from .records import Conflict, Delivered, MergeKind, Refused, Repository
-from .repository import branch_sha, check_branch, commit_sha, is_ancestor
+from .repository import branch_sha, check_branch, is_ancestor
 from .worktrees import list_worktrees
 
 #: a push or ``gh pr create`` talks to a server: a longer deadline
@@ -126,7 +126,6 @@ def _merge_in_tree(
             f"({names}); nothing was changed, {result_branch} is kept",
             files=tuple(dirty),
         )
-    before = commit_sha(repo, "HEAD", "deliver_merge")
     done = git(
         "deliver_merge",
         tree,
@@ -146,12 +145,8 @@ def _merge_in_tree(
             git("deliver_merge", tree, "merge", "--abort", engine=False, ok=(0, 128))
         return Refused(reason=f"git merge in {tree} failed: {first_reason(done.stderr)}")
     after = text(git("deliver_merge", tree, "rev-parse", "HEAD", read_only=True))
-    result_sha = branch_sha(repo, result_branch)
-    kind = (
-        MergeKind.FAST_FORWARD
-        if after == result_sha and before != after
-        else (MergeKind.MERGE_COMMIT)
-    )
+    fast_forward = after == branch_sha(repo, result_branch)  # (up to date was ruled out)
+    kind = MergeKind.FAST_FORWARD if fast_forward else MergeKind.MERGE_COMMIT
     return Delivered(branch=base_branch, sha=after, kind=kind)
 
 

@@ -344,3 +344,21 @@ def test_an_untracked_file_in_the_way_is_refused_and_kept(
     assert (user_repo / "done.txt").read_text() == "the user's own, untracked\n"
     assert git(user_repo, "rev-parse", "HEAD") == head
     assert git(user_repo, "status", "--porcelain") == "?? done.txt"
+
+
+def test_merge_where_the_base_is_checked_out_in_another_worktree(
+    steps: Steps, repo: ws.Repository, user_repo: Path, result: ws.Branch, tmp_path: Path
+) -> None:
+    sha = finished_result(steps, repo, result)
+    feature = tmp_path / "feature-tree"
+    git(user_repo, "worktree", "add", "-q", "-b", "feature", str(feature), "main")
+    before = git(user_repo, "rev-parse", "HEAD")
+    (feature / "README.md").write_text("dirty in the feature tree\n")
+    refused = ws.deliver_merge(repo, "feature", result.name)
+    assert isinstance(refused, ws.Refused) and str(feature) in refused.reason
+    git(feature, "checkout", "--", "README.md")
+    delivered = ws.deliver_merge(repo, "feature", result.name)
+    assert delivered == ws.Delivered(branch="feature", sha=sha, kind=ws.MergeKind.FAST_FORWARD)
+    assert (feature / "done.txt").exists()
+    assert git(user_repo, "rev-parse", "HEAD") == before
+    assert not (user_repo / "done.txt").exists()
