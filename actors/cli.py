@@ -133,6 +133,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    """A step's diff since it left the result branch, or the directive's since its base."""
+    from .workspace import GitError, branch_name, diff, find_repository
+
+    with open_db(args) as db:
+        directive = db.reads.directive(resolve_id(db, "directive", args.id))
+        chain = db.reads.current_chain(directive.id)
+        steps = db.reads.steps(chain.id) if chain else []
+    if not directive.result_branch or not directive.repository or not directive.base_sha:
+        raise InvalidInput(f"directive {directive.id} has no workspace (its steps share a folder)")
+    repo = find_repository(directive.repository)
+    if repo is None:
+        raise InvalidInput(f"{directive.repository} is no longer a git repository")
+    base, head = directive.base_sha, directive.result_branch
+    if args.step:
+        step = next((s for s in steps if s.name == args.step), None)
+        if step is None:
+            names = ", ".join(s.name for s in steps) or "none"
+            raise NotFound(f"no step {args.step!r} in directive {directive.id} (steps: {names})")
+        if step.merge_sha:  # what its merge brought into the result branch
+            base, head = f"{step.merge_sha}^1", step.merge_sha
+        else:  # its work so far, since it left the result branch
+            base, head = directive.result_branch, branch_name(directive.id, step.name)
+    try:
+        sys.stdout.write(diff(repo, base, head))
+    except GitError as exc:
+        raise InvalidInput(str(exc)) from None
+    return EXIT_OK
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     with open_db(args) as db:
         directive_id = resolve_id(db, "directive", args.id)
@@ -263,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = add("show", cmd_show, "a directive and its chain as a tree")
     p.add_argument("id")
+    p = add("diff", cmd_diff, "a directive's diff since its base, or one step's")
+    p.add_argument("id")
+    p.add_argument("step", nargs="?", help="a step's own diff, since it left the result branch")
     p = add("events", cmd_events, "a directive's event log")
     p.add_argument("id")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")

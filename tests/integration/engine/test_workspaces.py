@@ -207,3 +207,37 @@ def test_deliver_merge_merges_into_a_clean_base_and_refuses_a_dirty_one(
     assert not [p for p in worktrees.rglob("*") if p.is_dir() and (p / ".git").exists()]
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert branch_name(directive_id) in git(repo, "branch", "--list", "directorate/*")
+
+
+def test_diff_shows_the_directives_work_and_each_steps_own(
+    engine_factory: Any,
+    scripted: Scripted,
+    tmp_path: Path,
+    dsn: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from directorate.actors.cli import main
+
+    repo = make_repo(tmp_path / "repo")
+    scripted.write(
+        {
+            "steps": {
+                "left": {"write": {"left.txt": "L\n"}},
+                "right": {"write": {"right.txt": "R\n"}},
+            }
+        }
+    )
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    directive_id = run_directive(engine, repo, [StepSpec(name="left"), StepSpec(name="right")])
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    capsys.readouterr()
+    assert main(["diff", str(directive_id), "--dsn", dsn]) == 0
+    whole = capsys.readouterr().out
+    assert "+++ b/left.txt" in whole and "+++ b/right.txt" in whole
+    assert main(["diff", str(directive_id), "left", "--dsn", dsn]) == 0
+    left = capsys.readouterr().out
+    assert "+++ b/left.txt" in left and "right.txt" not in left
+    assert main(["diff", str(directive_id), "nope", "--dsn", dsn]) != 0
+    assert "no step 'nope'" in capsys.readouterr().err
+    assert main(["show", str(directive_id), "--dsn", dsn]) == 0
+    assert f"result branch {branch_name(directive_id)}" in capsys.readouterr().out
