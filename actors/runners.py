@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -74,6 +75,8 @@ class TaskResult:
     finished_at: float = 0.0
     commit: WorkCommit | None = None
     """The step's branch after the attempt (steps with a worktree only)."""
+    session_id: str | None = None
+    """The agent's own session id (``session_id`` in its report), to resume it."""
 
 
 class TaskRunner(Protocol):
@@ -165,6 +168,7 @@ class CallableRunner:
             cost_note=cost_note,
             **counts,
             summary=_summary(report),
+            session_id=read_session_id(report),
             output_tail=_summary(report) or "",
             started_at=started,
             finished_at=time.time(),
@@ -231,7 +235,7 @@ class CommandRunner:
                 stderr_path.open("wb") as stderr,
             ):
                 proc = Supervised.start(
-                    self.argv,
+                    [*self.argv, *task.agent_args],
                     cwd=task.workdir or None,
                     env=environment,
                     grace_s=self.kill_grace_s,
@@ -275,6 +279,7 @@ class CommandRunner:
             cost_note=cost_note,
             **counts,
             summary=mask_optional(_summary(report), secrets),
+            session_id=read_session_id(report),
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
@@ -389,6 +394,17 @@ def read_cost(report: Mapping[str, Any]) -> tuple[float | None, str | None]:
             return None, f"{key} {shown} is absurdly large"
         return cost, None
     return None, None
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+
+
+def read_session_id(report: Mapping[str, Any]) -> str | None:
+    """The agent's session id, if it is a plain token (it goes into an argv later)."""
+    value = report.get("session_id")
+    if isinstance(value, str) and _SESSION_ID.fullmatch(value):
+        return value
+    return None
 
 
 def _summary(report: Mapping[str, Any]) -> str | None:

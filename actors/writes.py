@@ -338,6 +338,7 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
             output_tail=strip_nul(result.output_tail or ""),
             tokens=kept_tokens(result),
             turns=kept_turns(result),
+            session_id=result.session_id,
         )
     )
     data: dict[str, Any] = {

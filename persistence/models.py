@@ -332,6 +332,9 @@ class AgentSpec:
     )
     env: dict[str, str] = attrs.field(factory=dict, validator=_checked(check.check_env_table))
     pass_env: list[str] = attrs.field(factory=list, validator=_checked(check.check_env_names))
+    resume_args: list[str] = attrs.field(factory=list, validator=_text_list)
+    """Added on a rework attempt when the previous one reported a session id, each
+    ``{session_id}`` replaced by it (Claude Code: ``["--resume", "{session_id}"]``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -670,6 +673,11 @@ class Task(_Record):
     supervisor_pid: int | None = None
     """The process that owns the agent's and its descendants' (see ``verifiers.supervisor``)."""
     supervisor_started_at: datetime | None = None
+    session_id: str | None = None
+    """The agent's own session id, when its report named one (Claude Code's)."""
+    agent_args: tuple[str, ...] = ()
+    """Added to the agent's command for this attempt (``[agent] resume_args``); not
+    stored: made again from the previous attempt's session id."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None

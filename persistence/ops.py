@@ -162,6 +162,7 @@ def record_task_result(
     output_tail: str | None,
     tokens: int | None = None,
     turns: int | None = None,
+    session_id: str | None = None,
 ) -> Op:
     """Store a task's outcome once and add its cost, tokens and turns (None: unknown,
     adds nothing); returns (total cost, stored 0/1, total tokens, total turns).
@@ -177,6 +178,7 @@ def record_task_result(
             "exit_code": exit_code,
             "cost": cost,
             "tokens": tokens,
+            "session_id": session_id,
             "turns": turns,
             "summary": _value("summary", summary),
             "output_tail": _value("output_tail", output_tail),

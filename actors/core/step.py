@@ -198,6 +198,17 @@ def step_workspace(state: StepState, *, update_first: bool = False) -> StepWorks
     )
 
 
+def resume_args(state: StepState, workspace: StepWorkspace | None) -> tuple[str, ...]:
+    """``[agent] resume_args`` for a rework attempt in the same worktree whose previous
+    attempt reported its session: the agent goes on with its own conversation."""
+    agent, previous = state.directive.agent, state.last_task
+    if agent is None or not agent.resume_args or workspace is None or previous is None:
+        return ()
+    if not state.step.rework_count or not previous.session_id:
+        return ()
+    return tuple(arg.replace("{session_id}", previous.session_id) for arg in agent.resume_args)
+
+
 def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
     """Start an attempt when the step waits to run and the directive lets it; else
     tell the directive, which grants it when it may (after a pause, a breaker).
@@ -232,6 +243,7 @@ def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
         workdir=workspace.worktree if workspace else directive.local_path or str(log_dir),
         log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
         budget_usd=remaining_budget(directive),
+        agent_args=resume_args(state, workspace),
         started_at=state.now,
     )
     return Decision(
@@ -553,6 +565,7 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
                 exit_code=result.exit_code,
                 tokens=kept_tokens(result),
                 turns=kept_turns(result),
+                session_id=result.session_id,
                 output_tail=result.output_tail,
                 finished_at=state.now,
             )

@@ -151,7 +151,8 @@ WHERE s.id = %(id)s;
 WITH done AS (
     UPDATE tasks SET status = %(status)s, exit_code = %(exit_code)s, cost_usd = %(cost)s,
            tokens = %(tokens)s, turns = %(turns)s,
-           summary = %(summary)s, output_tail = %(output_tail)s, finished_at = now()
+           summary = %(summary)s, output_tail = %(output_tail)s,
+           session_id = %(session_id)s, finished_at = now()
     WHERE id = %(id)s AND finished_at IS NULL
     RETURNING cost_usd, tokens, turns
 )

@@ -13,6 +13,7 @@ The script is JSON:
              "commands": [["git", "commit", ...]],    # run after "write"
              "write_after": {"path": "content"},      # written after "commands"
              "gate": "/path",                         # wait until this file exists
+             "session_id": "...",                     # named in the report
              "output_chars": 0,                       # print this much output first
              "summary": "...", "summary_chars": 0,    # the report's summary (or N x "s")
              "attempts": {"2": {...overrides for attempt 2...}}}}}
@@ -78,6 +79,7 @@ def main() -> int:
         "finished": time.time(),
         "instructions": instructions,
         "workdir": str(Path.cwd()),
+        "argv": sys.argv,
         "listing": sorted(p.name for p in Path.cwd().iterdir()),
     }
     record_dir = script.get("record_dir")
@@ -91,7 +93,10 @@ def main() -> int:
     summary = behaviour.get("summary", f"did {step_name}")
     if behaviour.get("summary_chars"):
         summary = "s" * behaviour["summary_chars"]
-    print(json.dumps({"cost_usd": behaviour.get("cost", 0.0), "summary": summary}))
+    report = {"cost_usd": behaviour.get("cost", 0.0), "summary": summary}
+    if behaviour.get("session_id"):  # as Claude Code names its conversation
+        report["session_id"] = behaviour["session_id"]
+    print(json.dumps(report))
     return int(behaviour.get("exit", 0))
 
 

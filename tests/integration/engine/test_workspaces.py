@@ -6,16 +6,17 @@ Real git repositories in temporary folders, real agent subprocesses, a real data
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import Scripted, wait_for
+from engine_helpers import AGENTS, Scripted, wait_for
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec
 from directorate.actors.workspace import branch_name
-from directorate.persistence.models import WorkspaceSpec
+from directorate.persistence.models import AgentSpec, WorkspaceSpec
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +242,42 @@ def test_diff_shows_the_directives_work_and_each_steps_own(
     assert "no step 'nope'" in capsys.readouterr().err
     assert main(["show", str(directive_id), "--dsn", dsn]) == 0
     assert f"result branch {branch_name(directive_id)}" in capsys.readouterr().out
+
+
+def test_a_rework_attempt_resumes_the_agents_session_in_the_same_worktree(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    scripted.write(
+        {
+            "steps": {
+                "only": {
+                    "session_id": "sess-1",
+                    "exit": 1,  # attempt 1 fails: red, sent back for rework
+                    "attempts": {"2": {"exit": 0, "session_id": "sess-2"}},
+                }
+            }
+        }
+    )
+    agent = AgentSpec(
+        command=[sys.executable, str(AGENTS / "scripted_agent.py"), str(scripted.path)],
+        resume_args=["--resume", "{session_id}"],
+    )
+    engine = engine_factory(worktree_dir=tmp_path / "worktrees")
+    spec = DirectiveSpec(
+        title="Resume",
+        goal="Go on with the same conversation",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=[StepSpec(name="only")],
+        agent=agent,
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    first, second = scripted.step_runs("only")
+    assert first["argv"][2:] == []  # nothing to resume on a first attempt
+    assert second["argv"][2:] == ["--resume", "sess-1"]
+    assert first["workdir"] == second["workdir"]
+    sessions = [t.session_id for t in engine.db.reads.tasks_of_directive(directive_id)]
+    assert sorted(s for s in sessions if s) == ["sess-1", "sess-2"]
