@@ -50,7 +50,7 @@ from .signals import ApprovalRequired, DirectiveStatusChanged
 from .tx import Tx
 from .workers import Workers
 from .workspace import GitError
-from .workspaces import start_result_branch
+from .workspaces import check_repository, start_result_branch
 from .writes import write
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,7 @@ class Engine:
         spec.validate()
         # Here rather than in validate(): the spec is data, this is about this machine.
         check_directory("local_path", spec.local_path)
+        check_repository(spec)
         check_verifier_config(spec.verifiers, spec.local_path)
         for step in spec.steps or []:
             check_verifier_config(step.verifiers, spec.local_path, where=f"steps.{step.name}")

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import attrs
 
+from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import (
     AgentSpec,
     Delivery,
     Directive,
+    DirectiveSpec,
     Isolation,
     Task,
     TaskStatus,
@@ -66,6 +68,26 @@ def start_result_branch(directive: Directive) -> ResultBranch | None:
     return ResultBranch(
         repository=str(repo.toplevel), base_ref=base.branch, base_sha=base.sha, result_branch=name
     )
+
+
+def check_repository(spec: DirectiveSpec) -> None:
+    """Steps get worktrees of their own only in a git repository with a commit to
+    start from: anywhere else, sharing one folder must be asked for (it is unsafe
+    with parallel steps). ``InvalidInput`` naming ``local_path`` otherwise."""
+    if not spec.local_path or spec.workspace.isolation is Isolation.SHARED:
+        return
+    try:
+        repo = git.find_repository(spec.local_path)
+        empty = repo is not None and spec.workspace.base is None and not _has_commit(repo)
+    except git.GitError as exc:
+        raise InvalidInput(f"local_path: {exc}") from None
+    if repo is None or empty:
+        why = "is not in a git repository" if repo is None else "is in a repository with no commit"
+        raise InvalidInput(
+            f"local_path: {spec.local_path} {why}; make it one with a first commit, or set"
+            ' [workspace] isolation = "shared" to let every step work in it directly'
+            " (unsafe with parallel steps)"
+        )
 
 
 @attrs.frozen(kw_only=True)

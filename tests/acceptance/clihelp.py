@@ -213,7 +213,8 @@ def scripted_directive(
     """A directive file with explicit steps, run by the scripted agent; ``check`` is
     the one verifier command, ``settings`` extra top-level TOML lines."""
     work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
+    if not work.exists():
+        make_repository(work)
     script_path = tmp_path / f"{name}.script.json"
     (tmp_path / "records").mkdir(exist_ok=True)
     script_path.write_text(json.dumps({"record_dir": str(tmp_path / "records"), **script}))
@@ -242,3 +243,12 @@ def scripted_directive(
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def make_repository(folder: Path) -> None:
+    """A user's project: a git repository with one commit (steps get worktrees)."""
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text("a project\n")
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "start"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)

@@ -17,7 +17,7 @@ from engine_helpers import Scripted
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, InvalidInput, StepSpec
 from directorate.actors.runners import TAIL_BYTES
-from directorate.persistence.models import Requirement
+from directorate.persistence.models import Requirement, WorkspaceSpec
 from directorate.persistence.validation import MAX_INPUT_CHARS, MAX_TEXT_CHARS
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,13 @@ def test_a_goal_at_the_cap_is_stored_and_the_directive_runs(
     work = tmp_path / "work"
     work.mkdir()
     directive_id = engine.submit(
-        DirectiveSpec(title="t", goal=AT_THE_CAP, autonomy_level="full_auto", local_path=str(work))
+        DirectiveSpec(
+            title="t",
+            goal=AT_THE_CAP,
+            autonomy_level="full_auto",
+            local_path=str(work),
+            workspace=WorkspaceSpec(isolation="shared"),
+        )
     )
     assert engine.db.reads.directive(directive_id).goal == AT_THE_CAP
     engine.start_directive(directive_id)

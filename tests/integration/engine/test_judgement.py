@@ -18,10 +18,16 @@ from directorate.actors import (
     StepSpec,
     StepStatus,
 )
+from directorate.persistence.models import WorkspaceSpec
 
 
 def spec(**changes: Any) -> DirectiveSpec:
-    settings: dict[str, Any] = {"title": "Judged", "goal": "Walk a judgement path"}
+    # The verdict paths, in one shared folder (worktrees are test_workspaces' business).
+    settings: dict[str, Any] = {
+        "title": "Judged",
+        "goal": "Walk a judgement path",
+        "workspace": WorkspaceSpec(isolation="shared"),
+    }
     settings.update(changes)
     return DirectiveSpec(**settings)
 

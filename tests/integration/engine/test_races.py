@@ -22,6 +22,7 @@ from directorate.actors import (
     InvalidTransition,
     StepSpec,
 )
+from directorate.persistence.models import WorkspaceSpec
 
 pytestmark = pytest.mark.timeout(90)
 ACTIVE, PAUSED = DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED
@@ -200,7 +201,12 @@ def test_a_nul_in_the_judges_feedback_is_cleaned(engine_factory: Any, tmp_path: 
     llm = {"command": [sys.executable, str(judge)], "timeout_s": 30}
     engine = engine_factory(runner=CallableAgent().runner(), verifiers=[])
     directive_id = engine.submit(
-        spec("a", local_path=str(tmp_path / "repo"), verifiers={"auto_detect": False, "llm": llm})
+        spec(
+            "a",
+            local_path=str(tmp_path / "repo"),
+            verifiers={"auto_detect": False, "llm": llm},
+            workspace=WorkspaceSpec(isolation="shared"),
+        )
     )
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, 30) is COMPLETED

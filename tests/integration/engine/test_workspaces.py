@@ -281,3 +281,22 @@ def test_a_rework_attempt_resumes_the_agents_session_in_the_same_worktree(
     assert first["workdir"] == second["workdir"]
     sessions = [t.session_id for t in engine.db.reads.tasks_of_directive(directive_id)]
     assert sorted(s for s in sessions if s) == ["sess-1", "sess-2"]
+
+
+@pytest.mark.parametrize("folder", ["plain", "no-commit"])
+def test_a_folder_without_a_commit_to_branch_from_is_refused_unless_shared_is_asked(
+    engine_factory: Any, tmp_path: Path, folder: str
+) -> None:
+    from directorate.persistence.errors import InvalidInput
+
+    work = tmp_path / folder
+    work.mkdir()
+    if folder == "no-commit":
+        git(work, "init", "-q")
+    engine = engine_factory()
+    before = len(engine.db.reads.directives())
+    with pytest.raises(InvalidInput, match=r"^local_path: .* isolation = \"shared\""):
+        engine.submit(DirectiveSpec(title="t", goal="g", local_path=str(work)))
+    assert len(engine.db.reads.directives()) == before  # nothing written
+    shared = WorkspaceSpec(isolation="shared")
+    engine.submit(DirectiveSpec(title="t", goal="g", local_path=str(work), workspace=shared))
