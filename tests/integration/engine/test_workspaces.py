@@ -5,6 +5,7 @@ Real git repositories in temporary folders, real agent subprocesses, a real data
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import AGENTS, Scripted, wait_for
+from engine_helpers import AGENTS, Scripted, ScriptedJudge, wait_for
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec
 from directorate.actors.workspace import branch_name
@@ -300,3 +301,136 @@ def test_a_folder_without_a_commit_to_branch_from_is_refused_unless_shared_is_as
     assert len(engine.db.reads.directives()) == before  # nothing written
     shared = WorkspaceSpec(isolation="shared")
     engine.submit(DirectiveSpec(title="t", goal="g", local_path=str(work), workspace=shared))
+
+
+def _path_without_gh() -> str:
+    import os
+
+    return os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "gh").exists()
+    )
+
+
+@pytest.mark.parametrize("with_gh", [False, True], ids=["gh-absent", "gh-stand-in"])
+def test_deliver_pull_request_pushes_the_branch_and_opens_a_pull_request_with_gh(
+    engine_factory: Any,
+    scripted: Scripted,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_gh: bool,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    git(repo, "remote", "add", "origin", str(origin))
+    path = _path_without_gh()
+    argv_file = tmp_path / "gh-argv.json"
+    if with_gh:  # GitHub is not reachable here: the one place a stand-in is right
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        gh = bin_dir / "gh"
+        gh.write_text(
+            f"#!{sys.executable}\n"
+            "import json, sys\n"
+            f"open({str(argv_file)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+            "print('https://github.example/acme/project/pull/7')\n"
+        )
+        gh.chmod(0o755)
+        path = f"{bin_dir}:{path}"
+    monkeypatch.setenv("PATH", path)
+    scripted.write({"steps": {"*": {"write": {"new.txt": "N\n"}}}})
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    spec = DirectiveSpec(
+        title="Add new.txt",
+        goal="A pull request with the result",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=[StepSpec(name="only")],
+        workspace=WorkspaceSpec(deliver="pull_request"),
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    wait_for(lambda: "workspace_removed" in _wrapped_up(engine, directive_id))
+    branch = branch_name(directive_id)
+    # The branch reached the remote either way.
+    assert git(origin, "rev-parse", branch) == git(repo, "rev-parse", branch)
+    if with_gh:
+        (delivered,) = event_data(engine, directive_id, "delivered")
+        assert delivered["url"] == "https://github.example/acme/project/pull/7"
+        argv = json.loads(argv_file.read_text())
+        assert argv[:2] == ["pr", "create"]
+        assert "--base=main" in argv and f"--head={branch}" in argv
+        assert "--title=Add new.txt" in argv
+    else:
+        (failed,) = event_data(engine, directive_id, "delivery_failed")
+        assert "gh is not installed" in failed["reason"] and failed["pushed"] is True
+    assert engine.db.reads.directive(directive_id).status is DirectiveStatus.COMPLETED
+
+
+def test_a_new_worktree_gets_its_ignored_files_and_setup_before_the_agent(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text(".env\nsecrets.local\nbuilt/\n")
+    (repo / ".worktreeinclude").write_text("secrets.local\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "ignore")
+    (repo / ".env").write_text("TOKEN=1\n")
+    (repo / "secrets.local").write_text("s\n")
+    setup = [sys.executable, "-c", "import pathlib; pathlib.Path('built').mkdir()"]
+    scripted.write({"steps": {"*": {}}})
+    engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
+    spec = DirectiveSpec(
+        title="Prepared",
+        goal="A worktree ready to work in",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=[StepSpec(name="only")],
+        workspace=WorkspaceSpec(copy=[".env"], setup=[setup]),
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    (run,) = scripted.step_runs("only")
+    assert {".env", "secrets.local", "built"} <= set(run["listing"])
+    # Ignored files stay out of the step's commits.
+    files = git(repo, "ls-tree", "-r", "--name-only", branch_name(directive_id)).splitlines()
+    assert ".env" not in files and "secrets.local" not in files
+
+
+def test_the_judge_is_given_the_steps_own_diff(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    judge = ScriptedJudge(tmp_path / "judge")
+    scripted.write(
+        {
+            "steps": {
+                "left": {"write": {"left.txt": "L\n"}},
+                "right": {"write": {"right.txt": "R\n"}, "sleep": 0.5},
+            }
+        }
+    )
+    engine = engine_factory(
+        runner=scripted.runner(), worktree_dir=tmp_path / "worktrees", verifiers=[]
+    )
+    spec = DirectiveSpec(
+        title="Judged apart",
+        goal="Each step judged on its own work",
+        local_path=str(repo),
+        autonomy_level="full_auto",
+        steps=[StepSpec(name="left"), StepSpec(name="right")],
+        verifiers=judge.config(),
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    prompts = judge.prompts()
+    left = [p for p in prompts if "left.txt" in p.split("## Diff", 1)[-1]]
+    right = [p for p in prompts if "right.txt" in p.split("## Diff", 1)[-1]]
+    assert left and right
+    # A step's diff holds its own work, not its sibling's (merged meanwhile or not).
+    for prompt in prompts[:2]:
+        diff = prompt.split("## Diff", 1)[-1]
+        assert ("+++ b/left.txt" in diff) != ("+++ b/right.txt" in diff), diff
