@@ -155,7 +155,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if step.merge_sha:  # what its merge brought into the result branch
             base, head = f"{step.merge_sha}^1", step.merge_sha
         else:  # its work so far, since it left the result branch
-            base, head = directive.result_branch, branch_name(directive.id, step.name)
+            branch = step.branch or branch_name(directive.id, step.name)
+            base, head = directive.result_branch, branch
     try:
         sys.stdout.write(diff(repo, base, head))
     except GitError as exc:

@@ -186,10 +186,13 @@ def step_workspace(state: StepState, *, update_first: bool = False) -> StepWorks
     directive, step = state.directive, state.step
     if not directive.result_branch or not directive.repository:
         return None
+    # A regenerated chain's step may have a superseded one's name: its own branch.
+    generation = directive.chain_generation_count
+    name = step.name if generation <= 1 else f"{step.name}-g{generation}"
     return StepWorkspace(
         repository=directive.repository,
-        worktree=str(state.settings.worktrees / short_id(directive.id) / step.name),
-        branch=branch_name(directive.id, step.name),
+        worktree=str(state.settings.worktrees / short_id(directive.id) / name),
+        branch=branch_name(directive.id, name),
         result_branch=directive.result_branch,
         step_name=step.name,
         setup=tuple(tuple(argv) for argv in directive.workspace.setup),
@@ -289,9 +292,10 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
         )
     committed: tuple[Note, ...] = ()
     values: dict[str, Any] = {}
-    if result.commit is not None:
+    workspace = step_workspace(state)
+    if result.commit is not None and workspace is not None:
         work = result.commit
-        values = {"head_sha": work.sha, "branch": branch_name(step.directive_id, step.name)}
+        values = {"head_sha": work.sha, "branch": workspace.branch}
         committed = (
             Note(
                 event_type="step_committed",

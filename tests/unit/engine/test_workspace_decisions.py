@@ -171,3 +171,14 @@ def test_a_rework_attempt_resumes_the_agents_own_session(
     decision = decide_step(sstate(s, d, last_task=previous), m.RunStep())
     (run,) = only(decision, c.RunTask)
     assert run.task.agent_args == expected
+
+
+@pytest.mark.parametrize(("generation", "suffix"), [(1, ""), (2, "-g2"), (5, "-g5")])
+def test_a_regenerated_chains_step_gets_a_branch_and_worktree_of_its_own(
+    generation: int, suffix: str
+) -> None:
+    d, ch = isolated(chain_generation_count=generation)
+    s = step(d, ch, "implement", StepStatus.READY)
+    (run,) = only(decide_step(sstate(s, d), m.RunStep()), c.RunTask)
+    assert run.workspace.branch.endswith(f"-steps/implement{suffix}")
+    assert run.workspace.worktree.endswith(f"/implement{suffix}")
