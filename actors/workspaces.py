@@ -16,6 +16,7 @@ exception in an actor.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import attrs
@@ -234,11 +235,14 @@ def wrap_up(directive: Directive, worktrees: Path, *, completed: bool) -> Wrappe
     deliver = directive.workspace.deliver
     if completed and deliver is not Delivery.BRANCH:
         events.append(_deliver(repo, directive, deliver))
-    for folder in sorted((worktrees / git.short_id(directive.id)).glob("*")):
+    home = worktrees / git.short_id(directive.id)
+    for folder in sorted(home.glob("*")):
         try:
             git.remove_worktree(repo, folder)
         except git.GitError as exc:
             events.append(("workspace_cleanup_failed", {"path": str(folder), "reason": str(exc)}))
+    with contextlib.suppress(OSError):  # gone already, or something of the user's is left
+        home.rmdir()
     try:
         git.prune(repo)
     except git.GitError as exc:

@@ -16,7 +16,7 @@ import pytest
 from engine_helpers import AGENTS, Scripted, ScriptedJudge, wait_for
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec
-from directorate.actors.workspace import branch_name
+from directorate.actors.workspace import branch_name, short_id
 from directorate.persistence.models import AgentSpec, WorkspaceSpec
 
 pytestmark = pytest.mark.integration
@@ -207,6 +207,7 @@ def test_deliver_merge_merges_into_a_clean_base_and_refuses_a_dirty_one(
         assert git(repo, "status", "--porcelain") == ""
     # The worktrees are gone, the branches stay, nothing is left for git to prune.
     assert not [p for p in worktrees.rglob("*") if p.is_dir() and (p / ".git").exists()]
+    assert not (worktrees / short_id(directive_id)).exists()
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert branch_name(directive_id) in git(repo, "branch", "--list", "directorate/*")
 
