@@ -184,10 +184,17 @@ def chain_tree(steps: list[Step], tasks: list[Task]) -> list[str]:
         deps = [names[d] for d in step.depends_on if d in names]
         after = f"  after {', '.join(deps)}" if len(deps) > 1 else ""
         start, end = times.get(step.id, (None, None))
+        work = ""
+        if step.merge_sha:
+            work = f"  merged {step.merge_sha[:12]}"
+        elif step.head_sha:
+            work = f"  at {step.head_sha[:12]}"
         lines.append(
             f"{label:<32} {step.status:<10} attempt {step.attempt:<2} "
-            f"{confidence(step):<12} {elapsed(start, end) if start else '-':>8}{after}"
+            f"{confidence(step):<12} {elapsed(start, end) if start else '-':>8}{work}{after}"
         )
+        if step.branch:
+            lines.append(f"{'':<4}{'  ' * depth}branch {step.branch}")
     return lines
 
 

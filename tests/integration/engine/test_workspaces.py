@@ -243,7 +243,13 @@ def test_diff_shows_the_directives_work_and_each_steps_own(
     assert main(["diff", str(directive_id), "nope", "--dsn", dsn]) != 0
     assert "no step 'nope'" in capsys.readouterr().err
     assert main(["show", str(directive_id), "--dsn", dsn]) == 0
-    assert f"result branch {branch_name(directive_id)}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"result branch {branch_name(directive_id)}" in shown
+    assert f"branch {branch_name(directive_id, 'left')}" in shown and "merged " in shown
+    assert main(["show", str(directive_id), "--json", "--dsn", dsn]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["directive"]["result_branch"] == branch_name(directive_id)
+    assert all(s["branch"] and s["head_sha"] and s["merge_sha"] for s in record["steps"])
 
 
 def test_a_rework_attempt_resumes_the_agents_session_in_the_same_worktree(
