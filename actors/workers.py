@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import pykka
@@ -33,6 +33,8 @@ from .evaluation import Judgement, red_judgement
 from .runners import ProcessRunner, TaskResult, TaskRunner
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Orphaned = Callable[[uuid.UUID, TaskResult], None]
 """Records a task report (by task id) that no actor is left to take."""
@@ -115,18 +117,8 @@ class Workers:
         reply_to: pykka.ActorRef[Any],
         reply: Callable[[Judgement], Any],
     ) -> None:
-        def run() -> None:
-            try:
-                judgement = job()
-            except BaseException as exc:  # a verifier's sys.exit fails its attempt only
-                log.exception("evaluation job failed")
-                judgement = crashed_judgement(exc)
-            try:
-                reply_to.tell(reply(judgement))
-            except pykka.ActorDeadError:
-                log.debug("dropped an evaluation: its actor has stopped")
-
-        self._submit(self.evaluations, run)
+        # A verifier's sys.exit fails its attempt only: a red judgement.
+        self._reply(self.evaluations, job, crashed_judgement, reply_to, reply, "an evaluation")
 
     def stop_stale_agent(
         self,
@@ -139,23 +131,23 @@ class Workers:
         ``reply(check)`` to ``reply_to``. A check that fails says why, as a value."""
         recorded = recorded_process(task)
 
-        def run() -> None:
-            try:
-                check = stop_stale_agent(recorded, grace_s=grace_s)
-            except Exception as exc:
-                log.exception("checking for the old agent of task %s failed", task.id)
-                check = StaleAgentCheck(
-                    outcome=StaleOutcome.FAILED,
-                    recorded=recorded,
-                    host=this_host(),
-                    detail=f"the check failed: {exc!r}",
-                )
-            try:
-                reply_to.tell(reply(check))
-            except pykka.ActorDeadError:
-                log.info("task %s: its actor stopped before its old agent was checked", task.id)
+        def failed(exc: BaseException) -> StaleAgentCheck:
+            return StaleAgentCheck(
+                outcome=StaleOutcome.FAILED,
+                recorded=recorded,
+                host=this_host(),
+                detail=f"the check failed: {exc!r}",
+            )
 
-        self._submit(self.stale_checks, run)  # shut down: the next engine checks
+        # Its own pool (shut down: the next engine checks).
+        self._reply(
+            self.stale_checks,
+            lambda: stop_stale_agent(recorded, grace_s=grace_s),
+            failed,
+            reply_to,
+            reply,
+            f"the check for the old agent of task {task.id}",
+        )
 
     def merge(
         self,
@@ -165,19 +157,32 @@ class Workers:
     ) -> None:
         """Run a git job (a step's merge) on the evaluation pool; whatever it raises
         comes back as its one-line reason, a string."""
+        self._reply(self.evaluations, job, _one_line, reply_to, reply, "a merge")
+
+    def _reply(
+        self,
+        pool: ThreadPoolExecutor,
+        job: Callable[[], T],
+        crashed: Callable[[BaseException], T],
+        reply_to: pykka.ActorRef[Any],
+        reply: Callable[[T], Any],
+        what: str,
+    ) -> None:
+        """Run ``job`` on ``pool`` and tell ``reply(value)`` to ``reply_to``; whatever
+        it raises (``SystemExit`` too) becomes the value ``crashed(exc)``."""
 
         def run() -> None:
             try:
-                outcome = job()
+                value = job()
             except BaseException as exc:
-                log.warning("a merge job failed: %s", exc)
-                outcome = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                log.exception("%s failed", what)
+                value = crashed(exc)
             try:
-                reply_to.tell(reply(outcome))
+                reply_to.tell(reply(value))
             except pykka.ActorDeadError:
-                log.debug("dropped a merge outcome: its actor has stopped")
+                log.debug("dropped %s: its actor has stopped", what)
 
-        self._submit(self.evaluations, run)
+        self._submit(pool, run)
 
     def background(self, job: Callable[[], None], *, what: str) -> None:
         """Run ``job`` on the evaluation pool; what it raises is logged, never lost."""
@@ -335,6 +340,10 @@ NOT_STARTED = TaskResult(
     status=TaskStatus.CANCELLED,
     output_tail="the engine was shutting down; the agent was not started",
 )
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
 
 
 def crashed_judgement(exc: BaseException) -> Judgement:

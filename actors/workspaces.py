@@ -35,10 +35,6 @@ from directorate.verifiers.environment import CleanEnvironment
 
 from . import workspace as git
 from .runners import TaskResult, WorkCommit
-from .workspace.gitcli import git as run_git
-from .workspace.gitcli import text
-from .workspace.locking import repository_lock
-from .workspace.repository import branch_sha
 
 SETUP_TIMEOUT_S = 1800.0
 
@@ -61,8 +57,6 @@ def start_result_branch(directive: Directive) -> ResultBranch | None:
     repo = git.find_repository(directive.local_path)
     if repo is None:
         return None
-    if directive.workspace.base is None and not _has_commit(repo):
-        return None  # nothing to branch from yet: the steps share the folder
     base = git.resolve_base(repo, directive.workspace.base)
     name = git.branch_name(directive.id)
     git.create_branch(repo, name, base.sha)  # kept as it is if a start was retried
@@ -79,7 +73,7 @@ def check_repository(spec: DirectiveSpec) -> None:
         return
     try:
         repo = git.find_repository(spec.local_path)
-        empty = repo is not None and spec.workspace.base is None and not _has_commit(repo)
+        empty = repo is not None and spec.workspace.base is None and git.head_commit(repo) is None
     except git.GitError as exc:
         raise InvalidInput(f"local_path: {exc}") from None
     if repo is None or empty:
@@ -111,7 +105,7 @@ class StepWorkspace:
         """Make the worktree ready for an attempt; a failed result if it cannot be."""
         try:
             repo = _repository(self.repository)
-            start = branch_sha(repo, self.result_branch)
+            start = git.branch_sha(repo, self.result_branch)
             if start is None:
                 raise git.GitError(f"the result branch {self.result_branch} is gone")
             tree = git.ensure_worktree(repo, self.worktree, self.branch, start)
@@ -169,17 +163,9 @@ def fork_point(workspace: StepWorkspace) -> str | None:
     """Where the step's branch left the result branch: what its diff is against."""
     try:
         repo = _repository(workspace.repository)
-        out = run_git(
-            "fork_point",
-            repo.toplevel,
-            "merge-base",
-            workspace.result_branch,
-            workspace.branch,
-            read_only=True,
-        )
+        return git.merge_base(repo, workspace.result_branch, workspace.branch)
     except git.GitError:
         return None
-    return text(out) or None
 
 
 REVIEW_FOLDER = "_result"
@@ -188,30 +174,11 @@ kebab-case, so it cannot clash)."""
 
 
 def review_checkout(directive: Directive, worktrees: Path) -> Path:
-    """The result branch as it stands now, checked out (detached, so merges into the
-    branch never find it checked out) for the directive-level review."""
+    """The result branch as it stands now, checked out for the directive review."""
     assert directive.repository and directive.result_branch
     repo = _repository(directive.repository)
     where = worktrees / git.short_id(directive.id) / REVIEW_FOLDER
-    with repository_lock(repo.common_dir, "review_checkout"):
-        if not (where / ".git").exists():
-            git.prune(repo)
-            where.parent.mkdir(parents=True, exist_ok=True)
-            run_git(
-                "review_checkout",
-                repo.toplevel,
-                "worktree",
-                "add",
-                "--detach",
-                str(where),
-                directive.result_branch,
-            )
-        else:
-            run_git(
-                "review_checkout", where, "checkout", "--detach", "--force", directive.result_branch
-            )
-            run_git("review_checkout", where, "clean", "-fd")
-    return where
+    return git.checkout_detached(repo, where, directive.result_branch)
 
 
 @attrs.frozen(kw_only=True)
@@ -297,20 +264,6 @@ def agent_environment(agent: AgentSpec | None) -> CleanEnvironment:
     if agent is None:
         return CleanEnvironment()
     return CleanEnvironment(pass_env=agent.pass_env, env=agent.env)
-
-
-def _has_commit(repo: git.Repository) -> bool:
-    done = run_git(
-        "has_commit",
-        repo.toplevel,
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        "HEAD",
-        read_only=True,
-        ok=(0, 1),
-    )
-    return done.returncode == 0
 
 
 def _repository(path: str) -> git.Repository:

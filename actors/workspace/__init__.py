@@ -22,12 +22,14 @@ Repository
     (a folder made a repository with one baseline commit; idempotent);
     ``resolve_base(repo, base=None) -> Base`` (branch or None, sha; ``GitError`` for an
     unknown name or an empty repository); ``create_branch(repo, name, start_sha) ->
-    Branch`` (kept if it exists: ``created=False``).
+    Branch`` (kept if it exists: ``created=False``); ``branch_sha``, ``head_commit`` and
+    ``merge_base`` (None when there is none).
 
 Worktrees
     ``ensure_worktree(repo, path, branch, start_sha) -> Worktree`` (state CREATED,
     REUSED or RECREATED from its branch after a prune); ``remove_worktree(repo, path) ->
     bool`` (forced, then pruned; the branch stays); ``prune(repo)``;
+    ``checkout_detached(repo, path, rev) -> Path`` (a read-only look at a branch);
     ``copy_ignored(repo_root, worktree, globs) -> Copied`` (ignored files matching
     ``globs`` or ``.worktreeinclude``); ``run_setup(worktree, commands, env=None,
     timeout_s=...) -> SetupResult`` (stops at the first failure).
@@ -80,8 +82,16 @@ from .records import (
     Worktree,
     WorktreeState,
 )
-from .repository import create_branch, find_repository, init_baseline, resolve_base
-from .worktrees import ensure_worktree, prune, remove_worktree
+from .repository import (
+    branch_sha,
+    create_branch,
+    find_repository,
+    head_commit,
+    init_baseline,
+    merge_base,
+    resolve_base,
+)
+from .worktrees import checkout_detached, ensure_worktree, prune, remove_worktree
 
 __all__ = [
     "WORKTREEINCLUDE",
@@ -106,7 +116,9 @@ __all__ = [
     "Worktree",
     "WorktreeState",
     "branch_name",
+    "branch_sha",
     "check_step_name",
+    "checkout_detached",
     "commit_all",
     "copy_ignored",
     "create_branch",
@@ -117,7 +129,9 @@ __all__ = [
     "discard_uncommitted",
     "ensure_worktree",
     "find_repository",
+    "head_commit",
     "init_baseline",
+    "merge_base",
     "merge_step",
     "prune",
     "remove_worktree",

@@ -192,6 +192,19 @@ def branch_sha(repo: Repository, name: str) -> str | None:
     return _commit_or_none(repo, f"refs/heads/{check_branch(name)}")
 
 
+def head_commit(repo: Repository) -> str | None:
+    """The commit HEAD points at; None in a repository with no commit yet."""
+    return _commit_or_none(repo, "HEAD")
+
+
+def merge_base(repo: Repository, one: str, other: str) -> str | None:
+    """Where ``one`` and ``other`` forked (a step's branch from the result branch)."""
+    done = git("merge_base", repo.toplevel, "merge-base", one, other, read_only=True, ok=(0, 1))
+    if done.returncode != 0:  # no common commit
+        return None
+    return text(done) or None
+
+
 def is_ancestor(repo: Repository, ancestor: str, descendant: str) -> bool:
     done = git(
         "merge-base",

@@ -97,17 +97,7 @@ def ensure_worktree(
         if listed is not None and listed.locked == _BEING_MADE:
             # A `worktree add` killed half-way (the engine itself was, say): some of its
             # files are missing, which would look like the agent deleted them. Make it again.
-            git(
-                "ensure_worktree",
-                repo.toplevel,
-                "worktree",
-                "remove",
-                "--force",
-                "--force",
-                str(where),
-                ok=(0, 128),
-                timeout_s=timeout_s,
-            )
+            _force_remove(repo, where, "ensure_worktree", ok=(0, 128), timeout_s=timeout_s)
             listed = find_worktree(repo, where)
         if listed is not None and not listed.prunable and where.is_dir():
             if listed.branch != branch:
@@ -188,16 +178,7 @@ def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
                         str(where),
                         ok=(0, 128),
                     )
-                git(
-                    "ensure_worktree",
-                    repo.toplevel,
-                    "worktree",
-                    "remove",
-                    "--force",
-                    "--force",
-                    str(where),
-                    ok=(0, 128),
-                )
+                _force_remove(repo, where, "ensure_worktree", ok=(0, 128))
             shutil.rmtree(where, ignore_errors=True)
             git("ensure_worktree", repo.toplevel, "worktree", "prune")
         raise
@@ -214,21 +195,69 @@ def remove_worktree(
     with repository_lock(repo.common_dir, "remove_worktree"):
         listed = find_worktree(repo, where)
         if listed is not None and where.exists():
-            # Twice --force: also a locked worktree (one whose `add` was killed).
-            git(
-                "remove_worktree",
-                repo.toplevel,
-                "worktree",
-                "remove",
-                "--force",
-                "--force",
-                str(where),
-                timeout_s=timeout_s,
-            )
+            _force_remove(repo, where, "remove_worktree", timeout_s=timeout_s)
         elif listed is not None and listed.locked is not None:
             git("remove_worktree", repo.toplevel, "worktree", "unlock", str(where), ok=(0, 128))
         git("remove_worktree", repo.toplevel, "worktree", "prune", timeout_s=timeout_s)
         return listed is not None
+
+
+def _force_remove(
+    repo: Repository,
+    where: Path,
+    operation: str,
+    *,
+    ok: tuple[int, ...] = (0,),
+    timeout_s: float = GIT_TIMEOUT_S,
+) -> None:
+    # Twice --force: also a locked worktree (one whose `add` was killed).
+    git(
+        operation,
+        repo.toplevel,
+        "worktree",
+        "remove",
+        "--force",
+        "--force",
+        str(where),
+        ok=ok,
+        timeout_s=timeout_s,
+    )
+
+
+def checkout_detached(
+    repo: Repository, path: Path | str, rev: str, *, timeout_s: float = GIT_TIMEOUT_S
+) -> Path:
+    """A worktree at ``path`` with ``rev`` checked out detached (no branch of its own,
+    so the branch ``rev`` names can move while it exists), made or brought to ``rev``,
+    with nothing else in it. For reading: a directive review of its result branch."""
+    where = Path(os.path.abspath(path))
+    _refuse_inside(repo, where)
+    with repository_lock(repo.common_dir, "checkout_detached"):
+        if find_worktree(repo, where) is None or not where.exists():
+            git("checkout_detached", repo.toplevel, "worktree", "prune", timeout_s=timeout_s)
+            where.parent.mkdir(parents=True, exist_ok=True)
+            git(
+                "checkout_detached",
+                repo.toplevel,
+                "worktree",
+                "add",
+                "--detach",
+                str(where),
+                rev,
+                timeout_s=timeout_s,
+            )
+        else:
+            git(
+                "checkout_detached",
+                where,
+                "checkout",
+                "--detach",
+                "--force",
+                rev,
+                timeout_s=timeout_s,
+            )
+            git("checkout_detached", where, "clean", "-fd", timeout_s=timeout_s)
+    return where
 
 
 def prune(repo: Repository, *, timeout_s: float = GIT_TIMEOUT_S) -> None:

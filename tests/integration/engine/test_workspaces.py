@@ -39,15 +39,16 @@ def make_repo(path: Path) -> Path:
     return path
 
 
-def run_directive(engine: Any, repo: Path, steps: list[StepSpec]) -> uuid.UUID:
-    spec = DirectiveSpec(
-        title="Workspaces",
-        goal="Work apart, merge together",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=steps,
-    )
-    directive_id = engine.submit(spec)
+def run_directive(engine: Any, repo: Path, steps: list[StepSpec], **changes: Any) -> uuid.UUID:
+    """Submit and start a full_auto directive on ``repo`` with explicit ``steps``."""
+    settings: dict[str, Any] = {
+        "title": "Workspaces",
+        "goal": "Work apart, merge together",
+        "local_path": str(repo),
+        "autonomy_level": "full_auto",
+        "steps": steps,
+    }
+    directive_id = engine.submit(DirectiveSpec(**settings | changes))
     engine.start_directive(directive_id)
     return directive_id
 
@@ -185,16 +186,9 @@ def test_deliver_merge_merges_into_a_clean_base_and_refuses_a_dirty_one(
     scripted.write({"steps": {"*": {"write": {"new.txt": "N\n"}}}})
     worktrees = tmp_path / "worktrees"
     engine = engine_factory(runner=scripted.runner(), worktree_dir=worktrees)
-    spec = DirectiveSpec(
-        title="Deliver",
-        goal="Merge the result",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=[StepSpec(name="only")],
-        workspace=WorkspaceSpec(deliver="merge"),
+    directive_id = run_directive(
+        engine, repo, [StepSpec(name="only")], workspace=WorkspaceSpec(deliver="merge")
     )
-    directive_id = engine.submit(spec)
-    engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
     kinds = wait_for(lambda: "workspace_removed" in (k := _wrapped_up(engine, directive_id)) and k)
     if dirty:
@@ -272,16 +266,7 @@ def test_a_rework_attempt_resumes_the_agents_session_in_the_same_worktree(
         resume_args=["--resume", "{session_id}"],
     )
     engine = engine_factory(worktree_dir=tmp_path / "worktrees")
-    spec = DirectiveSpec(
-        title="Resume",
-        goal="Go on with the same conversation",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=[StepSpec(name="only")],
-        agent=agent,
-    )
-    directive_id = engine.submit(spec)
-    engine.start_directive(directive_id)
+    directive_id = run_directive(engine, repo, [StepSpec(name="only")], agent=agent)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
     first, second = scripted.step_runs("only")
     assert first["argv"][2:] == []  # nothing to resume on a first attempt
@@ -347,16 +332,13 @@ def test_deliver_pull_request_pushes_the_branch_and_opens_a_pull_request_with_gh
     monkeypatch.setenv("PATH", path)
     scripted.write({"steps": {"*": {"write": {"new.txt": "N\n"}}}})
     engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
-    spec = DirectiveSpec(
+    directive_id = run_directive(
+        engine,
+        repo,
+        [StepSpec(name="only")],
         title="Add new.txt",
-        goal="A pull request with the result",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=[StepSpec(name="only")],
         workspace=WorkspaceSpec(deliver="pull_request"),
     )
-    directive_id = engine.submit(spec)
-    engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
     wait_for(lambda: "workspace_removed" in _wrapped_up(engine, directive_id))
     branch = branch_name(directive_id)
@@ -388,16 +370,9 @@ def test_a_new_worktree_gets_its_ignored_files_and_setup_before_the_agent(
     setup = [sys.executable, "-c", "import pathlib; pathlib.Path('built').mkdir()"]
     scripted.write({"steps": {"*": {}}})
     engine = engine_factory(runner=scripted.runner(), worktree_dir=tmp_path / "worktrees")
-    spec = DirectiveSpec(
-        title="Prepared",
-        goal="A worktree ready to work in",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=[StepSpec(name="only")],
-        workspace=WorkspaceSpec(copy=[".env"], setup=[setup]),
+    directive_id = run_directive(
+        engine, repo, [StepSpec(name="only")], workspace=WorkspaceSpec(copy=[".env"], setup=[setup])
     )
-    directive_id = engine.submit(spec)
-    engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
     (run,) = scripted.step_runs("only")
     assert {".env", "secrets.local", "built"} <= set(run["listing"])
@@ -422,16 +397,9 @@ def test_the_judge_is_given_the_steps_own_diff(
     engine = engine_factory(
         runner=scripted.runner(), worktree_dir=tmp_path / "worktrees", verifiers=[]
     )
-    spec = DirectiveSpec(
-        title="Judged apart",
-        goal="Each step judged on its own work",
-        local_path=str(repo),
-        autonomy_level="full_auto",
-        steps=[StepSpec(name="left"), StepSpec(name="right")],
-        verifiers=judge.config(),
+    directive_id = run_directive(
+        engine, repo, [StepSpec(name="left"), StepSpec(name="right")], verifiers=judge.config()
     )
-    directive_id = engine.submit(spec)
-    engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
     prompts = judge.prompts()
     left = [p for p in prompts if "left.txt" in p.split("## Diff", 1)[-1]]

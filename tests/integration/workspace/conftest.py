@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from workspace_helpers import git, make_repository
+from workspace_helpers import DIRECTIVE, Steps, make_repository
 
 from directorate.actors import workspace as ws
-
-DIRECTIVE = "1a2b3c4d"
 
 
 @pytest.fixture(autouse=True)
@@ -63,22 +61,6 @@ def result(repo: ws.Repository) -> ws.Branch:
     """The directive's result branch, made from main's HEAD."""
     base = ws.resolve_base(repo)
     return ws.create_branch(repo, ws.branch_name(DIRECTIVE), base.sha)
-
-
-class Steps:
-    """Makes a step's worktree from the result branch as it stands."""
-
-    def __init__(self, repo: ws.Repository, home: Path, result: ws.Branch) -> None:
-        self.repo, self.home, self.result = repo, home, result
-
-    def worktree(self, step: str) -> ws.Worktree:
-        start = git(self.repo.toplevel, "rev-parse", f"refs/heads/{self.result.name}")
-        return ws.ensure_worktree(
-            self.repo,
-            ws.worktree_path(self.home, DIRECTIVE, step),
-            ws.branch_name(DIRECTIVE, step),
-            start,
-        )
 
 
 @pytest.fixture

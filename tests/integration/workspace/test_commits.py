@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Steps
-from workspace_helpers import files_at, git, show, write
+from workspace_helpers import Steps, files_at, git, show, write
 
 from directorate.actors import workspace as ws
 

@@ -9,8 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Steps
-from workspace_helpers import files_at, git, process_gone, show, wait_for_file, write, write_tool
+from workspace_helpers import (
+    Steps,
+    files_at,
+    git,
+    process_gone,
+    show,
+    wait_for_file,
+    write,
+    write_tool,
+)
 
 from directorate.actors import workspace as ws
 

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DIRECTIVE
-from workspace_helpers import files_at, git, wait_for_file, write
+from workspace_helpers import DIRECTIVE, files_at, git, wait_for_file, write
 
 from directorate.actors import workspace as ws
 from directorate.actors.workspace.locking import repository_lock

@@ -6,8 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import DIRECTIVE, Steps
-from workspace_helpers import files_at, git, show, write
+from workspace_helpers import DIRECTIVE, Steps, files_at, git, show, write
 
 from directorate.actors import workspace as ws
 from directorate.actors.workspace import merging

@@ -6,8 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import Steps
-from workspace_helpers import git, process_gone, wait_for_file, write
+from workspace_helpers import Steps, git, process_gone, wait_for_file, write
 
 from directorate.actors import workspace as ws
 

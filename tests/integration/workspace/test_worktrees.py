@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DIRECTIVE, Steps
-from workspace_helpers import git, make_repository, write
+from workspace_helpers import DIRECTIVE, Steps, git, make_repository, write
 
 from directorate.actors import workspace as ws
 from directorate.actors.workspace import worktrees

@@ -7,6 +7,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from process_helpers import process_gone as process_gone
+from process_helpers import write_tool as write_tool
+
+from directorate.actors import workspace as ws
+
 #: the tests' own commits, on a machine that may have no git identity configured
 USER_ENV = {
     "GIT_AUTHOR_NAME": "A User",
@@ -63,30 +68,6 @@ def files_at(path: Path, rev: str) -> list[str]:
     return sorted(git(path, "ls-tree", "-r", "--name-only", rev).splitlines())
 
 
-def write_tool(folder: Path, name: str, body: str) -> Path:
-    """An executable shell script ``folder/name`` (a stand-in for gh or ssh)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tool = folder / name
-    tool.write_text(f"#!/bin/sh\n{body}\n")
-    tool.chmod(0o755)
-    return tool
-
-
-def process_gone(pid: int, within_s: float = 3.0) -> bool:
-    """Whether ``pid`` is dead (a zombie counts: a container's init may not reap it)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (ProcessLookupError, FileNotFoundError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def wait_for_file(path: Path, within_s: float = 5.0) -> str:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -94,3 +75,23 @@ def wait_for_file(path: Path, within_s: float = 5.0) -> str:
             return path.read_text().strip()
         time.sleep(0.02)
     raise AssertionError(f"{path} never appeared")
+
+
+DIRECTIVE = "1a2b3c4d"
+"""The short id of the directive the workspace tests work for."""
+
+
+class Steps:
+    """Makes a step's worktree from the result branch as it stands."""
+
+    def __init__(self, repo: ws.Repository, home: Path, result: ws.Branch) -> None:
+        self.repo, self.home, self.result = repo, home, result
+
+    def worktree(self, step: str) -> ws.Worktree:
+        start = git(self.repo.toplevel, "rev-parse", f"refs/heads/{self.result.name}")
+        return ws.ensure_worktree(
+            self.repo,
+            ws.worktree_path(self.home, DIRECTIVE, step),
+            ws.branch_name(DIRECTIVE, step),
+            start,
+        )
