@@ -92,13 +92,11 @@ def ensure_worktree(
     where = Path(os.path.abspath(path))
     _refuse_inside(repo, where)
     with repository_lock(repo.common_dir, "ensure_worktree"):
+        # A `worktree add` killed half-way (the engine itself was, say): some of its
+        # files are missing, which would look like the agent deleted them. Make it again.
+        half_made = _forget_half_made(repo, where, failed_here=False)
         listed = find_worktree(repo, where)
-        registered = listed is not None
-        if listed is not None and listed.locked == _BEING_MADE:
-            # A `worktree add` killed half-way (the engine itself was, say): some of its
-            # files are missing, which would look like the agent deleted them. Make it again.
-            _force_remove(repo, where, "ensure_worktree", ok=(0, 128), timeout_s=timeout_s)
-            listed = find_worktree(repo, where)
+        registered = half_made or listed is not None
         if listed is not None and not listed.prunable and where.is_dir():
             if listed.branch != branch:
                 on = f"branch {listed.branch}" if listed.branch else "a detached HEAD"
@@ -149,8 +147,7 @@ def _refuse_inside(repo: Repository, where: Path) -> None:
 
 
 def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
-    """``git worktree add``; on failure (a timeout included) nothing half-made is left:
-    git locks a worktree while it is being made, and prune never removes a locked one.
+    """``git worktree add``; on failure (a timeout included) nothing half-made is left.
     ``where`` is absent or an empty folder: whatever is in it after a failure is git's."""
     try:
         git(
@@ -164,24 +161,59 @@ def _add(repo: Repository, where: Path, branch: str, timeout_s: float) -> None:
             timeout_s=timeout_s,
         )
     except GitError:
+        # By files, not by git: killed mid-write, git's own records of the worktree can be
+        # unreadable to git (an empty `commondir` fails every `git worktree` command).
+        _forget_half_made(repo, where, failed_here=True)
+        shutil.rmtree(where, ignore_errors=True)
         with contextlib.suppress(GitError):
-            half_made = find_worktree(repo, where)
-            if half_made is not None:
-                # Unlocked first: killed before its folder existed, only prune removes it,
-                # and prune leaves a locked worktree alone.
-                if half_made.locked is not None:
-                    git(
-                        "ensure_worktree",
-                        repo.toplevel,
-                        "worktree",
-                        "unlock",
-                        str(where),
-                        ok=(0, 128),
-                    )
-                _force_remove(repo, where, "ensure_worktree", ok=(0, 128))
-            shutil.rmtree(where, ignore_errors=True)
             git("ensure_worktree", repo.toplevel, "worktree", "prune")
         raise
+
+
+def _forget_half_made(repo: Repository, where: Path, *, failed_here: bool) -> bool:
+    """Remove git's administrative folders of worktrees of ``where`` that a killed
+    ``git worktree add`` left; True when one of them was registered at ``where`` (its
+    folder then goes too).
+
+    `add` makes the folder (named after ``where``, with a number when the name is
+    taken), writes ``locked`` ("initializing"), then ``gitdir``, then the rest, and
+    unlocks when the checkout is complete. Killed before ``gitdir``, git lists no
+    worktree for the folder, and prune leaves it, being locked, for ever. Killed later,
+    the worktree stays locked "initializing". When our own `add` has just failed
+    (``failed_here``) every folder of ``where`` is that `add`'s. A folder locked for any
+    other reason, or registered elsewhere, is someone else's and is never touched."""
+    admin = repo.common_dir / "worktrees"
+    if not admin.is_dir():
+        return False
+    here = os.path.realpath(where)
+    was_here = False
+    for entry in admin.iterdir():
+        suffix = entry.name[len(where.name) :]
+        if not entry.name.startswith(where.name) or not (suffix == "" or suffix.isdigit()):
+            continue
+        try:
+            gitdir, locked = _read(entry / "gitdir").strip(), _read(entry / "locked")
+            points_here = bool(gitdir) and os.path.realpath(Path(gitdir).parent) == here
+            if not gitdir:
+                ours = failed_here or f"{_BEING_MADE}\n".startswith(locked)
+            else:
+                ours = points_here and (failed_here or locked.strip() == _BEING_MADE)
+            if ours:
+                shutil.rmtree(entry)
+                was_here = was_here or points_here
+        except OSError:
+            continue
+    if was_here and where.is_dir() and not where.is_symlink():
+        shutil.rmtree(where)
+    return was_here
+
+
+def _read(path: Path) -> str:
+    """The file's text, "" when there is none."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def remove_worktree(

@@ -90,6 +90,55 @@ def test_a_worktree_half_made_by_a_killed_add_is_made_again(
     assert not locked(repo)
 
 
+def admin_folder(
+    repo: ws.Repository, name: str, locked: str | None, gitdir: str | None = None
+) -> Path:
+    """What `git worktree add` leaves when killed between making its administrative
+    folder and writing the folder's `gitdir`: git lists no worktree for it. Killed
+    mid-write, the files are there but empty or cut short."""
+    folder = repo.common_dir / "worktrees" / name
+    folder.mkdir(parents=True)
+    if locked is not None:
+        (folder / "locked").write_text(locked)
+    if gitdir is not None:
+        (folder / "gitdir").write_text(gitdir)
+    return folder
+
+
+def test_an_add_killed_before_it_wrote_gitdir_is_forgotten(
+    steps: Steps, repo: ws.Repository
+) -> None:
+    early = admin_folder(repo, "a", locked="initializing")
+    earlier = admin_folder(repo, "a1", locked=None)
+    cut_short = admin_folder(repo, "a3", locked="")
+    empty_gitdir = admin_folder(repo, "a4", locked="initializing\n", gitdir="")
+    not_ours = admin_folder(repo, "ab", locked="initializing")
+    someone_elses = admin_folder(repo, "a2", locked="kept by hand")
+    made = steps.worktree("a")
+    assert made.state is ws.WorktreeState.CREATED
+    # The killed adds' folders went, so the new worktree's took the name again.
+    assert Path(git(made.path, "rev-parse", "--absolute-git-dir")) == early
+    assert (early / "gitdir").exists() and not (early / "locked").exists()
+    assert not earlier.exists() and not cut_short.exists() and not empty_gitdir.exists()
+    assert not_ours.exists() and someone_elses.exists()
+    assert git(made.path, "status", "--porcelain") == ""
+
+
+def test_an_add_killed_while_writing_commondir_is_made_again(
+    steps: Steps, repo: ws.Repository
+) -> None:
+    """Killed mid-write, `commondir` is empty, and every `git worktree` command of the
+    repository fails ("failed to read .git/worktrees/a/commondir")."""
+    first = steps.worktree("a")
+    admin = Path(git(first.path, "rev-parse", "--absolute-git-dir"))
+    git(repo.toplevel, "worktree", "lock", "--reason", "initializing", str(first.path))
+    (admin / "commondir").write_text("")
+    again = steps.worktree("a")
+    assert again.state is ws.WorktreeState.RECREATED
+    assert git(again.path, "status", "--porcelain") == ""
+    assert not locked(repo)
+
+
 def test_a_worktree_locked_for_another_reason_is_reused_and_left_locked(
     steps: Steps, repo: ws.Repository
 ) -> None:
