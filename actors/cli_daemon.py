@@ -18,7 +18,7 @@ import attrs
 from directorate.persistence.models import CommandType
 
 from . import cli
-from .commands import CommandConsumer, issue_command
+from .commands import issue_command
 from .context import EngineConfig
 from .directive_file import check_local_path, load_directive_file
 from .engine import Engine
@@ -52,10 +52,12 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     engine = Engine.start(
         EngineConfig(dsn=args.dsn, runner=runner, max_concurrent_tasks=args.max_tasks)
     )
-    consumer = CommandConsumer(engine).start()
+    consumer = engine.consumer
+    assert consumer is not None  # a daemon's engine applies commands
     print(
-        f"directorate daemon (pid {os.getpid()}): {engine.live_actor_count()} live "
-        "directive(s) recovered; waiting for commands",
+        f"directorate daemon (pid {os.getpid()}, engine {engine.engine_id}): "
+        f"{engine.live_actor_count()} live directive(s) recovered; waiting for commands "
+        "(and for the directives of engines that stop beating)",
         flush=True,
     )
     status = cli.EXIT_OK
@@ -70,7 +72,6 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     finally:
         for signum in previous:  # a second signal must not interrupt the shutdown
             signal.signal(signum, signal.SIG_IGN)
-        consumer.stop()
         report = engine.shutdown()
         print(f"directorate daemon stopped: {report.describe()}", flush=True)
     return status
@@ -85,7 +86,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         copy = copy_workspace(Path(spec.local_path))
         print(f"working on a copy of {spec.local_path}: {copy}", file=sys.stderr)
         spec = attrs.evolve(spec, local_path=str(copy))
-    engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False))
+    # Only to check and store the directive: the daemons start and drive it.
+    engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False, commands=False))
     try:
         directive_id = engine.submit(spec)
         command_id = issue_command(engine.db, CommandType.START, directive_id, {"by": args.by})

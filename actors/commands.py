@@ -1,5 +1,9 @@
 """Control requests from other processes, through the ``directive_commands`` table.
 
+Every engine applies the commands for the directives it drives (holds the lease of),
+and one that takes directives over also those for directives no live engine drives,
+taking their leases first (DESIGN §17).
+
 A command line process calls ``issue_command``: one durable write inserts the
 pending row and NOTIFYs ``directorate_commands`` with the row's id (PostgreSQL
 delivers a notification only when its transaction commits). The daemon's
@@ -43,9 +47,16 @@ POLL_INTERVAL_S = 2.0
 """The fallback when a notification is lost (for example across a reconnect)."""
 
 _CLAIM = (
-    "SELECT * FROM directive_commands WHERE status = 'pending'"
-    " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    "SELECT c.* FROM directive_commands c"
+    " LEFT JOIN directives d ON d.id = c.directive_id"
+    " LEFT JOIN engines e ON e.id = d.lease_owner"
+    " WHERE c.status = 'pending'"
+    " AND (d.lease_owner = %(me)s OR (%(takes_over)s AND (d.id IS NULL OR d.lease_owner IS NULL"
+    " OR e.expires_at <= now() OR e.stopped_at IS NOT NULL)))"
+    " ORDER BY c.created_at LIMIT 1 FOR UPDATE OF c SKIP LOCKED"
 )
+"""The oldest pending command this engine is to apply: one for a directive it drives,
+or, if it takes directives over, one for a directive no live engine drives (DESIGN §17)."""
 _RECORD = (
     "UPDATE directive_commands SET status = %s, reason = %s, applied_at = now()"
     " WHERE id = %s AND status = 'pending'"
@@ -210,11 +221,17 @@ class CommandConsumer:
 
     def _apply_next(self, conn: psycopg.Connection[Any]) -> bool:
         """Claim, apply and record one pending command; False when none is left."""
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(_CLAIM).fetchone()
+        engine = self.engine
+        mine = {"me": engine.engine_id, "takes_over": engine.config.recover}
+        with conn.transaction() as tx, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(_CLAIM, mine).fetchone()
             if row is None:
                 return False
             command = Command.from_row(row)
+            status: CommandStatus | None = None
+            if not engine.take_for_command(command.directive_id):
+                # Another engine took the directive meanwhile: the command is its now.
+                raise psycopg.Rollback(tx)
             reason: str | None = None
             try:
                 apply_command(self.engine, command)
@@ -227,6 +244,8 @@ class CommandConsumer:
                 status = CommandStatus.APPLIED
                 self.applied += 1
             cur.execute(_RECORD, (str(status), reason, command.id))
+        if status is None:
+            return False
         log.info(
             "command %s %s: %s%s",
             command.command,

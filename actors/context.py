@@ -18,6 +18,7 @@ from directorate.persistence.reads import Reads
 from directorate.verifiers import Verifier
 
 from .core.state import Settings
+from .leases import FencedWriter
 from .runners import TaskRunner
 
 if TYPE_CHECKING:  # workers -> evaluation -> context
@@ -48,6 +49,18 @@ class EngineConfig:
     approval_timeout_s: float | None = None
     """Approvals expire after this long (treated as denied); None: never."""
     recover: bool = True
+    """Take directives up: at start, every live directive whose lease is free or
+    expired, and on every tick those of engines that died (DESIGN §17), and apply
+    the commands for them. False (``run``): drive only what this engine starts."""
+    commands: bool = True
+    """Apply the commands (``directive_commands``) for the directives this engine
+    drives. False only for an engine that never drives one (``submit``)."""
+    lease_ttl_s: float = 5.0
+    """How long this engine's leases outlive its last heartbeat: a dead engine's
+    directives are taken over this long after it stopped beating (plus a tick)."""
+    heartbeat_interval_s: float = 1.0
+    """How often the heartbeat renews the leases (well under ``lease_ttl_s``, so a
+    few late beats lose nothing)."""
     worktree_dir: Path | None = None
     """Steps' worktrees; default ``$DIRECTORATE_HOME/worktrees``."""
 
@@ -72,6 +85,8 @@ class EngineContext:
     config: EngineConfig
     workers: Workers
     settings: Settings
+    writer: FencedWriter
+    """Every write for a directive, fenced by this engine's lease on it."""
     on_actor_stopped: Callable[[uuid.UUID], None] = lambda directive_id: None
     halted: threading.Event = attrs.field(factory=threading.Event)
     step_actors: dict[str, pykka.ActorRef[Any]] = attrs.field(factory=dict)

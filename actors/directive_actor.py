@@ -31,6 +31,7 @@ from directorate.persistence.errors import (
     DirectorateError,
     InvalidInput,
     InvalidTransition,
+    LeaseLost,
     PersistenceUnavailable,
     RunnerError,
 )
@@ -56,7 +57,7 @@ from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
 from .tx import Tx
 from .workspaces import review_checkout, wrap_up
-from .writes import write
+from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,30 @@ class DirectiveActor(pykka.ThreadingActor):
         if isinstance(message, m.DirectiveReviewed):
             self.reviewing = None
         try:
+            if isinstance(message, m.LeaseGone):
+                self._let_go(message.reason)
+                return None
             return self._handle(message)
+        except LeaseLost:
+            # Another engine drives the directive now: ours stops, its agents with it.
+            self._let_go("another engine holds the directive's lease")
+            if isinstance(message, m.PlanningFinished):
+                self._record_stale(message.task_id, message.result)
+            if isinstance(message, _ASKED):
+                raise
+            return None
         finally:
             if self.stopping and self.planning is None:
                 self.stop()
+
+    def _let_go(self, reason: str) -> None:
+        self._cancel_jobs(reason)
+        self._retire_steps()
+        self.stopping = True
+
+    def _record_stale(self, task_id: uuid.UUID, result: Any) -> None:
+        engine_id = self.ctx.writer.leases.engine_id
+        stale_attempt(self.directive_id, task_id, result, engine_id=engine_id).submit(self.ctx.db)
 
     def on_failure(
         self,
@@ -154,7 +175,7 @@ class DirectiveActor(pykka.ThreadingActor):
                 log.error("directive %s: refused its own decision: %s", self.directive_id, exc)
                 return None
             if decision.changes:
-                outcome = written.tx.commit(self.ctx.db)
+                outcome = self.ctx.writer.commit(written.tx)
                 if not isinstance(outcome, Committed):
                     log.info(
                         "directive %s: %s; deciding again",
@@ -312,7 +333,7 @@ class DirectiveActor(pykka.ThreadingActor):
         if not finished or not directive.result_branch:
             return
         completed = finished[-1] is DirectiveStatus.COMPLETED
-        db, worktrees = self.ctx.db, self.ctx.settings.worktrees
+        writer, worktrees = self.ctx.writer, self.ctx.settings.worktrees
 
         def job() -> None:
             done = wrap_up(directive, worktrees, completed=completed)
@@ -320,7 +341,10 @@ class DirectiveActor(pykka.ThreadingActor):
             for kind, data in done.events:
                 severity = Severity.WARNING if kind.endswith("failed") else Severity.INFO
                 tx.event(kind, data, severity=severity)
-            tx.commit(db)
+            try:
+                writer.commit(tx)
+            except LeaseLost as exc:
+                log.warning("directive %s: its wrap-up is not recorded: %s", directive.id, exc)
 
         self.ctx.workers.background(job, what=f"wrapping up directive {directive.id}")
 
@@ -352,10 +376,10 @@ class DirectiveActor(pykka.ThreadingActor):
             changes.append(c.DirectiveMoved(old=status, new=DirectiveStatus.PAUSED))
             changes.append(c.TasksCancelRequested(reason="paused after a failure"))
         written = write(self.directive_id, changes)
-        outcome = written.tx.commit(self.ctx.db)
+        outcome = self.ctx.writer.commit(written.tx)
         if not isinstance(outcome, Committed):  # moved meanwhile: record the error alone
             log.warning("directive %s: %s", self.directive_id, written.describe(outcome.op_index))
-            write(self.directive_id, changes[:1]).tx.commit(self.ctx.db)
+            self.ctx.writer.commit(write(self.directive_id, changes[:1]).tx)
 
     def _alive(self, step_id: uuid.UUID) -> bool:
         ref = self.steps.get(step_id)

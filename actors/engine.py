@@ -10,12 +10,15 @@ starts a fresh actor from the database whenever none is running.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
 from typing import Any
 
 import attrs
+import psycopg
 import pykka
 
 from directorate.persistence import ops
@@ -25,33 +28,41 @@ from directorate.persistence.errors import (
     EngineTimeout,
     InvalidInput,
     InvalidTransition,
+    LeaseLost,
 )
 from directorate.persistence.models import (
     Approval,
     Chain,
+    CommandStatus,
+    CommandType,
     Directive,
     DirectiveSpec,
     DirectiveStatus,
+    Severity,
     Step,
     Task,
 )
+from directorate.persistence.ownership import Claimed, Lease
 from directorate.persistence.validation import check_directory
 from directorate.persistence.writer import Committed, Op
 from directorate.verifiers.supervised import SupervisedProcess
 
 from . import messages as m
 from .bus import Bus
+from .commands import CommandConsumer, issue_command, wait_for_outcome
 from .context import EngineConfig, EngineContext
 from .core.changes import TaskProcessStarted, TaskRecorded
 from .directive_actor import DirectiveActor
 from .evaluation import check_verifier_config
+from .leases import FencedWriter
+from .ownership import Ownership
 from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, DirectiveStatusChanged
 from .tx import Tx
 from .workers import Workers
 from .workspace import GitError
 from .workspaces import check_repository, start_result_branch
-from .writes import write
+from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,8 @@ class ShutdownReport:
     unwritten: tuple[str, ...] = ()
     """Writes given up because the database was away (the directive each was for and
     its events); recovery takes the directives up from what was written."""
+    released: int = 0
+    """Leases given up, so that another engine takes their directives up at once."""
 
     def describe(self) -> str:
         text = f"stopped {self.directives} directive actor(s)"
@@ -97,6 +110,8 @@ class ShutdownReport:
                 f"; left at the deadline: {self.agents_left} agent(s) still stopping, "
                 f"{self.actors_left} actor(s) not stopped"
             )
+        if self.released:
+            text += f"; released {self.released} lease(s)"
         if self.unwritten:
             shown = "; ".join(self.unwritten[:10]) + ("; ..." if len(self.unwritten) > 10 else "")
             text += (
@@ -120,6 +135,19 @@ class Engine:
         except BaseException:
             self._bus.stop()
             raise
+        try:
+            self._ownership = Ownership(
+                self.db,
+                lease_ttl_s=config.lease_ttl_s,
+                heartbeat_interval_s=config.heartbeat_interval_s,
+                takes_over=config.recover,
+                on_lost=self._lease_lost,
+            )
+        except BaseException:
+            self.db.close()
+            self._bus.stop()
+            raise
+        self._leases = self._ownership.leases
         self._workers = Workers(
             config.max_concurrent_tasks,
             config.max_concurrent_evaluations,
@@ -134,6 +162,7 @@ class Engine:
             config=config,
             workers=self._workers,
             settings=config.settings(),
+            writer=FencedWriter(self.db, self._leases, self._lease_lost),
             on_actor_stopped=self._forget,
         )
         self._actors: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
@@ -143,6 +172,13 @@ class Engine:
             target=self._tick_loop, name="directorate-tick", daemon=True
         )
         self._ticker.start()
+        self.consumer = CommandConsumer(self).start() if config.commands else None
+        """Applies the commands for the directives this engine drives (or may take)."""
+
+    @property
+    def engine_id(self) -> uuid.UUID:
+        """This engine's identity (its row in ``engines``, the owner in its leases)."""
+        return self._ownership.engine_id
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -160,15 +196,76 @@ class Engine:
         self.shutdown()
 
     def recover(self) -> list[uuid.UUID]:
-        """Start an actor for every directive in planning, active or paused (DESIGN §9)."""
-        recovered = []
-        for directive in self.db.reads.live_directives():
+        """Take up every directive in planning, active or paused whose lease is free or
+        expired (DESIGN §9, §17); the ones other engines drive are left to them."""
+        return self._take_up(self._ownership.claim())
+
+    def _take_up(self, claimed: list[Claimed]) -> list[uuid.UUID]:
+        """Drive the directives whose leases were just taken: say so, then recover."""
+        taken = []
+        for claim in claimed:
+            self._record_claim(claim)  # queued before anything the new actor writes
             with self._lock:
-                if directive.id in self._actors:
-                    continue
-                self._actors[directive.id] = self._spawn(directive.id, m.Recover())
-            recovered.append(directive.id)
-        return recovered
+                ref = self._actors.get(claim.lease.directive_id)
+                if ref is None or not ref.is_alive():
+                    self._actors[claim.lease.directive_id] = self._spawn(
+                        claim.lease.directive_id, m.Recover()
+                    )
+            taken.append(claim.lease.directive_id)
+        return taken
+
+    def _record_claim(self, claim: Claimed) -> None:
+        lease = claim.lease
+        tx = Tx(lease.directive_id)
+        data: dict[str, Any] = {
+            "engine": self.engine_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "epoch": lease.epoch,
+        }
+        if claim.previous is None:
+            tx.event("lease_acquired", data, actor_id=str(self.engine_id))
+        else:
+            data |= {
+                "from_engine": claim.previous,
+                "from_host": claim.previous_host,
+                "from_pid": claim.previous_pid,
+                "after_s": None if claim.silent_s is None else round(claim.silent_s, 3),
+            }
+            tx.event("taken_over", data, severity=Severity.WARNING, actor_id=str(self.engine_id))
+            log.warning(
+                "directive %s: taken over from engine %s (pid %s on %s), silent for %.1f s",
+                lease.directive_id,
+                claim.previous,
+                claim.previous_pid,
+                claim.previous_host,
+                claim.silent_s or 0.0,
+            )
+        tx.submit(self.db, fence=lease)
+
+    def _take(self, directive: Directive) -> bool:
+        """Hold this directive's lease: already, or by taking it if it is free or
+        expired (False: a live engine holds it)."""
+        if self._leases.get(directive.id) is not None:
+            return True
+        claimed = self._ownership.claim(statuses=[directive.status], ids=[directive.id])
+        for claim in claimed:
+            self._record_claim(claim)
+        return bool(claimed)
+
+    def take_for_command(self, directive_id: uuid.UUID | None) -> bool:
+        """Before a command for ``directive_id`` is applied here: True when this engine
+        holds its lease (taking it if free or expired), or when no engine is to drive
+        it (no such directive, a finished one: the command is then refused)."""
+        if directive_id is None:
+            return True
+        try:
+            directive = self.db.reads.directive(directive_id)
+        except DirectorateError:
+            return True
+        if directive.status.terminal:
+            return True
+        return self._take(directive)
 
     def shutdown(self, timeout: float = 60.0) -> ShutdownReport:
         """Stop within one deadline: cancel running agents (their steps run again on
@@ -182,6 +279,8 @@ class Engine:
             return max(0.0, deadline - time.monotonic())
 
         self._closing.set()
+        if self.consumer is not None:  # no command is applied while the engine stops
+            self.consumer.stop(timeout=min(left(), 10.0))
         self._ctx.halted.set()
         # If the database is away, writes stop waiting for it in time to stop the
         # rest before the deadline (and are reported as not written).
@@ -211,6 +310,8 @@ class Engine:
         self._workers.wait_background(left())
         self._workers.shutdown()
         self._ticker.join(timeout=min(left(), 5.0))
+        released = self._release_leases(timeout=left())
+        self._ownership.stop()
         try:
             unwritten = self.db.close(timeout=left())
         finally:
@@ -221,9 +322,49 @@ class Engine:
             agents_left=agents_left,
             actors_left=actors_left,
             unwritten=unwritten,
+            released=released,
         )
         log.info("engine shut down: %s", report.describe())
         return report
+
+    def _release_leases(self, timeout: float) -> int:
+        """Give up every lease (after every other write of ours): the next engine
+        takes the directives up at once instead of after the leases expire."""
+        futures = []
+        for lease in self._leases.held():
+            self._leases.drop(lease)  # first: the heartbeat must not call it lost
+            tx = Tx(lease.directive_id).op(ops.release_lease(lease))
+            tx.event("lease_released", {"engine": self.engine_id}, actor_id=str(self.engine_id))
+            futures.append(tx.submit(self.db))
+        released = 0
+        deadline = time.monotonic() + timeout
+        for future in futures:
+            try:
+                result = future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except (DirectorateError, pykka.Timeout) as exc:
+                log.info("a lease was not released (%s); it expires by itself", exc)
+                continue
+            released += isinstance(result, Committed)
+        return released
+
+    def _lease_lost(self, lease: Lease, why: str) -> None:
+        """Another engine holds ``lease``'s directive now: stop driving it (its agents
+        with it) and say so. Called from any thread, once per lease."""
+        if not self._leases.drop(lease):
+            return
+        with self._lock:
+            ref = self._actors.pop(lease.directive_id, None)
+        if ref is not None:
+            _tell(ref, m.LeaseGone(why))
+        log.warning("directive %s: this engine lost its lease: %s", lease.directive_id, why)
+        tx = Tx(lease.directive_id)
+        tx.event(
+            "lease_lost",
+            {"engine": self.engine_id, "epoch": lease.epoch, "reason": why},
+            severity=Severity.WARNING,
+            actor_id=str(self.engine_id),
+        )
+        tx.submit(self.db)  # not fenced: it says what happened, and changes nothing
 
     # ----------------------------------------------------------------- directives
 
@@ -260,6 +401,10 @@ class Engine:
             raise InvalidTransition(directive.status, DirectiveStatus.PLANNING, "directive")
         # Before anything is committed: a start refused for want of a runner changes nothing.
         runner_for(directive.agent, self.config.runner)
+        if not self._take(directive):  # another engine is starting it: it is theirs
+            status = self._forward(directive_id, m.Start())
+            assert isinstance(status, DirectiveStatus)
+            return status
         if directive.result_branch is None:
             self._start_workspace(directive)
         return self._ask_status(directive_id, m.Start(), spawn=True)
@@ -297,7 +442,7 @@ class Engine:
                 "branch": started.result_branch,
             },
         )
-        if not isinstance(tx.commit(self.db), Committed):
+        if not isinstance(self._ctx.writer.commit(tx), Committed):
             status = self.db.reads.directive(directive.id).status
             raise InvalidTransition(status, DirectiveStatus.PLANNING, "directive")
 
@@ -399,10 +544,16 @@ class Engine:
                 )
                 if directive.status.terminal or draft_not_started:
                     raise InvalidTransition(directive.status, _target(message), "directive")
-                ref = self._spawn(directive_id, None if spawn else m.Recover())
-                self._actors[directive_id] = ref
+                ref = None
+                if self._take(directive):
+                    ref = self._spawn(directive_id, None if spawn else m.Recover())
+                    self._actors[directive_id] = ref
+        if ref is None:  # a live engine drives it: that engine applies the request
+            return self._forward(directive_id, message)
         try:
             return ref.ask(message, timeout=self.config.ask_timeout_s)
+        except LeaseLost:
+            raise
         except pykka.ActorDeadError:
             directive = self.db.reads.directive(directive_id)
             raise InvalidTransition(directive.status, _target(message), "directive") from None
@@ -411,6 +562,23 @@ class Engine:
                 f"directive {directive_id} did not answer {type(message).__name__.lower()} "
                 f"within {self.config.ask_timeout_s:g} s; it may still apply it"
             ) from exc
+
+    def _forward(self, directive_id: uuid.UUID, message: Any) -> object:
+        """Have the engine that drives the directive apply ``message``, as a durable
+        command (DESIGN §12): its answer is this one's."""
+        kind, args = _as_command(message)
+        command_id = issue_command(self.db, kind, directive_id, args)
+        command = wait_for_outcome(self.db, command_id, timeout=self.config.ask_timeout_s)
+        if command.status is CommandStatus.PENDING:
+            raise EngineTimeout(
+                f"directive {directive_id} is driven by another engine, which did not apply "
+                f"{kind} within {self.config.ask_timeout_s:g} s; it may still apply it"
+            )
+        if command.status is CommandStatus.REJECTED:
+            raise DirectorateError(command.reason or f"{kind} was rejected")
+        if isinstance(message, m.Regenerate | m.AnswerApproval):
+            return None
+        return self.db.reads.directive(directive_id).status
 
     def _spawn(self, directive_id: uuid.UUID, first: Any) -> pykka.ActorRef[Any]:
         ref = DirectiveActor.start(self._ctx, directive_id)
@@ -433,6 +601,11 @@ class Engine:
         """Tick only the directives that need it (an approval expired, the wall-time
         limit passed): one query for all, instead of a load per directive per tick."""
         while not self._closing.wait(self.config.tick_interval_s):
+            if self._ownership.may_take_over():
+                try:
+                    self._take_up(self._ownership.claim())
+                except (psycopg.Error, DirectorateError) as exc:
+                    log.warning("looking for directives to take over failed: %s", exc)
             with self._lock:
                 live = dict(self._actors)
             if not live:
@@ -452,16 +625,30 @@ class Engine:
         task = self._ctx.reads.task(task_id)
         step = self._ctx.reads.step(task.step_id) if task.step_id else None
         changes = [TaskRecorded(task_id=task_id, result=result, step=step)]
-        write(task.directive_id, changes).tx.commit(self.db)
+        try:
+            self._ctx.writer.commit(write(task.directive_id, changes).tx)
+        except LeaseLost:  # its engine's no more: a stale attempt, never the step's outcome
+            stale = stale_attempt(
+                task.directive_id,
+                task_id,
+                result,
+                engine_id=self.engine_id,
+                step_name=step.name if step else None,
+            )
+            stale.commit(self.db)
 
     def _record_process(self, task: Task, process: SupervisedProcess) -> None:
         """An agent runs: record its processes in the task's row. Waited for only
         briefly: the runner has an agent to watch (its timeout, a cancel), and the
         write stays queued and commits even if this gives up on it."""
-        change = TaskProcessStarted(task_id=task.id, process=process)
-        future = write(task.directive_id, [change]).tx.submit(self.db)
+        change = TaskProcessStarted(task_id=task.id, process=process, engine_id=self.engine_id)
         try:
+            future = self._ctx.writer.submit(write(task.directive_id, [change]).tx)
             future.get(timeout=PROCESS_RECORD_WAIT_S)
+        except LeaseLost:  # the directive's actor is stopping this agent
+            log.info(
+                "task %s: its directive's lease is lost; pid %d not recorded", task.id, process.pid
+            )
         except pykka.Timeout:
             log.warning(
                 "task %s: the record of its agent's pid %d is not committed yet",
@@ -489,6 +676,29 @@ def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
         ref.tell(message)
     except pykka.ActorDeadError:
         log.debug("dropped %s: its actor has stopped", type(message).__name__)
+
+
+def _as_command(message: Any) -> tuple[CommandType, dict[str, Any]]:
+    """An engine request as the durable command that asks the same."""
+    if isinstance(message, m.AnswerApproval):
+        kind = CommandType.APPROVE if message.approved else CommandType.DENY
+        args: dict[str, Any] = {
+            "approval_id": str(message.approval_id),
+            "by": message.by,
+            "note": message.note,
+        }
+        if message.raise_limit:
+            args["raise_limit"] = dict(message.raise_limit)
+        return kind, args
+    if isinstance(message, m.Regenerate):
+        return CommandType.REGENERATE, {"reason": message.reason, "by": message.by}
+    kinds = {
+        m.Start: CommandType.START,
+        m.Pause: CommandType.PAUSE,
+        m.Resume: CommandType.RESUME,
+        m.Stop: CommandType.STOP,
+    }
+    return kinds[type(message)], {"by": getattr(message, "by", None)}
 
 
 def _target(message: Any) -> str:

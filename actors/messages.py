@@ -94,6 +94,13 @@ class Halt:
     """Engine shutdown: cancel running agents, start nothing new; the database stays."""
 
 
+@attrs.frozen
+class LeaseGone:
+    """Another engine holds the directive's lease now: stop driving it, at once."""
+
+    reason: str
+
+
 # ----------------------------------------------------------------- step -> directive
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 import pykka
 
-from directorate.persistence.errors import PersistenceUnavailable, RunnerError
+from directorate.persistence.errors import LeaseLost, PersistenceUnavailable, RunnerError
 from directorate.persistence.models import TaskStatus
 from directorate.persistence.writer import Committed
 
@@ -47,7 +47,7 @@ from .core.step import Totals, applied, decide_step, step_workspace
 from .evaluation import Judgement, judge
 from .runners import TaskResult, kill_grace_for, runner_for
 from .workspaces import agent_environment, fork_point, merge_step
-from .writes import write
+from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,34 @@ class StepActor(pykka.ThreadingActor):
         elif isinstance(message, m.Retire):
             self.stopping = True
         elif not (isinstance(message, m.Begin | m.DependencyPassed) and waiting):
-            self._handle(message)
+            try:
+                self._handle(message)
+            except LeaseLost:
+                self._let_go(message)
         if self.stopping and self.job is None:
             self.stop()
+
+    def _let_go(self, message: m.StepMessage) -> None:
+        """Another engine drives the directive now: stop our agent and ourselves; a
+        report of our agent's is recorded as a stale attempt, never as the step's."""
+        log.info("step %s: another engine holds its directive's lease", self.step_id)
+        if self.cancel is not None:
+            self.cancel.set()
+        self.stopping = True
+        if isinstance(message, m.TaskFinished):
+            step = self.snapshot.step if self.snapshot is not None else None
+            directive_id = (
+                self.snapshot.directive.id
+                if self.snapshot is not None
+                else self.ctx.reads.task(message.task_id).directive_id
+            )
+            stale_attempt(
+                directive_id,
+                message.task_id,
+                message.result,
+                engine_id=self.ctx.writer.leases.engine_id,
+                step_name=step.name if step else None,
+            ).submit(self.ctx.db)
 
     # ----------------------------------------------------------------- load, decide, commit, act
 
@@ -144,7 +169,7 @@ class StepActor(pykka.ThreadingActor):
             chain_idle, totals = False, None
             if decision.changes:
                 written = write(state.directive.id, decision.changes)
-                outcome = written.tx.commit(self.ctx.db)
+                outcome = self.ctx.writer.commit(written.tx)
                 if not isinstance(outcome, Committed):
                     log.info(
                         "step %s: %s; deciding again",

@@ -19,6 +19,7 @@ import pykka
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.models import ActorType, Event, Severity
+from directorate.persistence.ownership import Lease
 from directorate.persistence.writer import Op, Write, WriteResult
 
 from .signals import EngineEvent
@@ -75,19 +76,35 @@ class Tx:
         self.notices.append(event)
         return self
 
-    def statements(self) -> tuple[list[Op], tuple[EventNotice | EngineEvent, ...]]:
-        """Every statement (the events' last), and the notices pointing at it."""
+    def statements(
+        self, fence: Lease | None = None
+    ) -> tuple[list[Op], tuple[EventNotice | EngineEvent, ...]]:
+        """Every statement (the events' last), and the notices pointing at it.
+
+        With a ``fence`` (an engine's lease on the directive), the write applies only
+        while the lease holds: the events' statement checks it, or, with no event, a
+        statement of its own. Either way it is statement ``fence_index``, the last, so
+        it reads the lease after every other statement has taken its locks."""
         statements = list(self.ops)
         if self.events:
-            statements.append(ops.append_events(self.directive_id, self.events))
+            statements.append(ops.append_events(self.directive_id, self.events, fence=fence))
+        elif fence is not None:
+            statements.append(ops.fence(fence))
         at = len(self.ops)
         notices = tuple(EventNotice(at, n) if isinstance(n, Event) else n for n in self.notices)
         return statements, notices
 
-    def commit(self, db: Database, timeout: float | None = None) -> WriteResult:
+    @property
+    def fence_index(self) -> int:
+        """The statement whose guard is the fence (see ``statements``)."""
+        return len(self.ops)
+
+    def commit(
+        self, db: Database, timeout: float | None = None, *, fence: Lease | None = None
+    ) -> WriteResult:
         """Write and wait until it is durable; during an outage, until the database
         is back (or the engine, stopping, gives the write up)."""
-        statements, notices = self.statements()
+        statements, notices = self.statements(fence)
         return db.writer.write(*statements, notices=notices, what=self.what(), timeout=timeout)
 
     def what(self) -> str:
@@ -95,10 +112,10 @@ class Tx:
         kinds = ", ".join(dict.fromkeys(e.event_type for e in self.events)) or "no events"
         return f"directive {self.directive_id}: {kinds}"
 
-    def submit(self, db: Database) -> pykka.Future[WriteResult]:
+    def submit(self, db: Database, *, fence: Lease | None = None) -> pykka.Future[WriteResult]:
         """Hand the write to the writer without waiting for its commit."""
-        statements, notices = self.statements()
-        return db.writer.submit(Write(ops=tuple(statements), notices=notices))
+        statements, notices = self.statements(fence)
+        return db.writer.submit(Write(ops=tuple(statements), notices=notices, what=self.what()))
 
 
 def _jsonable(value: Any) -> Any:

@@ -151,6 +151,7 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
                 process_started_at=_moment(process.started_at),
                 supervisor_pid=process.supervisor_pid,
                 supervisor_started_at=_moment(process.supervisor_started_at),
+                engine_id=change.engine_id,
             )
         )
     elif isinstance(change, c.TasksCancelRequested):
@@ -467,3 +468,44 @@ def _moment(seconds: float | None) -> datetime | None:
     """Seconds since the epoch as a timestamp (microseconds: far finer than the
     10 ms a process start time is counted in)."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def stale_attempt(
+    directive_id: uuid.UUID,
+    task_id: uuid.UUID,
+    result: Any,
+    *,
+    engine_id: uuid.UUID,
+    step_name: str | None = None,
+) -> Tx:
+    """A report of an agent whose engine lost the directive's lease before it came:
+    written without the lease (it changes no state the owner decides on), its cost
+    counted, its outcome recorded as a stale attempt and never as the step's."""
+    cost = max(0.0, float(result.cost_usd or 0.0))
+    tx = Tx(directive_id)
+    tx.op(
+        ops.record_stale_attempt(
+            directive_id,
+            task_id,
+            exit_code=result.exit_code,
+            cost=cost,
+            summary=strip_nul(result.summary) or None,
+            output_tail=strip_nul(result.output_tail or ""),
+            tokens=kept_tokens(result),
+            turns=kept_turns(result),
+        )
+    )
+    tx.event(
+        "stale_attempt",
+        {
+            "task_id": task_id,
+            "step_name": step_name,
+            "status": str(result.status),
+            "exit_code": result.exit_code,
+            "cost_usd": cost,
+            "engine": engine_id,
+        },
+        severity=Severity.WARNING,
+        actor_id=str(engine_id),
+    )
+    return tx

@@ -49,3 +49,7 @@ class VerifierError(DirectorateError):
 
 class EngineTimeout(DirectorateError):
     """The engine did not answer in time."""
+
+
+class LeaseLost(DirectorateError):
+    """This engine no longer holds the directive's lease: another engine drives it."""

@@ -586,6 +586,11 @@ class Directive(_Record):
     result_branch: str | None = None
     """The branch passed steps are merged into; None: steps share ``local_path``."""
     last_event_seq: int = 0
+    lease_owner: uuid.UUID | None = None
+    """The engine driving the directive (DESIGN §17); None: no engine holds it."""
+    lease_epoch: int = 0
+    """Grows by one with every change of owner: a write from an older epoch is refused."""
+    lease_acquired_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     completed_at: datetime | None = None
@@ -675,6 +680,11 @@ class Task(_Record):
     supervisor_started_at: datetime | None = None
     session_id: str | None = None
     """The agent's own session id, when its report named one (Claude Code's)."""
+    engine_id: uuid.UUID | None = None
+    """The engine that ran the task (DESIGN §17)."""
+    stale_reported_at: datetime | None = None
+    """Its agent reported after its engine had lost the directive's lease: a stale
+    attempt (its cost counted, its outcome never the step's)."""
     agent_args: tuple[str, ...] = ()
     """Added to the agent's command for this attempt (``[agent] resume_args``); not
     stored: made again from the previous attempt's session id."""
@@ -743,3 +753,20 @@ class Command(_Record):
     reason: str | None = None
     created_at: datetime | None = None
     applied_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EngineRecord(_Record):
+    """An engine process (DESIGN §17): it holds the leases of the directives it drives
+    for as long as its heartbeat keeps ``expires_at`` ahead of the database's clock."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    stopped_at: datetime | None = None
+    takes_over: bool = True
+    """Whether it claims free and expired leases (a daemon does; ``run`` does not)."""

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from .models import Event
+from .ownership import Lease
 from .queries import query
 from .validation import reject_nul
 from .writer import Op
@@ -196,6 +197,7 @@ def record_task_process(
     process_started_at: datetime | None,
     supervisor_pid: int,
     supervisor_started_at: datetime | None,
+    engine_id: uuid.UUID | None = None,
 ) -> Op:
     """Record which processes run an unfinished task (for recovery: DESIGN §18)."""
     return Op(
@@ -208,6 +210,7 @@ def record_task_process(
             "process_started_at": process_started_at,
             "supervisor_pid": supervisor_pid,
             "supervisor_started_at": supervisor_started_at,
+            "engine_id": engine_id,
         },
     )
 
@@ -255,9 +258,12 @@ def move_step(step_id: uuid.UUID, expected: str, new_status: str, **values: Any)
     return Op(op.sql + _STEP_IN_LIVE_CHAIN, op.params, guard=True)
 
 
-def append_events(directive_id: uuid.UUID, events: Sequence[Event]) -> Op:
+def append_events(
+    directive_id: uuid.UUID, events: Sequence[Event], *, fence: Lease | None = None
+) -> Op:
     """Append a write's events in one statement, numbered in order (gap-free: the
-    directive row's lock serialises appends); returns (id, seq) per event."""
+    directive row's lock serialises appends); returns (id, seq) per event. With a
+    ``fence``, only while that lease holds: otherwise it matches no row (a guard)."""
     rows = [
         {
             "id": str(e.id),
@@ -270,8 +276,59 @@ def append_events(directive_id: uuid.UUID, events: Sequence[Event]) -> Op:
         }
         for e in events
     ]
+    params: dict[str, Any] = {
+        "directive_id": directive_id,
+        "n": len(rows),
+        "events": _value("events", rows),
+    }
+    if fence is None:
+        return Op(query("append_events"), params, returning=True)
+    params.update(owner=fence.owner, epoch=fence.epoch)
+    return Op(query("append_events_fenced"), params, returning=True, guard=True)
+
+
+def fence(lease: Lease) -> Op:
+    """Guard: the engine still holds ``lease`` (for a write that appends no event)."""
     return Op(
-        query("append_events"),
-        {"directive_id": directive_id, "n": len(rows), "events": _value("events", rows)},
+        query("fence"),
+        {"directive_id": lease.directive_id, "owner": lease.owner, "epoch": lease.epoch},
+        guard=True,
+    )
+
+
+def release_lease(lease: Lease) -> Op:
+    """Guard: give ``lease`` up, if it is still held."""
+    return Op(
+        query("release_lease"),
+        {"directive_id": lease.directive_id, "owner": lease.owner, "epoch": lease.epoch},
+        guard=True,
+    )
+
+
+def record_stale_attempt(
+    directive_id: uuid.UUID,
+    task_id: uuid.UUID,
+    *,
+    exit_code: int | None,
+    cost: float,
+    summary: str | None,
+    output_tail: str | None,
+    tokens: int | None = None,
+    turns: int | None = None,
+) -> Op:
+    """A report from an agent of an engine that lost the lease: its cost, tokens and
+    turns are counted once, its outcome is not the task's (DESIGN §17)."""
+    return Op(
+        query("record_stale_attempt"),
+        {
+            "directive_id": directive_id,
+            "id": task_id,
+            "exit_code": exit_code,
+            "cost": cost,
+            "tokens": tokens,
+            "turns": turns,
+            "summary": _value("summary", summary),
+            "output_tail": _value("output_tail", output_tail),
+        },
         returning=True,
     )

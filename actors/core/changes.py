@@ -133,6 +133,8 @@ class TaskProcessStarted:
 
     task_id: uuid.UUID
     process: SupervisedProcess
+    engine_id: uuid.UUID | None = None
+    """The engine whose agent it is."""
 
 
 @attrs.frozen(kw_only=True)

@@ -169,7 +169,7 @@ RETURNING total_cost_usd, (SELECT count(*) FROM done), total_tokens, total_agent
 -- their start times, the host), while the task is unfinished.
 UPDATE tasks SET pid = %(pid)s, pgid = %(pgid)s, host = %(host)s,
        process_started_at = %(process_started_at)s, supervisor_pid = %(supervisor_pid)s,
-       supervisor_started_at = %(supervisor_started_at)s
+       supervisor_started_at = %(supervisor_started_at)s, engine_id = %(engine_id)s
 WHERE id = %(id)s AND finished_at IS NULL;
 
 -- name: request_cancel_tasks
@@ -233,3 +233,133 @@ FROM next,
                     actor_id text, step_id uuid))
          WITH ORDINALITY AS e(id, event_type, severity, data, actor_type, actor_id, step_id, ord)
 RETURNING id::text, seq;
+
+-- name: append_events_fenced
+-- append_events for an engine: only while it holds the directive's lease at this
+-- epoch (DESIGN §17). The counter's UPDATE takes the directive's row lock and sees the
+-- latest lease, so a takeover committed first makes this insert no row (a guard), and
+-- one committed after waits for this write and then sees it.
+WITH next AS (
+    UPDATE directives SET last_event_seq = last_event_seq + %(n)s
+    WHERE id = %(directive_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s
+    RETURNING last_event_seq - %(n)s AS base
+)
+INSERT INTO directive_events
+    (id, directive_id, seq, event_type, severity, data, actor_type, actor_id, step_id)
+SELECT e.id, %(directive_id)s, next.base + e.ord, e.event_type, e.severity, e.data,
+       e.actor_type, e.actor_id, e.step_id
+FROM next,
+     ROWS FROM (jsonb_to_recordset(%(events)s)
+                AS (id uuid, event_type text, severity text, data jsonb, actor_type text,
+                    actor_id text, step_id uuid))
+         WITH ORDINALITY AS e(id, event_type, severity, data, actor_type, actor_id, step_id, ord)
+RETURNING id::text, seq;
+
+-- name: fence
+-- The guard of an engine's write that appends no event: it still holds the lease at
+-- this epoch. Locks the directive's row, as append_events_fenced does.
+SELECT 1 FROM directives
+WHERE id = %(directive_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s
+FOR NO KEY UPDATE;
+
+-- name: register_engine
+-- An engine process starts. Rows of engines stopped a week ago that own nothing go.
+WITH gone AS (
+    DELETE FROM engines e
+    WHERE e.stopped_at < now() - interval '7 days'
+      AND NOT EXISTS (SELECT 1 FROM directives d WHERE d.lease_owner = e.id)
+)
+INSERT INTO engines (id, host, pid, version, takes_over, expires_at)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(takes_over)s,
+        now() + make_interval(secs => %(ttl)s))
+RETURNING expires_at;
+
+-- name: engine_heartbeat
+-- Renew every lease of the engine at once: they expire with its row.
+UPDATE engines SET heartbeat_at = now(), expires_at = now() + make_interval(secs => %(ttl)s)
+WHERE id = %(id)s AND stopped_at IS NULL
+RETURNING expires_at;
+
+-- name: leases_of_engine
+-- The leases an engine holds now (after its heartbeat: one taken while it was away
+-- is missing, or at a newer epoch).
+SELECT id, lease_epoch FROM directives WHERE lease_owner = %(id)s;
+
+-- name: stop_engine
+UPDATE engines SET stopped_at = now(), expires_at = now() WHERE id = %(id)s;
+
+-- name: claim_directives
+-- Take the leases of directives that are free (no owner) or expired (their owner's
+-- row has expired or stopped), with the given statuses, all or only %(ids)s, at most
+-- %(limit)s. Safe when engines claim at once: a row another claim holds is skipped,
+-- and one it took meanwhile is checked again on its new version (its owner, alive,
+-- is not among the dead). Returns each directive's new epoch and whom it was from.
+WITH dead AS (
+    SELECT id FROM engines WHERE expires_at <= now() OR stopped_at IS NOT NULL
+), claimable AS (
+    SELECT d.id, d.lease_owner AS previous FROM directives d
+    WHERE d.status = ANY (%(statuses)s)
+      AND (d.lease_owner IS NULL OR d.lease_owner IN (SELECT id FROM dead))
+      AND d.lease_owner IS DISTINCT FROM %(me)s
+      AND (%(ids)s::uuid[] IS NULL OR d.id = ANY (%(ids)s::uuid[]))
+    ORDER BY d.created_at
+    LIMIT %(limit)s
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE directives d
+SET lease_owner = %(me)s, lease_epoch = d.lease_epoch + 1, lease_acquired_at = now()
+FROM claimable c LEFT JOIN engines e ON e.id = c.previous
+WHERE d.id = c.id
+RETURNING d.id, d.lease_epoch, c.previous, e.host, e.pid,
+          extract(epoch FROM now() - e.heartbeat_at)::float8 AS silent_s,
+          extract(epoch FROM now() - e.expires_at)::float8 AS expired_s;
+
+-- name: release_lease
+-- Give a lease up (the engine stops, or `run` exits): the next engine takes it at once.
+UPDATE directives SET lease_owner = NULL
+WHERE id = %(directive_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s;
+
+-- name: lease_of
+SELECT d.lease_owner, d.lease_epoch, e.host, e.pid, e.expires_at > now() AS alive,
+       e.stopped_at IS NULL AS running
+FROM directives d LEFT JOIN engines e ON e.id = d.lease_owner
+WHERE d.id = %(directive_id)s;
+
+-- name: engines
+-- Every engine that has not been stopped for a day, with its heartbeat's age and the
+-- directives it owns (live ones first).
+SELECT e.*, extract(epoch FROM now() - e.heartbeat_at)::float8 AS heartbeat_age_s,
+       e.stopped_at IS NULL AND e.expires_at > now() AS alive,
+       coalesce(array_agg(d.id ORDER BY d.created_at) FILTER (WHERE d.id IS NOT NULL),
+                '{}') AS directives
+FROM engines e LEFT JOIN directives d ON d.lease_owner = e.id
+WHERE e.stopped_at IS NULL OR e.stopped_at > now() - interval '1 day'
+   OR EXISTS (SELECT 1 FROM directives x WHERE x.lease_owner = e.id)
+GROUP BY e.id
+ORDER BY e.started_at;
+
+
+-- name: record_stale_attempt
+-- The report of an agent whose engine lost the lease meanwhile: what it cost is added
+-- to the task and the directive once, and what it said is kept where nothing was yet;
+-- the task's status is left to the directive's owner. Returns the rows it recorded.
+WITH done AS (
+    UPDATE tasks SET cost_usd = cost_usd + %(cost)s,
+           tokens = CASE WHEN %(tokens)s::bigint IS NULL THEN tokens
+                         ELSE coalesce(tokens, 0) + %(tokens)s::bigint END,
+           turns = CASE WHEN %(turns)s::bigint IS NULL THEN turns
+                        ELSE coalesce(turns, 0) + %(turns)s::bigint END,
+           exit_code = coalesce(exit_code, %(exit_code)s),
+           summary = coalesce(summary, %(summary)s),
+           output_tail = coalesce(output_tail, %(output_tail)s),
+           stale_reported_at = now()
+    WHERE id = %(id)s AND stale_reported_at IS NULL
+    RETURNING id
+)
+UPDATE directives
+SET total_cost_usd = total_cost_usd + %(cost)s,
+    total_tokens = total_tokens + coalesce(%(tokens)s::bigint, 0),
+    total_agent_turns = total_agent_turns + coalesce(%(turns)s::bigint, 0),
+    updated_at = now()
+WHERE id = %(directive_id)s AND EXISTS (SELECT 1 FROM done)
+RETURNING (SELECT count(*) FROM done);

@@ -175,6 +175,14 @@ class Cli:
         assert row is not None
         return {"status": row[0], "cost": row[1]}
 
+    def event_types(self, directive_id: str) -> list[str]:
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT event_type FROM directive_events WHERE directive_id = %s ORDER BY seq",
+                (directive_id,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def steps(self, directive_id: str) -> dict[str, tuple[str, int]]:
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(

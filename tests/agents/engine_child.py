@@ -31,6 +31,9 @@ def main() -> None:
             log_dir=Path(log_dir),
             verifiers=[GreenVerifier()],
             verifier_config={"auto_detect": False},
+            # Killed by its test: the engine that recovers takes over soon after.
+            lease_ttl_s=1.5,
+            heartbeat_interval_s=0.3,
         )
     )
     if len(sys.argv) == 4 and directive_file:

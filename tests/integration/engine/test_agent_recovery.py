@@ -202,10 +202,14 @@ def test_an_agent_left_by_an_engine_killed_mid_step_is_dead_before_attempt_two_s
     assert not any(running(who) for who in first.values())
 
     events = events_of(engine, directive_id)
-    [killed] = [e for e in events if e.event_type == "stale_agent_killed"]
+    # The directive is taken over once the dead engine's lease expires; by then a
+    # supervisor that outlived its engine may have stopped the agent itself.
+    found = {"stale_agent_killed"} | (set() if supervisor_killed_too else {"stale_agent_gone"})
+    [killed] = [e for e in events if e.event_type in found]
     assert killed.data["task_id"] == str(row["id"]) and killed.data["pid"] == row["pid"]
     assert killed.data["host"] == socket.gethostname()
-    assert first["agent"]["pid"] in killed.data["killed"]
+    if killed.event_type == "stale_agent_killed":
+        assert first["agent"]["pid"] in killed.data["killed"]
     if supervisor_killed_too:  # found by the task id its environment carries
         assert first["escapee"]["pid"] in killed.data["killed"]
     [started] = [e for e in events if e.event_type == "step_started" and e.data["attempt"] == 2]

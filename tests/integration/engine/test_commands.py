@@ -42,7 +42,8 @@ def listener_pids(dsn: str) -> set[int]:
 def test_a_notification_wakes_the_consumer_and_it_listens_again_after_a_reconnect(
     engine_factory: Any, scripted: Scripted, dsn: str
 ) -> None:
-    engine = engine_factory(runner=scripted.runner(kill_grace_s=0.2))
+    # Its own consumer off: these consumers are the ones under test.
+    engine = engine_factory(runner=scripted.runner(kill_grace_s=0.2), commands=False)
     directive_id = running_directive(engine, scripted)
     consumer = CommandConsumer(engine, poll_interval=NEVER_POLL).start()
     try:
@@ -69,7 +70,8 @@ def test_a_notification_wakes_the_consumer_and_it_listens_again_after_a_reconnec
 def test_each_command_is_applied_once_and_refusals_are_recorded_with_the_reason(
     engine_factory: Any, scripted: Scripted
 ) -> None:
-    engine = engine_factory(runner=scripted.runner(kill_grace_s=0.2))
+    # Its own consumer off: these consumers are the ones under test.
+    engine = engine_factory(runner=scripted.runner(kill_grace_s=0.2), commands=False)
     directive_id = running_directive(engine, scripted)
     # Two daemons on one database race for the same commands.
     consumers = [CommandConsumer(engine, poll_interval=0.5).start() for _ in range(2)]

@@ -1,0 +1,90 @@
+"""The leases one engine holds, and its writes fenced by them (DESIGN §17).
+
+Every write an engine makes for a directive carries the lease it holds on it (owner
+and epoch, ``Tx.statements(fence=...)``): a write whose lease has been taken matches
+no row and changes nothing. ``FencedWriter.commit`` turns that into ``LeaseLost``
+and tells the engine, which stops driving the directive.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import pykka
+
+from directorate.persistence.database import Database
+from directorate.persistence.errors import LeaseLost
+from directorate.persistence.ownership import Lease
+from directorate.persistence.writer import Conflict, WriteResult
+
+from .tx import Tx
+
+
+class Leases:
+    """Directive id -> the lease this engine holds on it. Thread-safe."""
+
+    def __init__(self, engine_id: uuid.UUID) -> None:
+        self.engine_id = engine_id
+        self._held: dict[uuid.UUID, Lease] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, lease: Lease) -> None:
+        with self._lock:
+            self._held[lease.directive_id] = lease
+
+    def get(self, directive_id: uuid.UUID) -> Lease | None:
+        with self._lock:
+            return self._held.get(directive_id)
+
+    def drop(self, lease: Lease) -> bool:
+        """Forget ``lease`` (not a newer one of the same directive); False if not held."""
+        with self._lock:
+            if self._held.get(lease.directive_id) != lease:
+                return False
+            del self._held[lease.directive_id]
+            return True
+
+    def held(self) -> list[Lease]:
+        with self._lock:
+            return list(self._held.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+
+class FencedWriter:
+    """Commits a directive's writes under the engine's lease on it."""
+
+    def __init__(self, db: Database, leases: Leases, lost: Callable[[Lease, str], None]) -> None:
+        self.db = db
+        self.leases = leases
+        self._lost = lost
+
+    def lease(self, directive_id: uuid.UUID) -> Lease:
+        lease = self.leases.get(directive_id)
+        if lease is None:
+            raise LeaseLost(f"directive {directive_id}: this engine does not hold its lease")
+        return lease
+
+    def commit(self, tx: Tx) -> WriteResult:
+        """``tx`` durable, or a ``Conflict`` of one of its own guards; ``LeaseLost``
+        (and nothing written) when the engine no longer holds the directive's lease."""
+        lease = self.lease(tx.directive_id)
+        return self._checked(tx, lease, tx.commit(self.db, fence=lease))
+
+    def submit(self, tx: Tx) -> pykka.Future[WriteResult]:
+        """``commit`` without waiting: the future's value is the write's result."""
+        lease = self.lease(tx.directive_id)
+        return tx.submit(self.db, fence=lease).map(lambda result: self._checked(tx, lease, result))
+
+    def _checked(self, tx: Tx, lease: Lease, result: WriteResult) -> WriteResult:
+        if isinstance(result, Conflict) and result.op_index == tx.fence_index:
+            self._lost(lease, f"a write was refused: {tx.what()}")
+            raise LeaseLost(
+                f"directive {tx.directive_id}: another engine holds its lease now "
+                f"(this engine's, epoch {lease.epoch}, was taken)"
+            )
+        return result

@@ -1,0 +1,157 @@
+"""One engine's identity and leases: registered, kept alive, claimed, given up
+(DESIGN §17).
+
+The heartbeat runs on a thread and a connection of its own, so neither a busy writer
+nor a full reader pool can delay it: every ``heartbeat_interval_s`` it renews the
+engine's row (and so all its leases) for ``lease_ttl_s``, and reads back which
+leases the engine still holds, so an engine that was frozen or cut off notices a
+lease taken meanwhile even before one of its writes is refused.
+
+After an outage every engine's row has expired at once. An engine whose heartbeat
+failed takes over others' directives only once it has been renewed again for a whole
+``lease_ttl_s``, so the engines that were only cut off renew theirs first and keep
+their directives; a dead engine's stay expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from directorate.persistence import ownership as sql
+from directorate.persistence.database import Database
+from directorate.persistence.models import DirectiveStatus
+from directorate.persistence.outage import Outage
+from directorate.persistence.ownership import Claimed, Lease
+from directorate.persistence.writer import CONNECT_TIMEOUT_S
+
+from .leases import Leases
+
+log = logging.getLogger(__name__)
+
+
+class Ownership:
+    """An engine's row, its heartbeat thread, and its claims. ``on_lost`` is called
+    (on the heartbeat's thread) for a lease found taken by another engine."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_ttl_s: float,
+        heartbeat_interval_s: float,
+        takes_over: bool,
+        on_lost: Callable[[Lease, str], None],
+    ) -> None:
+        if not 0 < heartbeat_interval_s < lease_ttl_s:
+            raise ValueError("the heartbeat must come more often than the lease expires")
+        self.engine_id = uuid.uuid4()
+        self.leases = Leases(self.engine_id)
+        self.takes_over = takes_over
+        self._db = db
+        self._ttl_s = lease_ttl_s
+        self._interval_s = heartbeat_interval_s
+        self._on_lost = on_lost
+        self._stopping = threading.Event()
+        self._failing = False
+        """The heartbeat's last attempt failed: this engine may be cut off."""
+        self._grace_until = 0.0
+        """After the heartbeat failed, no takeover before this (monotonic) time."""
+        with db.pool.connection() as conn:
+            sql.register_engine(conn, self.engine_id, ttl_s=lease_ttl_s, takes_over=takes_over)
+        self._thread = threading.Thread(
+            target=self._beat, name="directorate-heartbeat", daemon=True
+        )
+        self._thread.start()
+
+    # ----------------------------------------------------------------- claims
+
+    def claim(
+        self,
+        *,
+        statuses: Iterable[DirectiveStatus] = sql.LIVE,
+        ids: Sequence[uuid.UUID] | None = None,
+        limit: int = 1000,
+    ) -> list[Claimed]:
+        """Take free and expired leases (see ``persistence.ownership.claim``) and hold them."""
+        with self._db.pool.connection() as conn:
+            claimed = sql.claim(conn, self.engine_id, statuses=statuses, ids=ids, limit=limit)
+        for taken in claimed:
+            self.leases.hold(taken.lease)
+        return claimed
+
+    def may_take_over(self) -> bool:
+        """Whether this engine may claim others' expired leases now (module docstring)."""
+        return (
+            self.takes_over
+            and not self._failing
+            and time.monotonic() >= self._grace_until
+            and not self._stopping.is_set()
+        )
+
+    # ----------------------------------------------------------------- stopping
+
+    def stop(self) -> None:
+        """Stop the heartbeat and mark the engine stopped: whatever leases it still
+        holds are expired from now on (its writes are all committed by then)."""
+        self._stopping.set()
+        self._thread.join(timeout=CONNECT_TIMEOUT_S + 5)
+        try:
+            with self._db.pool.connection(timeout=5) as conn:
+                sql.stop_engine(conn, self.engine_id)
+        except (psycopg.Error, OSError) as exc:  # the database is away: it expires by itself
+            log.info("engine %s: not marked stopped (%s)", self.engine_id, exc)
+
+    # ----------------------------------------------------------------- the heartbeat
+
+    def _beat(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        outage: Outage | None = None
+        try:
+            while not self._stopping.wait(self._interval_s if outage is None else 0):
+                try:
+                    if conn is None:
+                        conn = psycopg.connect(
+                            self._db.dsn,
+                            autocommit=True,
+                            application_name="directorate-heartbeat",
+                            connect_timeout=CONNECT_TIMEOUT_S,
+                        )
+                    # Only leases held before the query started can be missing from
+                    # its answer for having been taken (a claim may commit meanwhile).
+                    before = self.leases.held()
+                    held = sql.heartbeat(conn, self.engine_id, ttl_s=self._ttl_s)
+                except psycopg.Error as exc:
+                    self._failing = True
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    outage = outage or Outage("the heartbeat", logger=log)
+                    self._stopping.wait(outage.failed(exc))
+                    continue
+                if outage is not None:
+                    outage.over()
+                    outage = None
+                if self._failing:
+                    self._failing = False
+                    self._grace_until = time.monotonic() + self._ttl_s
+                self._check(before, held)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _check(self, before: list[Lease], held: dict[uuid.UUID, int] | None) -> None:
+        still = set(self.leases.held())
+        for lease in before:
+            if lease not in still:  # given up meanwhile
+                continue
+            if held is None:
+                self._on_lost(lease, "the engine's row says it has stopped")
+            elif held.get(lease.directive_id) != lease.epoch:
+                self._on_lost(lease, "another engine took the lease while this one was silent")
