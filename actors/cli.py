@@ -284,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("daemon", cli_daemon.cmd_daemon, "run an engine until SIGTERM/SIGINT")
     p.add_argument("--agent", help="agent command for directives without [agent]")
     p.add_argument("--max-tasks", type=int, default=4, help="agent tasks at once (4)")
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=5.0,
+        help="seconds its leases outlive its last heartbeat: how soon another engine "
+        "takes its directives over if it dies (5)",
+    )
+    p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (1)")
 
     p = add("submit", cli_daemon.cmd_submit, "create a directive; the daemon starts it", [control])
     p.add_argument("file", type=Path)

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import CommandType
 
 from . import cli
@@ -49,8 +50,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if not 0 < args.heartbeat < args.lease_ttl:
+        raise InvalidInput("--heartbeat must be more than 0 and less than --lease-ttl")
     engine = Engine.start(
-        EngineConfig(dsn=args.dsn, runner=runner, max_concurrent_tasks=args.max_tasks)
+        EngineConfig(
+            dsn=args.dsn,
+            runner=runner,
+            max_concurrent_tasks=args.max_tasks,
+            lease_ttl_s=args.lease_ttl,
+            heartbeat_interval_s=args.heartbeat,
+        )
     )
     consumer = engine.consumer
     assert consumer is not None  # a daemon's engine applies commands
