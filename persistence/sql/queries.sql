@@ -327,14 +327,16 @@ WHERE d.id = %(directive_id)s;
 
 -- name: engines
 -- Every engine that has not been stopped for a day, with its heartbeat's age and the
--- directives it owns (live ones first).
+-- unfinished directives it holds the leases of.
 SELECT e.*, extract(epoch FROM now() - e.heartbeat_at)::float8 AS heartbeat_age_s,
        e.stopped_at IS NULL AND e.expires_at > now() AS alive,
        coalesce(array_agg(d.id ORDER BY d.created_at) FILTER (WHERE d.id IS NOT NULL),
                 '{}') AS directives
-FROM engines e LEFT JOIN directives d ON d.lease_owner = e.id
+FROM engines e
+LEFT JOIN directives d
+       ON d.lease_owner = e.id AND d.status IN ('draft', 'planning', 'active', 'paused')
 WHERE e.stopped_at IS NULL OR e.stopped_at > now() - interval '1 day'
-   OR EXISTS (SELECT 1 FROM directives x WHERE x.lease_owner = e.id)
+   OR d.id IS NOT NULL
 GROUP BY e.id
 ORDER BY e.started_at;
 
