@@ -299,6 +299,7 @@ WITH dead AS (
 ), claimable AS (
     SELECT d.id, d.lease_owner AS previous FROM directives d
     WHERE d.status = ANY (%(statuses)s)
+      AND d.status NOT IN ('completed', 'failed', 'cancelled')  -- nothing to drive
       AND (d.lease_owner IS NULL OR d.lease_owner IN (SELECT id FROM dead))
       AND d.lease_owner IS DISTINCT FROM %(me)s
       AND (%(ids)s::uuid[] IS NULL OR d.id = ANY (%(ids)s::uuid[]))
