@@ -552,8 +552,8 @@ class Engine:
             return self._forward(directive_id, message)
         try:
             return ref.ask(message, timeout=self.config.ask_timeout_s)
-        except LeaseLost:
-            raise
+        except LeaseLost:  # taken by another engine meanwhile: the request is for it now
+            return self._forward(directive_id, message)
         except pykka.ActorDeadError:
             directive = self.db.reads.directive(directive_id)
             raise InvalidTransition(directive.status, _target(message), "directive") from None
