@@ -97,13 +97,13 @@ class Ownership:
 
     # ----------------------------------------------------------------- stopping
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = CONNECT_TIMEOUT_S + 5.0) -> None:
         """Stop the heartbeat and mark the engine stopped: whatever leases it still
         holds are expired from now on (its writes are all committed by then)."""
         self._stopping.set()
-        self._thread.join(timeout=CONNECT_TIMEOUT_S + 5)
+        self._thread.join(timeout=timeout)
         try:
-            with self._db.pool.connection(timeout=5) as conn:
+            with self._db.pool.connection(timeout=max(timeout, 1.0)) as conn:
                 sql.stop_engine(conn, self.engine_id)
         except (psycopg.Error, OSError) as exc:  # the database is away: it expires by itself
             log.info("engine %s: not marked stopped (%s)", self.engine_id, exc)
@@ -147,11 +147,24 @@ class Ownership:
                 conn.close()
 
     def _check(self, before: list[Lease], held: dict[uuid.UUID, int] | None) -> None:
-        still = set(self.leases.held())
-        for lease in before:
-            if lease not in still:  # given up meanwhile
-                continue
-            if held is None:
-                self._on_lost(lease, "the engine's row says it has stopped")
-            elif held.get(lease.directive_id) != lease.epoch:
-                self._on_lost(lease, "another engine took the lease while this one was silent")
+        for lease, why in lost_leases(before, self.leases.held(), held):
+            self._on_lost(lease, why)
+
+
+def lost_leases(
+    before: Iterable[Lease], still: Iterable[Lease], held: dict[uuid.UUID, int] | None
+) -> list[tuple[Lease, str]]:
+    """Which leases the heartbeat found taken, and why: of those this engine held when
+    the heartbeat's query started (``before``) and still holds (``still``: one given
+    up meanwhile is not lost), those the database no longer gives it at their epoch
+    (``held``: directive -> epoch; None: the engine's row says it stopped)."""
+    kept = set(still)
+    lost = []
+    for lease in before:
+        if lease not in kept:
+            continue
+        if held is None:
+            lost.append((lease, "the engine's row says it has stopped"))
+        elif held.get(lease.directive_id) != lease.epoch:
+            lost.append((lease, "another engine took the lease while this one was silent"))
+    return lost
