@@ -311,7 +311,7 @@ class Engine:
         self._workers.shutdown()
         self._ticker.join(timeout=min(left(), 5.0))
         released = self._release_leases(timeout=left())
-        self._ownership.stop(timeout=min(left(), 15.0))
+        self._ownership.stop(timeout=min(left(), 15.0) * 0.5)  # the rest is the database's
         try:
             unwritten = self.db.close(timeout=left())
         finally:

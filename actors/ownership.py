@@ -15,6 +15,7 @@ their directives; a dead engine's stay expired.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -34,6 +35,9 @@ from directorate.persistence.writer import CONNECT_TIMEOUT_S
 from .leases import Leases
 
 log = logging.getLogger(__name__)
+
+CLAIM_WAIT_S = 5.0
+"""How long a claim waits for a connection (the database away: the next tick tries)."""
 
 
 class Ownership:
@@ -80,7 +84,7 @@ class Ownership:
         limit: int = 1000,
     ) -> list[Claimed]:
         """Take free and expired leases (see ``persistence.ownership.claim``) and hold them."""
-        with self._db.pool.connection() as conn:
+        with self._db.pool.connection(timeout=CLAIM_WAIT_S) as conn:
             claimed = sql.claim(conn, self.engine_id, statuses=statuses, ids=ids, limit=limit)
         for taken in claimed:
             self.leases.hold(taken.lease)
@@ -98,15 +102,11 @@ class Ownership:
     # ----------------------------------------------------------------- stopping
 
     def stop(self, timeout: float = CONNECT_TIMEOUT_S + 5.0) -> None:
-        """Stop the heartbeat and mark the engine stopped: whatever leases it still
-        holds are expired from now on (its writes are all committed by then)."""
+        """Stop the heartbeat, which marks the engine stopped on its way out: whatever
+        leases it still holds are expired from then on (its writes are all committed
+        by then). With the database away, the row simply expires."""
         self._stopping.set()
         self._thread.join(timeout=timeout)
-        try:
-            with self._db.pool.connection(timeout=max(timeout, 1.0)) as conn:
-                sql.stop_engine(conn, self.engine_id)
-        except (psycopg.Error, OSError) as exc:  # the database is away: it expires by itself
-            log.info("engine %s: not marked stopped (%s)", self.engine_id, exc)
 
     # ----------------------------------------------------------------- the heartbeat
 
@@ -117,12 +117,7 @@ class Ownership:
             while not self._stopping.wait(self._interval_s if outage is None else 0):
                 try:
                     if conn is None:
-                        conn = psycopg.connect(
-                            self._db.dsn,
-                            autocommit=True,
-                            application_name="directorate-heartbeat",
-                            connect_timeout=CONNECT_TIMEOUT_S,
-                        )
+                        conn = self._connect()
                     # Only leases held before the query started can be missing from
                     # its answer for having been taken (a claim may commit meanwhile).
                     before = self.leases.held()
@@ -143,8 +138,26 @@ class Ownership:
                     self._grace_until = time.monotonic() + self._ttl_s
                 self._check(before, held)
         finally:
+            if conn is None and outage is None:  # stopped before its first beat
+                with contextlib.suppress(psycopg.Error):
+                    conn = self._connect(connect_timeout=2)
             if conn is not None:
+                self._mark_stopped(conn)
                 conn.close()
+
+    def _connect(self, connect_timeout: int = CONNECT_TIMEOUT_S) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self._db.dsn,
+            autocommit=True,
+            application_name="directorate-heartbeat",
+            connect_timeout=connect_timeout,
+        )
+
+    def _mark_stopped(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            sql.stop_engine(conn, self.engine_id)
+        except psycopg.Error as exc:  # the database is away: the row expires by itself
+            log.info("engine %s: not marked stopped (%s)", self.engine_id, exc)
 
     def _check(self, before: list[Lease], held: dict[uuid.UUID, int] | None) -> None:
         for lease, why in lost_leases(before, self.leases.held(), held):

@@ -276,15 +276,18 @@ def append_events(
         }
         for e in events
     ]
-    params: dict[str, Any] = {
-        "directive_id": directive_id,
-        "n": len(rows),
-        "events": _value("events", rows),
-    }
-    if fence is None:
-        return Op(query("append_events"), params, returning=True)
-    params.update(owner=fence.owner, epoch=fence.epoch)
-    return Op(query("append_events_fenced"), params, returning=True, guard=True)
+    return Op(
+        query("append_events"),
+        {
+            "directive_id": directive_id,
+            "n": len(rows),
+            "events": _value("events", rows),
+            "owner": fence.owner if fence else None,
+            "epoch": fence.epoch if fence else None,
+        },
+        returning=True,
+        guard=fence is not None,
+    )
 
 
 def fence(lease: Lease) -> Op:

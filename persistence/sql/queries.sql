@@ -218,30 +218,15 @@ WHERE s.chain_id = %(chain_id)s
 -- Append a write's events in one statement: the directive's counter moves by their
 -- number under its row lock (gap-free; a rollback gives the numbers back), and each
 -- event takes the next number in the order given. Returns each event's id and seq.
+-- An engine's write (an owner given) appends only while it holds the directive's
+-- lease at that epoch (DESIGN §17): the counter's UPDATE takes the row lock and sees
+-- the latest lease, so a takeover committed first makes it insert no row (a guard),
+-- and one committed after waits for this write and then sees it.
 WITH next AS (
     UPDATE directives SET last_event_seq = last_event_seq + %(n)s
     WHERE id = %(directive_id)s
-    RETURNING last_event_seq - %(n)s AS base
-)
-INSERT INTO directive_events
-    (id, directive_id, seq, event_type, severity, data, actor_type, actor_id, step_id)
-SELECT e.id, %(directive_id)s, next.base + e.ord, e.event_type, e.severity, e.data,
-       e.actor_type, e.actor_id, e.step_id
-FROM next,
-     ROWS FROM (jsonb_to_recordset(%(events)s)
-                AS (id uuid, event_type text, severity text, data jsonb, actor_type text,
-                    actor_id text, step_id uuid))
-         WITH ORDINALITY AS e(id, event_type, severity, data, actor_type, actor_id, step_id, ord)
-RETURNING id::text, seq;
-
--- name: append_events_fenced
--- append_events for an engine: only while it holds the directive's lease at this
--- epoch (DESIGN §17). The counter's UPDATE takes the directive's row lock and sees the
--- latest lease, so a takeover committed first makes this insert no row (a guard), and
--- one committed after waits for this write and then sees it.
-WITH next AS (
-    UPDATE directives SET last_event_seq = last_event_seq + %(n)s
-    WHERE id = %(directive_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s
+      AND (%(owner)s::uuid IS NULL
+           OR (lease_owner = %(owner)s::uuid AND lease_epoch = %(epoch)s::bigint))
     RETURNING last_event_seq - %(n)s AS base
 )
 INSERT INTO directive_events

@@ -49,6 +49,20 @@ def expire(dsn: str, engine_id: uuid.UUID) -> None:
         )
 
 
+def held_at_its_first_attempt(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> tuple[Any, uuid.UUID, Any, Path]:
+    """An engine whose one-step directive's first attempt (costing 2.5) waits at a gate.
+    Its heartbeat is slow, so its lease can be taken before it renews it."""
+    gate = tmp_path / "gate"
+    scripted.write({"steps": {"only": {"attempts": {"1": {"gate": str(gate), "cost": 2.5}}}}})
+    first = engine_factory(runner=scripted.runner(), lease_ttl_s=30, heartbeat_interval_s=20)
+    directive_id = first.submit(spec(steps=[StepSpec(name="only")], autonomy_level="full_auto"))
+    first.start_directive(directive_id)
+    task = wait_for(lambda: (t := running_task(first, directive_id)) and t.pid and t)
+    return first, directive_id, task, gate
+
+
 @pytest.mark.timeout(60)
 def test_another_engine_leaves_a_driven_directive_alone_and_forwards_requests(
     engine_factory: Any, scripted: Scripted, dsn: str, tmp_path: Path
@@ -83,13 +97,7 @@ def test_another_engine_leaves_a_driven_directive_alone_and_forwards_requests(
 def test_an_engine_whose_lease_is_taken_stops_and_its_report_is_a_stale_attempt(
     engine_factory: Any, scripted: Scripted, dsn: str, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    scripted.write({"steps": {"only": {"attempts": {"1": {"gate": str(gate), "cost": 2.5}}}}})
-    # A slow heartbeat: the lease can be taken before the engine renews it.
-    first = engine_factory(runner=scripted.runner(), lease_ttl_s=30, heartbeat_interval_s=20)
-    directive_id = first.submit(spec(steps=[StepSpec(name="only")], autonomy_level="full_auto"))
-    first.start_directive(directive_id)
-    task = wait_for(lambda: (t := running_task(first, directive_id)) and t.pid and t)
+    first, directive_id, task, _gate = held_at_its_first_attempt(engine_factory, scripted, tmp_path)
     assert task.engine_id == first.engine_id
     second = engine_factory(runner=scripted.runner())
     expire(dsn, first.engine_id)
@@ -118,12 +126,7 @@ def test_a_report_after_the_lease_was_lost_is_counted_never_the_outcome(
 ) -> None:
     """The old engine learns of the takeover from its own refused write: its agent's
     report (exit 0, a cost) arrives after the lease was taken."""
-    gate = tmp_path / "gate"
-    scripted.write({"steps": {"only": {"attempts": {"1": {"gate": str(gate), "cost": 2.5}}}}})
-    first = engine_factory(runner=scripted.runner(), lease_ttl_s=30, heartbeat_interval_s=20)
-    directive_id = first.submit(spec(steps=[StepSpec(name="only")], autonomy_level="full_auto"))
-    first.start_directive(directive_id)
-    task = wait_for(lambda: (t := running_task(first, directive_id)) and t.pid and t)
+    first, directive_id, task, gate = held_at_its_first_attempt(engine_factory, scripted, tmp_path)
     expire(dsn, first.engine_id)
     # Taken by a claim of a third engine that drives nothing (no recovery, no stale
     # check): the first engine's agent finishes and reports to its own engine.

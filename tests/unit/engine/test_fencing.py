@@ -24,7 +24,7 @@ def lease(directive_id: uuid.UUID, epoch: int = 1) -> Lease:
     [
         (0, False, None),  # no fence, no events: the statements alone
         (2, False, "append_events"),
-        (2, True, "append_events_fenced"),  # the events' statement is the fence
+        (2, True, "append_events"),  # the events' statement is the fence
         (0, True, "fence"),  # no event: a statement of its own
     ],
 )
