@@ -25,6 +25,7 @@ from directorate.persistence.embedded import resolve_dsn
 from directorate.persistence.errors import DirectorateError, InvalidInput, NotFound
 from directorate.persistence.migrate import migrate
 from directorate.persistence.models import CommandStatus, CommandType
+from directorate.persistence.ownership import engines
 
 from . import cli_views as views
 from .commands import issue_command, wait_for_outcome
@@ -191,6 +192,14 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_engines(args: argparse.Namespace) -> int:
+    """The engines on this database (the stopped ones of the last day), oldest first."""
+    with open_db(args) as db, db.pool.connection() as conn:
+        shown = [views.engine_record(engine, extra) for engine, extra in engines(conn)]
+    emit(args, shown, [views.engine_line(e) for e in shown] or ["no engines"])
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- control
 
 
@@ -310,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--interval", type=float, default=0.3, help=argparse.SUPPRESS)
     add("approvals", cmd_approvals, "pending approvals")
+    add("engines", cmd_engines, "engines, their heartbeats and the directives they drive")
 
     p = add("approve", cmd_control, "approve a pending approval", [control])
     p.add_argument("id", help="approval id (or its first characters)")

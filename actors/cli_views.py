@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from directorate.persistence.convert import row_converter
-from directorate.persistence.models import Approval, Directive, Event, Step, Task
+from directorate.persistence.models import Approval, Directive, EngineRecord, Event, Step, Task
 
 WIDTH = 110
 
@@ -215,3 +215,76 @@ def result_branch_lines(directive: Directive, indent: str = "") -> list[str]:
         f"{indent}result branch {directive.result_branch} (from {directive.base_ref or base})",
         f"{indent}  see it with: git -C {where} log --stat {base}..{directive.result_branch}",
     ]
+
+
+# --------------------------------------------------------------------------- engines
+
+SHOWN_DIRECTIVES = 3
+"""An engine's line names this many of its directives, then says how many more."""
+
+
+def engine_state(engine: EngineRecord, alive: bool) -> str:
+    """``alive`` (beating), ``stopped`` (it said so on its way out) or ``expired``
+    (it stopped beating without saying so: killed, frozen or cut off)."""
+    if engine.stopped_at is not None:
+        return "stopped"
+    return "alive" if alive else "expired"
+
+
+def engine_record(engine: EngineRecord, extra: dict[str, Any]) -> dict[str, Any]:
+    """An engine as ``directorate engines --json`` shows it (``extra``: what
+    ``persistence.ownership.engines`` adds to its row)."""
+    return {
+        "id": str(engine.id),
+        "state": engine_state(engine, bool(extra["alive"])),
+        "host": engine.host,
+        "pid": engine.pid,
+        "version": engine.version,
+        "started_at": engine.started_at,
+        "heartbeat_at": engine.heartbeat_at,
+        "heartbeat_age_s": extra["heartbeat_age_s"],
+        "expires_at": engine.expires_at,
+        "stopped_at": engine.stopped_at,
+        "alive": bool(extra["alive"]),
+        "takes_over": engine.takes_over,
+        "directives": [str(d) for d in extra["directives"]],
+    }
+
+
+def ago(seconds: float) -> str:
+    """``0.4 s ago``, ``3m05s ago``, ``2h10m ago``, ``3d04h ago``."""
+    seconds = max(0.0, seconds)
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s ago"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m ago"
+    return f"{hours // 24}d{hours % 24:02d}h ago"
+
+
+def local_time(when: datetime, now: datetime | None = None) -> str:
+    """The time of day in local time when it is today, else the date and time."""
+    local = when.astimezone()
+    today = (now or datetime.now(UTC)).astimezone().date()
+    return local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M")
+
+
+def engine_line(engine: dict[str, Any], now: datetime | None = None) -> str:
+    """One engine (an ``engine_record``): ``3f2a91c0  alive    host  pid 4242  0.1.0
+    started 14:02:11  heartbeat 0.3 s ago  daemon  owns 2: 1a2b3c4d, 5e6f7a8b``."""
+    ids = engine["directives"]
+    if ids:
+        named = ", ".join(short(d) for d in ids[:SHOWN_DIRECTIVES])
+        more = f" and {len(ids) - SHOWN_DIRECTIVES} more" if len(ids) > SHOWN_DIRECTIVES else ""
+        owns = f"owns {len(ids)}: {named}{more}"
+    else:
+        owns = "owns nothing"
+    return (
+        f"{short(engine['id'])}  {engine['state']:<8} {engine['host']}  pid {engine['pid']}"
+        f"  {engine['version']}  started {local_time(engine['started_at'], now)}"
+        f"  heartbeat {ago(engine['heartbeat_age_s'])}"
+        f"  {'daemon' if engine['takes_over'] else 'run':<6}  {owns}"
+    )

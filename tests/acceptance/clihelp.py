@@ -155,8 +155,8 @@ class Cli:
         self.procs.append(proc)
         return proc
 
-    def daemon(self) -> Proc:
-        proc = self.spawn("daemon")
+    def daemon(self, *options: str) -> Proc:
+        proc = self.spawn("daemon", *options)
         proc.wait_for_line("waiting for commands")
         return proc
 
