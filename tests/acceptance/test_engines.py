@@ -519,7 +519,7 @@ def test_a_daemon_beside_run_leaves_its_directive_alone_across_a_restart(
 
     wait_until(lambda: cli.steps(directive_id).get("two", ("", 0))[0] == "running", "two runs")
     daemons: list[str] = []
-    for restart in (False, True):
+    for restarted in (False, True):  # started, then SIGTERM and started again
         daemon = cli.daemon()
         daemon_id = engine_of(daemon)
         daemons.append(daemon_id)
@@ -530,9 +530,10 @@ def test_a_daemon_beside_run_leaves_its_directive_alone_across_a_restart(
             return bool(engine_row(cli, daemon_id)["beating_s"] >= 2.5)
 
         wait_until(beat_a_while, "the daemon served for a few ticks")
-        if not restart:
+        if not restarted:
             assert daemon.stop() == 0, daemon.text()
             still_the_runs()
+    assert len(set(daemons)) == 2 and run_engine not in daemons
     gate.touch()
     assert run.popen.wait(60) == 0, run.text()
     run.close()
