@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -142,9 +143,11 @@ class Cli:
         """Run a command on a pseudo-terminal, as a person at a shell does."""
         return Terminal([sys.executable, str(BIN), *args], self.env)
 
-    def spawn(self, *args: str) -> Proc:
+    def spawn(self, *args: str, wrapper: tuple[str, ...] = ()) -> Proc:
+        """``directorate ARGS`` running, its output collected; ``wrapper`` is a command
+        line that execs the one it is given as its last arguments."""
         popen = subprocess.Popen(
-            [sys.executable, str(BIN), *args],
+            [*wrapper, sys.executable, str(BIN), *args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -155,10 +158,15 @@ class Cli:
         self.procs.append(proc)
         return proc
 
-    def daemon(self, *options: str) -> Proc:
-        proc = self.spawn("daemon", *options)
+    def daemon(self, *args: str, wrapper: tuple[str, ...] = ()) -> Proc:
+        """``directorate daemon ARGS``, once it serves (its engine has recovered)."""
+        proc = self.spawn("daemon", *args, wrapper=wrapper)
         proc.wait_for_line("waiting for commands")
         return proc
+
+    def rows(self, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn) as conn:
+            return conn.execute(query, params).fetchall()
 
     def kill_all(self) -> None:
         for proc in self.procs:
@@ -202,6 +210,13 @@ class Cli:
             if time.monotonic() > deadline:
                 raise AssertionError(f"directive still {status} after {timeout} s")
             time.sleep(0.1)
+
+
+def engine_of(daemon: Proc) -> str:
+    """The engine id a daemon names in its first line."""
+    found = re.search(r"engine ([0-9a-f-]{36})", daemon.wait_for_line("engine "))
+    assert found is not None, daemon.text()
+    return found.group(1)
 
 
 def toml_string(value: str | Path) -> str:

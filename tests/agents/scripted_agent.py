@@ -5,6 +5,8 @@ Usage: scripted_agent.py SCRIPT.json   (instructions arrive on stdin)
 
 The script is JSON:
   {"record_dir": "...",                  # one JSON record per run is written here
+   "log": "/path/runs.jsonl",            # a line appended when it starts and when it ends
+                                         # (also on SIGTERM): when, pid, directive, step
    "plan": {...} | "raw text" | null,    # planning: written to $DIRECTORATE_PLAN_FILE
    "planning_sleep": 0.0,
    "steps": {"<step name or *>": {"sleep": 0.2, "cost": 0.0, "exit": 0,
@@ -23,14 +25,50 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 
+def log_line(path: str, what: str, **extra: object) -> None:
+    """Append one line to the shared run log (one write: lines of agents running at
+    once do not interleave)."""
+    line = {
+        "what": what,
+        "time": time.time(),
+        "pid": os.getpid(),
+        "directive_id": os.environ.get("DIRECTORATE_DIRECTIVE_ID", ""),
+        "step_id": os.environ.get("DIRECTORATE_STEP_ID", ""),
+        "task_id": os.environ.get("DIRECTORATE_TASK_ID", ""),
+        "kind": os.environ.get("DIRECTORATE_TASK_KIND", ""),
+        "attempt": int(os.environ.get("DIRECTORATE_ATTEMPT", "0")),
+        **extra,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def log_runs(path: str) -> None:
+    """Say that this run starts, and that it ends when SIGTERM ends it."""
+    log_line(path, "start")
+
+    def on_term(signum: int, frame: object) -> None:
+        log_line(path, "end", signal="SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # die of it, as without the log
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def main() -> int:
     script = json.loads(Path(sys.argv[1]).read_text())
+    if script.get("log"):
+        log_runs(script["log"])
     instructions = sys.stdin.read()
     started = time.time()
     kind = os.environ["DIRECTORATE_TASK_KIND"]
@@ -97,6 +135,9 @@ def main() -> int:
     if behaviour.get("session_id"):  # as Claude Code names its conversation
         report["session_id"] = behaviour["session_id"]
     print(json.dumps(report))
+    if script.get("log"):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        log_line(script["log"], "end", step=step_name)
     return int(behaviour.get("exit", 0))
 
 
