@@ -330,12 +330,8 @@ class Engine:
     def _release_leases(self, timeout: float) -> int:
         """Give up every lease (after every other write of ours): the next engine
         takes the directives up at once instead of after the leases expire."""
-        futures = []
-        for lease in self._leases.held():
-            self._leases.drop(lease)  # first: the heartbeat must not call it lost
-            tx = Tx(lease.directive_id).op(ops.release_lease(lease))
-            tx.event("lease_released", {"engine": self.engine_id}, actor_id=str(self.engine_id))
-            futures.append(tx.submit(self.db))
+        held = [self._ctx.writer.release(lease.directive_id) for lease in self._leases.held()]
+        futures = [future for future in held if future is not None]
         released = 0
         deadline = time.monotonic() + timeout
         for future in futures:
@@ -606,6 +602,7 @@ class Engine:
                     self._take_up(self._ownership.claim())
                 except (psycopg.Error, DirectorateError) as exc:
                     log.warning("looking for directives to take over failed: %s", exc)
+            self._release_finished()
             with self._lock:
                 live = dict(self._actors)
             if not live:
@@ -619,6 +616,26 @@ class Engine:
                 ref = live.get(directive_id)
                 if ref is not None:
                     _tell(ref, m.Tick())
+
+    def _release_finished(self) -> None:
+        """Give up the leases of finished directives once nothing of theirs is left
+        here (no actor, no wrap-up, no unfinished task): an engine holds, and its
+        heartbeat checks, only what it still drives."""
+        with self._lock:
+            idle = [
+                lease.directive_id
+                for lease in self._leases.held()
+                if not ((ref := self._actors.get(lease.directive_id)) and ref.is_alive())
+            ]
+        if not idle or self._workers.background_running():
+            return
+        try:
+            finished = self.db.reads.finished_directives(idle)
+        except DirectorateError as exc:
+            log.info("finished directives' leases kept for now: %s", exc)
+            return
+        for directive_id in finished:
+            self._ctx.writer.release(directive_id)
 
     def _record_orphan(self, task_id: uuid.UUID, result: TaskResult) -> None:
         """A task reported after its actor stopped: store the report (and its cost)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pykka
 
+from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import LeaseLost
 from directorate.persistence.ownership import Lease
@@ -79,6 +80,18 @@ class FencedWriter:
         """``commit`` without waiting: the future's value is the write's result."""
         lease = self.lease(tx.directive_id)
         return tx.submit(self.db, fence=lease).map(lambda result: self._checked(tx, lease, result))
+
+    def release(self, directive_id: uuid.UUID) -> pykka.Future[WriteResult] | None:
+        """Give the directive's lease up, after every write of ours already queued (the
+        writer keeps their order); None when this engine does not hold it."""
+        lease = self.leases.get(directive_id)
+        if lease is None or not self.leases.drop(lease):
+            return None
+        # Dropped first: the heartbeat must not take the release for a loss.
+        tx = Tx(directive_id).op(ops.release_lease(lease))
+        engine = str(self.leases.engine_id)
+        tx.event("lease_released", {"engine": engine}, actor_id=engine)
+        return tx.submit(self.db)
 
     def _checked(self, tx: Tx, lease: Lease, result: WriteResult) -> WriteResult:
         if isinstance(result, Conflict) and result.op_index == tx.fence_index:

@@ -205,6 +205,10 @@ class Workers:
             with self._lock:
                 self._background.discard(token)
 
+    def background_running(self) -> bool:
+        with self._lock:
+            return bool(self._background)
+
     def wait_background(self, timeout: float) -> bool:
         """Wait until every background job (a directive's wrap-up) has ended."""
         with self._lock:

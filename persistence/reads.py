@@ -201,6 +201,10 @@ class Reads:
             raise NotFound(f"no step {step_id}")
         return rows[0]
 
+    def finished_directives(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Those of ``ids`` finished, with no task left unfinished."""
+        return [row["id"] for row in self.rows("finished_directives", ids=ids)]
+
     def due_directives(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
         """Those of ``ids`` with an expired approval or a passed wall-time limit."""
         return [row["id"] for row in self.rows("due_directives", ids=ids)]

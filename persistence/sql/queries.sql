@@ -351,3 +351,11 @@ SET total_cost_usd = total_cost_usd + %(cost)s,
     updated_at = now()
 WHERE id = %(directive_id)s AND EXISTS (SELECT 1 FROM done)
 RETURNING (SELECT count(*) FROM done);
+
+-- name: finished_directives
+-- Those of these directives that are finished with none of their tasks unfinished:
+-- nothing of theirs is left to drive or to record, so their leases can go.
+SELECT d.id FROM directives d
+WHERE d.id = ANY (%(ids)s::uuid[])
+  AND d.status IN ('completed', 'failed', 'cancelled')
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.directive_id = d.id AND t.finished_at IS NULL);

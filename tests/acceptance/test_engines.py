@@ -86,9 +86,15 @@ def statuses(cli: Cli, ids: list[str]) -> dict[str, str]:
 
 
 def owners(cli: Cli, ids: list[str]) -> dict[str, str | None]:
-    """Directive -> the engine named in its lease."""
+    """Directive -> the engine named in its lease; for a finished directive, whose
+    lease its engine gave up, the last engine that took it."""
     rows = cli.rows(
-        "SELECT id::text, lease_owner::text FROM directives WHERE id = ANY(%s::uuid[])", (ids,)
+        "SELECT d.id::text, coalesce(d.lease_owner::text, CASE WHEN d.status IN"
+        " ('completed', 'failed', 'cancelled') THEN (SELECT e.data->>'engine'"
+        " FROM directive_events e WHERE e.directive_id = d.id"
+        " AND e.event_type IN ('lease_acquired', 'taken_over') ORDER BY e.seq DESC LIMIT 1)"
+        " END) FROM directives d WHERE d.id = ANY(%s::uuid[])",
+        (ids,),
     )
     return dict(rows)
 
@@ -262,7 +268,15 @@ def test_two_daemons_share_twenty_directives_and_run_each_step_once(
     acquired = events(cli, ids, "lease_acquired")
     assert sorted(e["directive"] for e in acquired) == sorted(ids)
     assert {e["data"]["engine"] for e in acquired} <= engines
-    assert not events(cli, ids, "taken_over", "lease_lost", "lease_released", "stale_attempt")
+    assert not events(cli, ids, "taken_over", "lease_lost", "stale_attempt")
+    # Finished, each is given up (on a tick) by the engine that drove it.
+    released = wait_until(
+        lambda: (found := events(cli, ids, "lease_released")) and len(found) == 20 and found,
+        "every finished directive's lease is given up",
+    )
+    assert sorted((e["directive"], e["data"]["engine"]) for e in released) == sorted(
+        (e["directive"], e["data"]["engine"]) for e in acquired
+    )
     lease = owners(cli, ids)
     ran = tasks(cli, ids)
     assert len(ran) == 20
