@@ -231,7 +231,7 @@ def report_outcome(args: argparse.Namespace, db: Database, command_id: uuid.UUID
         print(f"{command.command}: rejected: {command.reason}")
     if command.status is CommandStatus.PENDING:
         print(
-            f"no daemon answered within {args.timeout:g} s; the {command.command} command "
+            f"no engine answered within {args.timeout:g} s; the {command.command} command "
             f"{command.id} stays queued (start one with `directorate daemon`)",
             file=sys.stderr,
         )

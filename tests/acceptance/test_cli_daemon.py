@@ -25,7 +25,7 @@ def test_submit_then_approve_from_another_process(cli: Cli, tmp_path: Path) -> N
     assert submitted.returncode == 0, submitted.stderr
     directive_id, outcome = submitted.stdout.split()[0], submitted.stdout.splitlines()[-1]
     assert outcome == "start: applied"
-    answered = 0
+    answered, last_answered = 0, ""
     deadline = time.monotonic() + 60
     while cli.directive(directive_id)["status"] != "completed":
         assert time.monotonic() < deadline, cli("show", directive_id).stdout
@@ -34,13 +34,14 @@ def test_submit_then_approve_from_another_process(cli: Cli, tmp_path: Path) -> N
         if not pending:
             time.sleep(0.2)
             continue
-        approved = cli("approve", pending[0]["id"][:8], "--by", "ana", "--note", "fine")
+        last_answered = pending[0]["id"]
+        approved = cli("approve", last_answered[:8], "--by", "ana", "--note", "fine")
         assert approved.returncode == 0, approved.stdout + approved.stderr
         assert approved.stdout.strip() == "approve: applied"
         answered += 1
     assert answered >= 2  # manual autonomy: every step result needs a human
     assert cli.steps(directive_id) == {"first": ("passed", 1), "second": ("passed", 1)}
-    again = cli("approve", pending[0]["id"])
+    again = cli("approve", last_answered)  # answered already
     assert again.returncode == 1
     assert again.stdout.startswith("approve: rejected: ")
     assert daemon.stop() == 0
@@ -52,7 +53,7 @@ def test_control_without_a_daemon_reports_that_nobody_answered(cli: Cli, tmp_pat
     directive_id = cli("submit", str(path)).stdout.strip()
     paused = cli("pause", directive_id[:6], "--timeout", "1")
     assert paused.returncode == 3
-    assert "no daemon answered" in paused.stderr
+    assert "no engine answered" in paused.stderr
 
 
 def test_events_follow_streams_while_the_directive_runs(cli: Cli, tmp_path: Path) -> None:
