@@ -326,20 +326,15 @@ def _task_created(tx: Tx, change: c.TaskCreated) -> None:
 
 def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> None:
     result, step = change.result, change.step
-    cost = max(0.0, float(result.cost_usd or 0.0))
-    summary = strip_nul(result.summary) or None
+    reported = _reported(result)
+    cost, summary = reported["cost"], reported["summary"]
     tx.op(
         ops.record_task_result(
             directive_id,
             change.task_id,
             status=str(result.status),
-            exit_code=result.exit_code,
-            cost=cost,
-            summary=summary,
-            output_tail=strip_nul(result.output_tail or ""),
-            tokens=kept_tokens(result),
-            turns=kept_turns(result),
             session_id=result.session_id,
+            **reported,
         )
     )
     data: dict[str, Any] = {
@@ -348,8 +343,8 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
         "status": str(result.status),
         "exit_code": result.exit_code,
         "cost_usd": cost,
-        "tokens": kept_tokens(result),
-        "turns": kept_turns(result),
+        "tokens": reported["tokens"],
+        "turns": reported["turns"],
     }
     if step is not None:
         data |= {"step_name": step.name, "summary": summary}
@@ -481,20 +476,10 @@ def stale_attempt(
     """A report of an agent whose engine lost the directive's lease before it came:
     written without the lease (it changes no state the owner decides on), its cost
     counted, its outcome recorded as a stale attempt and never as the step's."""
-    cost = max(0.0, float(result.cost_usd or 0.0))
+    reported = _reported(result)
+    cost = reported["cost"]
     tx = Tx(directive_id)
-    tx.op(
-        ops.record_stale_attempt(
-            directive_id,
-            task_id,
-            exit_code=result.exit_code,
-            cost=cost,
-            summary=strip_nul(result.summary) or None,
-            output_tail=strip_nul(result.output_tail or ""),
-            tokens=kept_tokens(result),
-            turns=kept_turns(result),
-        )
-    )
+    tx.op(ops.record_stale_attempt(directive_id, task_id, **reported))
     tx.event(
         "stale_attempt",
         {
@@ -509,3 +494,15 @@ def stale_attempt(
         actor_id=str(engine_id),
     )
     return tx
+
+
+def _reported(result: Any) -> dict[str, Any]:
+    """A task's report as it is stored: no negative cost, no NUL byte, no unusable count."""
+    return {
+        "exit_code": result.exit_code,
+        "cost": max(0.0, float(result.cost_usd or 0.0)),
+        "summary": strip_nul(result.summary) or None,
+        "output_tail": strip_nul(result.output_tail or ""),
+        "tokens": kept_tokens(result),
+        "turns": kept_turns(result),
+    }

@@ -170,22 +170,32 @@ def record_task_result(
 
     Not a guard: a report always commits, whatever happened to its step meanwhile.
     """
-    return Op(
-        query("record_task_result"),
-        {
-            "directive_id": directive_id,
-            "id": task_id,
-            "status": str(status),
-            "exit_code": exit_code,
-            "cost": cost,
-            "tokens": tokens,
-            "session_id": session_id,
-            "turns": turns,
-            "summary": _value("summary", summary),
-            "output_tail": _value("output_tail", output_tail),
-        },
-        returning=True,
-    )
+    params = _report(directive_id, task_id, exit_code, cost, summary, output_tail, tokens, turns)
+    params.update(status=str(status), session_id=session_id)
+    return Op(query("record_task_result"), params, returning=True)
+
+
+def _report(
+    directive_id: uuid.UUID,
+    task_id: uuid.UUID,
+    exit_code: int | None,
+    cost: float,
+    summary: str | None,
+    output_tail: str | None,
+    tokens: int | None,
+    turns: int | None,
+) -> dict[str, Any]:
+    """The parameters of a task's report, for record_task_result and record_stale_attempt."""
+    return {
+        "directive_id": directive_id,
+        "id": task_id,
+        "exit_code": exit_code,
+        "cost": cost,
+        "tokens": tokens,
+        "turns": turns,
+        "summary": _value("summary", summary),
+        "output_tail": _value("output_tail", output_tail),
+    }
 
 
 def record_task_process(
@@ -292,20 +302,16 @@ def append_events(
 
 def fence(lease: Lease) -> Op:
     """Guard: the engine still holds ``lease`` (for a write that appends no event)."""
-    return Op(
-        query("fence"),
-        {"directive_id": lease.directive_id, "owner": lease.owner, "epoch": lease.epoch},
-        guard=True,
-    )
+    return Op(query("fence"), _lease(lease), guard=True)
 
 
 def release_lease(lease: Lease) -> Op:
     """Guard: give ``lease`` up, if it is still held."""
-    return Op(
-        query("release_lease"),
-        {"directive_id": lease.directive_id, "owner": lease.owner, "epoch": lease.epoch},
-        guard=True,
-    )
+    return Op(query("release_lease"), _lease(lease), guard=True)
+
+
+def _lease(lease: Lease) -> dict[str, Any]:
+    return {"directive_id": lease.directive_id, "owner": lease.owner, "epoch": lease.epoch}
 
 
 def record_stale_attempt(
@@ -321,17 +327,5 @@ def record_stale_attempt(
 ) -> Op:
     """A report from an agent of an engine that lost the lease: its cost, tokens and
     turns are counted once, its outcome is not the task's (DESIGN §17)."""
-    return Op(
-        query("record_stale_attempt"),
-        {
-            "directive_id": directive_id,
-            "id": task_id,
-            "exit_code": exit_code,
-            "cost": cost,
-            "tokens": tokens,
-            "turns": turns,
-            "summary": _value("summary", summary),
-            "output_tail": _value("output_tail", output_tail),
-        },
-        returning=True,
-    )
+    params = _report(directive_id, task_id, exit_code, cost, summary, output_tail, tokens, turns)
+    return Op(query("record_stale_attempt"), params, returning=True)
