@@ -110,6 +110,10 @@ def test_json_output_is_event_lines_then_the_outcome(cli: Cli, tmp_path: Path) -
     records = [json.loads(line) for line in result.stdout.splitlines()]
     *events, outcome = records
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert events[-1]["event_type"] == "directive_completed"
+    # The run's engine may give its lease up (on a tick) before the run ends.
+    kinds = [e["event_type"] for e in events]
+    while kinds[-1] == "lease_released":
+        kinds.pop()
+    assert kinds[-1] == "directive_completed"
     assert outcome["status"] == "completed"
     assert outcome["steps"] == {"one": "passed", "two": "passed"}

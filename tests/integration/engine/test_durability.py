@@ -114,6 +114,9 @@ def test_signals_follow_commits_in_order_and_bad_subscribers_do_not_hurt(
             engine.start_directive(directive_id)
         for directive_id in ids:
             assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+        # A finished directive's last event is its lease given up (on a tick): from
+        # then on its event log is whole.
+        wait_for(lambda: all(_last_event(engine, d) == "lease_released" for d in ids))
         total = sum(len(engine.db.reads.events_after(d)) for d in ids)
         wait_for(lambda: len(seen) >= total, timeout=20)
     finally:
@@ -130,6 +133,11 @@ def test_signals_follow_commits_in_order_and_bad_subscribers_do_not_hurt(
     order = ["pending", "ready", "running", "evaluating", "passed"]
     for signalled, in_db in statuses_at_signal:
         assert order.index(in_db) >= order.index(signalled)
+
+
+def _last_event(engine: Any, directive_id: Any) -> str | None:
+    events = engine.db.reads.events_after(directive_id, limit=100_000)
+    return events[-1].event_type if events else None
 
 
 @pytest.mark.timeout(60)

@@ -222,6 +222,8 @@ def test_illegal_transitions_raise_and_change_nothing(
 
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+    # Its last event is its lease given up, on a tick after it finished.
+    wait_for(lambda: event_types(engine, directive_id)[-1] == "lease_released")
     after = event_types(engine, directive_id)
     for call in (engine.start_directive, engine.pause, engine.resume, engine.stop_directive):
         with pytest.raises(InvalidTransition):
