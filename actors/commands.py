@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import DirectorateError, PersistenceUnavailable
-from directorate.persistence.models import Command, CommandStatus, CommandType
+from directorate.persistence.models import Command, CommandStatus, CommandType, DirectiveStatus
 from directorate.persistence.outage import Outage
 from directorate.persistence.writer import CONNECT_TIMEOUT_S, Conflict, Op
 
@@ -58,7 +58,7 @@ _CLAIM = (
 """The oldest pending command this engine is to apply: one for a directive it drives,
 or, if it takes directives over, one for a directive no live engine drives (DESIGN §17)."""
 _RECORD = (
-    "UPDATE directive_commands SET status = %s, reason = %s, applied_at = now()"
+    "UPDATE directive_commands SET status = %s, reason = %s, result = %s, applied_at = now()"
     " WHERE id = %s AND status = 'pending'"
 )
 
@@ -98,8 +98,9 @@ def wait_for_outcome(
         time.sleep(interval)
 
 
-def apply_command(engine: Engine, command: Command) -> None:
-    """Apply one command to an engine; raises what the engine raises."""
+def apply_command(engine: Engine, command: Command) -> DirectiveStatus | None:
+    """Apply one command to an engine: the status it left the directive in (None for an
+    approval's answer or a regeneration); raises what the engine raises."""
     args = command.args
     by = args.get("by")
     directive_id = command.directive_id
@@ -111,20 +112,21 @@ def apply_command(engine: Engine, command: Command) -> None:
             engine.approve(approval_id, by or "user", args.get("note"), **limits)
         else:
             engine.deny(approval_id, by or "user", args.get("note"))
-        return
+        return None
     if directive_id is None:
         raise DirectorateError(f"{kind} needs a directive id")
     if kind is CommandType.START:
-        engine.start_directive(directive_id)
-    elif kind is CommandType.PAUSE:
-        engine.pause(directive_id, by=by)
-    elif kind is CommandType.RESUME:
-        engine.resume(directive_id, by=by)
-    elif kind is CommandType.STOP:
-        engine.stop_directive(directive_id, by=by)
-    elif kind is CommandType.REGENERATE:
+        return engine.start_directive(directive_id)
+    if kind is CommandType.PAUSE:
+        return engine.pause(directive_id, by=by)
+    if kind is CommandType.RESUME:
+        return engine.resume(directive_id, by=by)
+    if kind is CommandType.STOP:
+        return engine.stop_directive(directive_id, by=by)
+    if kind is CommandType.REGENERATE:
         reason = args.get("reason") or "requested from the command line"
         engine.regenerate_chain(directive_id, reason, by=by)
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -233,8 +235,9 @@ class CommandConsumer:
                 # Another engine took the directive meanwhile: the command is its now.
                 raise psycopg.Rollback(tx)
             reason: str | None = None
+            result: DirectiveStatus | None = None
             try:
-                apply_command(self.engine, command)
+                result = apply_command(self.engine, command)
             except Exception as exc:
                 status, reason = CommandStatus.REJECTED, _one_line(exc)
                 self.rejected += 1
@@ -243,7 +246,9 @@ class CommandConsumer:
             else:
                 status = CommandStatus.APPLIED
                 self.applied += 1
-            cur.execute(_RECORD, (str(status), reason, command.id))
+            cur.execute(
+                _RECORD, (str(status), reason, None if result is None else str(result), command.id)
+            )
         if status is None:
             return False
         log.info(

@@ -574,6 +574,8 @@ class Engine:
             raise DirectorateError(command.reason or f"{kind} was rejected")
         if isinstance(message, m.Regenerate | m.AnswerApproval):
             return None
+        if command.result is not None:  # what the command did, not what happened since
+            return DirectiveStatus(command.result)
         return self.db.reads.directive(directive_id).status
 
     def _spawn(self, directive_id: uuid.UUID, first: Any) -> pykka.ActorRef[Any]:

@@ -751,6 +751,8 @@ class Command(_Record):
     args: dict[str, Any] = attrs.field(factory=dict)
     status: CommandStatus = CommandStatus.PENDING
     reason: str | None = None
+    # The directive's status right after an applied command (None for approvals).
+    result: str | None = None
     created_at: datetime | None = None
     applied_at: datetime | None = None
 

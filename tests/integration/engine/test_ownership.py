@@ -86,8 +86,18 @@ def test_another_engine_leaves_a_driven_directive_alone_and_forwards_requests(
     with pytest.raises(Exception, match="paused -> paused"):  # the owner's refusal, relayed
         other.pause(directive_id)
     gate.touch()
+    # The answer is what the resume did, though the directive may complete at once.
     assert other.resume(directive_id) is DirectiveStatus.ACTIVE
     assert owner.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+    with psycopg.connect(dsn) as conn:
+        outcomes = conn.execute(
+            "SELECT command, status, result FROM directive_commands ORDER BY created_at"
+        ).fetchall()
+    assert outcomes == [
+        ("pause", "applied", "paused"),
+        ("pause", "rejected", None),
+        ("resume", "applied", "active"),
+    ]
     # Paused once, the first attempt was cancelled (it records nothing): one more ran.
     assert [r["attempt"] for r in scripted.step_runs("only")] == [2]
     # Finished, the directive is given up: an engine holds only what it drives.
