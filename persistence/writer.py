@@ -223,6 +223,8 @@ class PersistenceActor(pykka.ThreadingActor):
         self._last_prune = 0.0
         self.transactions = 0
         self.writes = 0
+        self.statements = 0
+        """The writes' own statements committed (not the batch's BEGIN, COMMIT and row)."""
         self.reconnects = 0
         self.recovered = 0
         """Batches found already committed after their COMMIT's answer was lost."""
@@ -253,6 +255,7 @@ class PersistenceActor(pykka.ThreadingActor):
             return {
                 "transactions": self.transactions,
                 "writes": self.writes,
+                "statements": self.statements,
                 "reconnects": self.reconnects,
                 "recovered": self.recovered,
                 "backend_pid": self._conn.info.backend_pid if self._conn else None,
@@ -345,6 +348,7 @@ class PersistenceActor(pykka.ThreadingActor):
                 self._discard_if_dirty(conn)
             self.transactions += 1
             self.writes += len(writes)
+            self.statements += sum(len(w.ops) for w in writes)
             return self._over(outage, results)
 
     def _wait_out(
