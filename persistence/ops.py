@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 from psycopg.types.json import Jsonb
 
 from .models import Event
@@ -297,7 +298,58 @@ def append_events(
         },
         returning=True,
         guard=fence is not None,
+        merge=EVENTS_OF_BATCH,
     )
+
+
+@attrs.frozen
+class _EventsOfBatch:
+    """The writes' ``append_events`` of a batch as one statement (the writer's Merge)."""
+
+    key: str = "append_events"
+
+    def combine(self, appends: Sequence[Op]) -> Op | None:
+        fences: dict[uuid.UUID, tuple[Any, Any]] = {}
+        counts: dict[uuid.UUID, int] = {}
+        events: list[dict[str, Any]] = []
+        for op in appends:
+            params = op.params
+            assert isinstance(params, dict)
+            directive_id = params["directive_id"]
+            fence = (params["owner"], params["epoch"])
+            if fences.setdefault(directive_id, fence) != fence:
+                return None  # two fences on one directive: each write on its own
+            counts[directive_id] = counts.get(directive_id, 0) + params["n"]
+            events.extend({"directive_id": str(directive_id), **e} for e in params["events"].obj)
+        directives = [
+            {
+                "directive_id": str(d),
+                "n": n,
+                "owner": str(fences[d][0]) if fences[d][0] else None,
+                "epoch": fences[d][1],
+            }
+            for d, n in sorted(counts.items())  # one lock order for every batch
+        ]
+        return Op(
+            query("append_events_of_batch"),
+            {"directives": Jsonb(directives), "events": Jsonb(events)},
+            returning=True,
+        )
+
+    def split(
+        self, appends: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        seq = {str(row[0]): row for row in rows}
+        split = []
+        for op in appends:
+            params = op.params
+            assert isinstance(params, dict)
+            ids = [e["id"] for e in params["events"].obj]
+            split.append(tuple(seq[i] for i in ids if i in seq))
+        return split
+
+
+EVENTS_OF_BATCH = _EventsOfBatch()
 
 
 def fence(lease: Lease) -> Op:

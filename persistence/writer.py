@@ -1,9 +1,10 @@
 """The persistence actor: the only writer to PostgreSQL, with group commit.
 
 Senders hand it a ``Write`` (one or more SQL statements that must apply
-together) and get a future. The actor queues writes; a ``_Flush`` message that
-it sends itself runs after every write already in its inbox, so everything that
-arrived while the previous transaction was committing goes into the next one.
+together) and get a future. Writes wait in a queue beside the actor's inbox; a
+flush takes every write queued before it began, so everything that arrived while
+the previous transaction was committing goes into the next one, and no write waits
+for more than the flush in progress and its own.
 Each sender's future completes only after that transaction committed: a caller
 that holds a result holds a durable write.
 
@@ -51,9 +52,10 @@ import selectors
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import psycopg
@@ -83,6 +85,34 @@ class Op:
     """A compare-and-set: if it matches no row, the whole write is a Conflict."""
     returning: bool = False
     """Keep the rows it returns (ints and strings only: they are stored as JSON)."""
+    merge: Merge | None = attrs.field(default=None, eq=False)
+    """The write's last statement may be run at the end of its batch, as one statement
+    with the same kind of last statement of the batch's other writes (see ``Merge``)."""
+
+
+class Merge(Protocol):
+    """How same-shaped last statements of a batch's writes become one statement.
+
+    Only for a statement that nothing else in the batch reads and that reads nothing
+    the batch's later writes change, except what only makes its guard miss (then the
+    batch runs write by write, in order): an event append, which numbers and stores.
+    """
+
+    @property
+    def key(self) -> str:
+        """Statements with the same key are combined."""
+        ...
+
+    def combine(self, ops: Sequence[Op]) -> Op | None:
+        """One statement doing what ``ops`` do, in order; None if they cannot be."""
+        ...
+
+    def split(
+        self, ops: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        """The combined statement's rows as each op would have returned them (no row:
+        a guard that missed)."""
+        ...
 
 
 @attrs.frozen
@@ -130,6 +160,40 @@ _RETRY_BATCH = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFai
 class _Submit:
     write: Write
     future: pykka.Future[WriteResult]
+
+
+class _Queue:
+    """Writes handed over and not yet taken into a batch.
+
+    The writer is told to flush only when it is not already due to: a flush takes
+    every write queued before it began, so a write that arrives while one is in
+    progress goes into the next, and none waits for two (a ``_Flush`` told behind a
+    write in the actor's inbox would make the writes after it wait a whole flush).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[_Submit] = deque()
+        self._due = False
+
+    def put(self, submit: _Submit) -> bool:
+        """Queue ``submit``; True if the writer has to be told to flush."""
+        with self._lock:
+            self._items.append(submit)
+            wake, self._due = not self._due, True
+            return wake
+
+    def take(self, limit: int) -> tuple[list[_Submit], bool]:
+        """Up to ``limit`` writes, oldest first, and whether more are left (then the
+        writer flushes again without being told)."""
+        with self._lock:
+            batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
+            self._due = bool(self._items)
+            return batch, self._due
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
 
 @attrs.frozen
@@ -208,6 +272,7 @@ class PersistenceActor(pykka.ThreadingActor):
         slots: _Slots | None = None,
         give_up: _GiveUp | None = None,
         unwritten: list[str] | None = None,
+        queue: _Queue | None = None,
     ) -> None:
         super().__init__()
         self._dsn = dsn
@@ -217,14 +282,16 @@ class PersistenceActor(pykka.ThreadingActor):
         self._give_up = give_up or _GiveUp()
         self._unwritten = unwritten if unwritten is not None else []
         """What failed with ``PersistenceUnavailable``: the database stayed away."""
-        self._pending: list[_Submit] = []
-        self._flush_scheduled = False
+        self._queue = queue if queue is not None else _Queue()
         self._conn: psycopg.Connection[Any] | None = None
         self._last_prune = 0.0
         self.transactions = 0
         self.writes = 0
         self.statements = 0
-        """The writes' own statements committed (not the batch's BEGIN, COMMIT and row)."""
+        """Statements of the writes committed, as sent (merged ones count once; not the
+        batch's BEGIN, COMMIT and row)."""
+        self._executed = 0
+        """Statements sent for the batch being committed."""
         self.reconnects = 0
         self.recovered = 0
         """Batches found already committed after their COMMIT's answer was lost."""
@@ -234,22 +301,19 @@ class PersistenceActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         # pykka delivers messages queued before stop() first, but a flush we
         # scheduled for ourselves may come after it: drain here.
-        while self._pending:
-            self._flush()
+        while True:
+            batch, _ = self._queue.take(MAX_BATCH)
+            if not batch:
+                break
+            self._flush(batch)
         if self._conn is not None:
             self._conn.close()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Submit):
-            self._pending.append(message)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.actor_ref.tell(_Flush())
-        elif isinstance(message, _Flush):
-            self._flush_scheduled = False
-            self._flush()
-            if self._pending:  # more than MAX_BATCH were waiting
-                self._flush_scheduled = True
+        if isinstance(message, _Flush):
+            batch, more = self._queue.take(MAX_BATCH)
+            self._flush(batch)
+            if more:  # more than MAX_BATCH were waiting
                 self.actor_ref.tell(_Flush())
         elif isinstance(message, _Stats):
             return {
@@ -264,8 +328,7 @@ class PersistenceActor(pykka.ThreadingActor):
 
     # ----------------------------------------------------------------- flushing
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+    def _flush(self, batch: list[_Submit]) -> None:
         if not batch:
             return
         try:
@@ -348,7 +411,7 @@ class PersistenceActor(pykka.ThreadingActor):
                 self._discard_if_dirty(conn)
             self.transactions += 1
             self.writes += len(writes)
-            self.statements += sum(len(w.ops) for w in writes)
+            self.statements += self._executed
             return self._over(outage, results)
 
     def _wait_out(
@@ -389,8 +452,10 @@ class PersistenceActor(pykka.ThreadingActor):
         # The batch's row goes first: a retry after a lost connection then waits
         # on it while an earlier attempt may still be committing, and fails on its
         # key if that attempt did commit (see _commit_with_retry).
+        self._executed = 0
         results = self._run_pipelined(conn, batch_id, writes)
         if results is None:
+            self._executed = sum(len(w.ops) for w in writes)
             return self._run_write_by_write(conn, batch_id, writes)
         return list(results)
 
@@ -404,12 +469,12 @@ class PersistenceActor(pykka.ThreadingActor):
         with conn.pipeline() as pipeline:
             conn.execute("BEGIN")
             head = conn.execute(_INSERT_BATCH, (batch_id,))
-            sent: list[list[psycopg.Cursor[Any]]] = []
+            sent: list[list[psycopg.Cursor[Any] | None]] = []
+            merged: list[_Merged] = []
             try:
-                for write in writes:
-                    sent.append([])
-                    for op in write.ops:
-                        sent[-1].append(conn.execute(op.sql, op.params))
+                deferred = self._send(conn, writes, sent)
+                for places in deferred.values():
+                    merged.extend(self._send_merged(conn, writes, sent, places))
             except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
                 error = exc
             except psycopg.Error as exc:  # results come back while we send: an earlier one
@@ -420,7 +485,7 @@ class PersistenceActor(pykka.ThreadingActor):
             error = error or synced
             if error is None:
                 try:
-                    results = _collect(writes, sent)
+                    results = _collect(writes, sent, merged)
                 except psycopg.ProgrammingError:  # rows asked of a statement that has none
                     results = None  # the write-by-write run says whose
             if results is None:
@@ -438,6 +503,48 @@ class PersistenceActor(pykka.ThreadingActor):
         ):
             raise error
         return results
+
+    def _send(
+        self,
+        conn: psycopg.Connection[Any],
+        writes: list[Write],
+        sent: list[list[psycopg.Cursor[Any] | None]],
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Send every statement but the mergeable last ones (their places ``None`` in
+        ``sent``), which are returned by merge key as (write, op) indices."""
+        deferred: dict[str, list[tuple[int, int]]] = {}
+        for w, write in enumerate(writes):
+            cursors: list[psycopg.Cursor[Any] | None] = []
+            sent.append(cursors)
+            last = len(write.ops) - 1
+            for o, op in enumerate(write.ops):
+                if op.merge is not None and o == last:
+                    deferred.setdefault(op.merge.key, []).append((w, o))
+                    cursors.append(None)
+                else:
+                    cursors.append(conn.execute(op.sql, op.params))
+                    self._executed += 1
+        return deferred
+
+    def _send_merged(
+        self,
+        conn: psycopg.Connection[Any],
+        writes: list[Write],
+        sent: list[list[psycopg.Cursor[Any] | None]],
+        places: list[tuple[int, int]],
+    ) -> list[_Merged]:
+        """The deferred statements of one kind, at the end of the batch: as one, when
+        they can be; else one by one, in order."""
+        group = [writes[w].ops[o] for w, o in places]
+        merge = group[0].merge
+        combined = merge.combine(group) if merge is not None and len(group) > 1 else None
+        self._executed += 1 if combined is not None else len(group)
+        if combined is None:
+            for w, o in places:
+                op = writes[w].ops[o]
+                sent[w][o] = conn.execute(op.sql, op.params)
+            return []
+        return [_Merged(places, group, conn.execute(combined.sql, combined.params))]
 
     def _run_write_by_write(
         self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
@@ -514,10 +621,13 @@ class PersistenceActor(pykka.ThreadingActor):
     ) -> None:
         # A bug got past _flush: no sender may be left waiting for ever.
         error = PersistenceUnavailable("the writer failed")
-        for submit in self._pending:
-            self._unwritten.append(submit.write.what or "a write")
-            submit.future.set_exception((type(error), error, None))
-        self._pending = []
+        while True:
+            batch, _ = self._queue.take(MAX_BATCH)
+            if not batch:
+                break
+            for submit in batch:
+                self._unwritten.append(submit.write.what or "a write")
+                submit.future.set_exception((type(error), error, None))
 
 
 def _dumps(value: Any) -> str:
@@ -568,12 +678,39 @@ def _send_buffered(conn: psycopg.Connection[Any]) -> None:
                     pgconn.consume_input()  # a lost connection raises OperationalError
 
 
-def _collect(writes: list[Write], sent: list[list[psycopg.Cursor[Any]]]) -> list[Committed] | None:
+@attrs.frozen
+class _Merged:
+    """Statements of several writes sent as one: where they were, and its cursor."""
+
+    places: list[tuple[int, int]]
+    ops: list[Op]
+    cursor: psycopg.Cursor[Any]
+
+    def rows(self) -> dict[tuple[int, int], tuple[tuple[Any, ...], ...]]:
+        assert self.ops[0].merge is not None
+        split = self.ops[0].merge.split(self.ops, [tuple(r) for r in self.cursor.fetchall()])
+        return dict(zip(self.places, split, strict=True))
+
+
+def _collect(
+    writes: list[Write],
+    sent: list[list[psycopg.Cursor[Any] | None]],
+    merged: Sequence[_Merged],
+) -> list[Committed] | None:
     """Each write's rows, or None if a guard matched no row."""
+    split: dict[tuple[int, int], tuple[tuple[Any, ...], ...]] = {}
+    for statement in merged:
+        split.update(statement.rows())
     results = []
-    for write, cursors in zip(writes, sent, strict=True):
+    for w, (write, cursors) in enumerate(zip(writes, sent, strict=True)):
         rows = []
-        for op, cur in zip(write.ops, cursors, strict=True):
+        for o, (op, cur) in enumerate(zip(write.ops, cursors, strict=True)):
+            if cur is None:
+                got = split[(w, o)]
+                if op.guard and not got:
+                    return None
+                rows.append(got if op.returning else ())
+                continue
             if op.guard and cur.rowcount == 0:
                 return None
             rows.append(tuple(tuple(r) for r in cur.fetchall()) if op.returning else ())
@@ -665,6 +802,7 @@ class PersistenceClient:
         # in behind the stop message (pykka drops told messages after a stop).
         self._lock = threading.Lock()
         self._closed = False
+        self._queue = _Queue()
         self.actor_ref = PersistenceActor.start(
             dsn,
             on_commit=on_commit,
@@ -672,6 +810,7 @@ class PersistenceClient:
             slots=self._slots,
             give_up=self._give_up,
             unwritten=self.unwritten,
+            queue=self._queue,
         )
 
     def submit(self, write: Write, *, timeout: float | None = None) -> pykka.Future[WriteResult]:
@@ -686,8 +825,13 @@ class PersistenceClient:
             if self._closed or not self.actor_ref.is_alive():
                 self._slots.give()
                 raise PersistenceUnavailable("the writer has stopped")
-            self.actor_ref.tell(_Submit(write, future))
+            if self._queue.put(_Submit(write, future)):
+                self.actor_ref.tell(_Flush())
         return future
+
+    def queued(self) -> int:
+        """Writes handed over and not yet taken into a batch."""
+        return len(self._queue)
 
     def write(
         self, *ops: Op, notices: tuple[Any, ...] = (), what: str = "", timeout: float | None = None

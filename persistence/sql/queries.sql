@@ -240,6 +240,35 @@ FROM next,
          WITH ORDINALITY AS e(id, event_type, severity, data, actor_type, actor_id, step_id, ord)
 RETURNING id::text, seq;
 
+-- name: append_events_of_batch
+-- The events of a batch's writes, for any number of directives, in one statement
+-- (the writer merges the writes' append_events): each directive's counter moves by
+-- its events' number, under its row lock, if its fence holds (one per directive in
+-- a batch); each event takes the next number in the order given. Returns each
+-- appended event's id and seq; a directive whose fence failed appends none.
+WITH fences AS (
+    SELECT * FROM jsonb_to_recordset(%(directives)s)
+        AS (directive_id uuid, n bigint, owner uuid, epoch bigint)
+), next AS (
+    UPDATE directives d SET last_event_seq = d.last_event_seq + f.n
+    FROM fences f
+    WHERE d.id = f.directive_id
+      AND (f.owner IS NULL OR (d.lease_owner = f.owner AND d.lease_epoch = f.epoch))
+    RETURNING d.id, d.last_event_seq - f.n AS base
+)
+INSERT INTO directive_events
+    (id, directive_id, seq, event_type, severity, data, actor_type, actor_id, step_id)
+SELECT e.id, e.directive_id,
+       next.base + row_number() OVER (PARTITION BY e.directive_id ORDER BY e.ord),
+       e.event_type, e.severity, e.data, e.actor_type, e.actor_id, e.step_id
+FROM ROWS FROM (jsonb_to_recordset(%(events)s)
+                AS (directive_id uuid, id uuid, event_type text, severity text, data jsonb,
+                    actor_type text, actor_id text, step_id uuid))
+         WITH ORDINALITY AS e(directive_id, id, event_type, severity, data, actor_type,
+                              actor_id, step_id, ord)
+JOIN next ON next.id = e.directive_id
+RETURNING id::text, seq;
+
 -- name: fence
 -- The guard of an engine's write that appends no event: it still holds the lease at
 -- this epoch. Locks the directive's row, as append_events_fenced does.

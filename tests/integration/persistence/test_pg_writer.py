@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from persistence_helpers import RowLock, lock_waiters, new_directive, wait_until
@@ -15,6 +16,8 @@ from persistence_helpers import RowLock, lock_waiters, new_directive, wait_until
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import InvalidInput, PersistenceUnavailable
+from directorate.persistence.models import Event
+from directorate.persistence.ownership import Lease
 from directorate.persistence.writer import (
     Committed,
     Conflict,
@@ -108,6 +111,92 @@ def test_group_commit_uses_fewer_transactions_than_writes(
     # The database's own count of committed batches agrees with the actor's.
     assert batches == transactions
     assert transactions < writes / 4
+
+
+# ------------------------------------------------------------------ merged event appends
+
+
+def _events(directive_id: uuid.UUID, *types: str) -> list[Event]:
+    return [Event(id=uuid.uuid4(), directive_id=directive_id, seq=0, event_type=t) for t in types]
+
+
+def _appends(admin: psycopg.Connection[Any], directive_id: uuid.UUID) -> list[tuple[str, int]]:
+    rows = admin.execute(
+        "SELECT event_type, seq FROM directive_events WHERE directive_id = %s ORDER BY seq",
+        (directive_id,),
+    ).fetchall()
+    return [(t, int(n)) for t, n in rows]
+
+
+def _leased(admin: psycopg.Connection[Any], directive_id: uuid.UUID) -> Lease:
+    lease = Lease(directive_id=directive_id, owner=uuid.uuid4(), epoch=3)
+    admin.execute(
+        "UPDATE directives SET lease_owner = %s, lease_epoch = %s WHERE id = %s",
+        (lease.owner, lease.epoch, directive_id),
+    )
+    return lease
+
+
+def test_a_batchs_event_appends_are_one_statement_numbered_as_if_one_by_one(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    directives = [new_directive(client) for _ in range(3)]
+    before = client.stats()  # (the writer answers only between flushes)
+    lock = _block_writer(dsn, client, admin, row_locks)
+    futures = []
+    for round_ in range(2):  # each directive twice, interleaved with the others
+        for n, directive_id in enumerate(directives):
+            names = [f"r{round_}-{n}-{i}" for i in range(n + 1)]
+            events = _events(directive_id, *names)
+            put = ops.insert("directive_commands", id=uuid.uuid4(), command="pause")
+            futures.append(
+                (events, client.submit(Write((put, ops.append_events(directive_id, events)))))
+            )
+    lock.release()
+    results = [(events, f.get(timeout=30)) for events, f in futures]
+    after = client.stats()
+
+    for events, result in results:
+        assert isinstance(result, Committed), result
+        assert [i for i, _ in result.rows[1]] == [str(e.id) for e in events]
+    for n, directive_id in enumerate(directives):
+        names = [f"r{r}-{n}-{i}" for r in range(2) for i in range(n + 1)]
+        assert _appends(admin, directive_id) == [(t, k + 1) for k, t in enumerate(names)]
+    # The six writes went in one batch: six inserts and ONE events statement (the two
+    # writes before them: the parked one's directive, and the parked one).
+    assert after["transactions"] - before["transactions"] == 3
+    assert after["statements"] - before["statements"] == 2 + 6 + 1
+
+
+def test_a_failed_fence_in_a_merged_append_fails_its_write_alone(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    held, lost, free = (new_directive(client) for _ in range(3))
+    lease = _leased(admin, held)
+    stale = attrs.evolve(_leased(admin, lost), epoch=2)  # another engine took it over
+    lock = _block_writer(dsn, client, admin, row_locks)
+    writes = [
+        (ops.append_events(held, _events(held, "a"), fence=lease),),
+        (
+            ops.update("directives", lost, title="changed"),
+            ops.append_events(lost, _events(lost, "b"), fence=stale),
+        ),
+        (ops.append_events(free, _events(free, "c")),),
+        # Two fences on one directive in a batch: each write is judged by its own.
+        (ops.append_events(held, _events(held, "d"), fence=attrs.evolve(lease, epoch=1)),),
+        (ops.append_events(held, _events(held, "e"), fence=lease),),
+    ]
+    futures = [client.submit(Write(w)) for w in writes]
+    lock.release()
+    results = [f.get(timeout=30) for f in futures]
+
+    assert [type(r) for r in results] == [Committed, Conflict, Committed, Conflict, Committed]
+    assert results[1] == Conflict(op_index=1)
+    assert _appends(admin, held) == [("a", 1), ("e", 2)]
+    assert _appends(admin, lost) == []
+    assert _appends(admin, free) == [("c", 1)]
+    row = admin.execute("SELECT title, last_event_seq FROM directives WHERE id = %s", (lost,))
+    assert row.fetchone() == ("t", 0)  # nothing of the fenced-out write applied
 
 
 # ------------------------------------------------------------------ compare-and-set
@@ -387,7 +476,7 @@ def test_a_flood_of_senders_waits_instead_of_queueing_without_bound(
         wait_until(lambda: len(handed_over) == max_pending - 1, what="the free slots to fill")
         time.sleep(0.3)  # give the other senders every chance to get past submit()
         assert len(handed_over) == max_pending - 1
-        assert client.actor_ref.actor_inbox.qsize() <= max_pending
+        assert client.queued() <= max_pending
         with pytest.raises(PersistenceUnavailable, match="full"):
             client.submit(Write((_command(),)), timeout=0.05)
 
