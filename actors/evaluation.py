@@ -51,6 +51,18 @@ def check_verifier_config(
         raise InvalidInput(f"{where}.{exc}" if where else str(exc)) from exc
 
 
+def judged_inline(config: EngineConfig, directive: Directive, workdir: Path | None) -> bool:
+    """Whether judging a step runs nothing and waits for nothing: no repository to
+    check (so no configured check and no diff), and only verifiers that say
+    ``instant = True`` (pure, in-process). Then the step judges its agent's report on
+    its own thread, and the verdict goes into the write that records the report: a
+    step's "evaluating" need not be durable on its own when nothing runs meanwhile."""
+    repo = workdir or (Path(directive.local_path) if directive.local_path else None)
+    if repo is not None and repo.is_dir():
+        return False
+    return all(getattr(v, "instant", False) is True for v in config.verifiers or [])
+
+
 def judge(
     config: EngineConfig,
     directive: Directive,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -44,8 +44,9 @@ from .context import EngineContext
 from .core import changes as c
 from .core.state import StepState
 from .core.step import Totals, applied, decide_step, step_workspace
-from .evaluation import Judgement, judge
+from .evaluation import Judgement, judge, judged_inline
 from .runners import TaskResult, kill_grace_for, runner_for
+from .workers import crashed_judgement
 from .workspaces import agent_environment, fork_point, merge_step
 from .writes import stale_attempt, write
 
@@ -165,7 +166,7 @@ class StepActor(pykka.ThreadingActor):
         own_report = isinstance(message, m.TaskFinished | m.EvaluationFinished)
         for _ in range(_RETRIES):
             state = self._state(reuse=own_report)
-            decision = decide_step(state, message)
+            decision = self._judged_inline(state, decide_step(state, message))
             chain_idle, totals = False, None
             if decision.changes:
                 written = write(state.directive.id, decision.changes)
@@ -178,7 +179,9 @@ class StepActor(pykka.ThreadingActor):
                     )
                     self.snapshot = None
                     continue
-                progress = written.index_of(c.ChainProgress)
+                progress = written.progress
+                if progress is None:
+                    progress = written.index_of(c.ChainProgress)
                 chain_idle = progress is not None and outcome.scalar(progress) == 0
                 recorded = written.index_of(c.TaskRecorded)  # it returns the totals
                 if recorded is not None:
@@ -267,10 +270,35 @@ class StepActor(pykka.ThreadingActor):
             lambda check: m.StaleAgentStopped(task.id, check),
         )
 
+    def _judged_inline(self, state: StepState, decision: c.Decision) -> c.Decision:
+        """``decision`` with its evaluation decided too, in the same write, when the
+        judge runs nothing (``judged_inline``): the report, the verdict and the step's
+        moves (running -> evaluating -> its verdict) are then one durable write."""
+        evaluate = next((e for e in decision.effects if isinstance(e, c.Evaluate)), None)
+        workspace = step_workspace(state)
+        where = Path(workspace.worktree) if workspace else None
+        if evaluate is None or not judged_inline(self.ctx.config, state.directive, where):
+            return decision
+        try:
+            judgement = self._judge(evaluate, state)()
+        except Exception as exc:  # as the evaluation pool does: a red verdict, not a crash
+            judgement = crashed_judgement(exc)
+        judged = applied(state, decision, None)
+        then = decide_step(judged, m.EvaluationFinished(evaluate.task_id, judgement))
+        rest = tuple(e for e in decision.effects if e is not evaluate)
+        return c.Decision(changes=decision.changes + then.changes, effects=rest + then.effects)
+
     def _evaluate(self, effect: c.Evaluate, state: StepState) -> None:
+        self.job = effect.task_id
+        self.ctx.workers.evaluate(
+            self._judge(effect, state),
+            self.actor_ref,
+            lambda judgement: m.EvaluationFinished(effect.task_id, judgement),
+        )
+
+    def _judge(self, effect: c.Evaluate, state: StepState) -> Callable[[], Judgement]:
         config, directive, step = self.ctx.config, state.directive, state.step
         result = effect.result
-        self.job = effect.task_id
         workspace = step_workspace(state)
 
         def job() -> Judgement:
@@ -287,11 +315,7 @@ class StepActor(pykka.ThreadingActor):
                 base_commit=fork_point(workspace) if workspace else None,
             )
 
-        self.ctx.workers.evaluate(
-            job,
-            self.actor_ref,
-            lambda judgement: m.EvaluationFinished(effect.task_id, judgement),
-        )
+        return job
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

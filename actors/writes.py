@@ -24,6 +24,9 @@ from directorate.persistence.models import (
     ActorType,
     ApprovalStatus,
     Severity,
+    Step,
+    StepStatus,
+    Task,
     TaskKind,
     TaskStatus,
 )
@@ -48,6 +51,8 @@ class Written:
     tx: Tx
     sources: tuple[c.Change, ...]
     """``sources[i]`` made op ``i``."""
+    progress: int | None = None
+    """The op that returns the write's ``ChainProgress`` count (a step's move)."""
 
     def describe(self, op_index: int) -> str:
         """Why the guard of op ``op_index`` matched no row, in the change's terms."""
@@ -57,7 +62,7 @@ class Written:
         if isinstance(change, c.StepMoved | c.StepHeld):
             return (
                 f"step {change.step.name} is no longer {change.step.status}, or its chain "
-                "is no longer current"
+                "is no longer current (or, for a dispatch, its directive not active)"
             )
         if isinstance(change, c.ApprovalAnswered):
             return f"approval {change.approval.id} is no longer pending"
@@ -73,34 +78,91 @@ class Written:
 
 
 def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
+    """The changes as one write, in as few statements as keep their guards: a step's
+    successive moves are one UPDATE (each hop's event where it stands); a dispatch
+    (the move to running, its guard that the directive is active, the task's row) is
+    one statement; a chain's progress is returned by the move of the one step a
+    write moves."""
     tx = Tx(directive_id)
     sources: list[c.Change] = []
-    for group in _hops(changes):
+    moves = _moves(changes)
+    progress = _progress_of_one_move(changes, moves)
+    progress_op = None
+    folded: set[int] = set()
+    for i, change in enumerate(changes):
         before = len(tx.ops)
-        if len(group) > 1:
-            _step_hops(tx, directive_id, [h for h in group if isinstance(h, c.StepMoved)])
+        if i in folded or change is progress:
+            pass  # written with the move it belongs to
+        elif isinstance(change, c.StepMoved) and i in moves:
+            hops = [h for h in (changes[j] for j in moves[i]) if isinstance(h, c.StepMoved)]
+            task = _dispatched(changes, moves[i][-1])
+            if task is not None:
+                folded.update((moves[i][-1] + 1, moves[i][-1] + 2))
+            _step_update(tx, hops, task=task, progress=progress is not None)
+            if progress is not None:
+                progress_op = len(tx.ops) - 1
+            _step_moved_notice(tx, directive_id, change)
+        elif isinstance(change, c.StepMoved):  # a later hop of a move written above
+            _step_moved_notice(tx, directive_id, change)
         else:
-            _add(tx, directive_id, group[0])
-        sources.extend([group[0]] * (len(tx.ops) - before))
-    return Written(tx, tuple(sources))
+            _add(tx, directive_id, change)
+        sources.extend([change] * (len(tx.ops) - before))
+    return Written(tx, tuple(sources), progress_op)
 
 
-def _hops(changes: Sequence[c.Change]) -> list[list[c.Change]]:
-    """Changes in groups: consecutive moves of one step (pending -> ready -> running)
-    form one group, written as one guarded UPDATE with an event per hop."""
-    groups: list[list[c.Change]] = []
-    for change in changes:
-        last = groups[-1][-1] if groups else None
-        if (
-            isinstance(change, c.StepMoved)
-            and isinstance(last, c.StepMoved)
-            and last.step.id == change.step.id
-            and last.new is change.step.status
-        ):
-            groups[-1].append(change)
-        else:
-            groups.append([change])
-    return groups
+def _moves(changes: Sequence[c.Change]) -> dict[int, list[int]]:
+    """Each step's successive moves (pending -> ready -> running; running ->
+    evaluating -> passed), by the position of the first: one UPDATE guarded by the
+    first one's status. Other changes may stand between them, but no other change of
+    a step's row."""
+    moves: dict[int, list[int]] = {}
+    open_move: list[int] | None = None
+    for i, change in enumerate(changes):
+        if isinstance(change, c.StepMoved):
+            last = changes[open_move[-1]] if open_move else None
+            if (
+                isinstance(last, c.StepMoved)
+                and open_move is not None
+                and last.step.id == change.step.id
+                and last.new is change.step.status
+            ):
+                open_move.append(i)
+            else:
+                open_move = moves[i] = [i]
+        elif isinstance(change, c.StepHeld):
+            open_move = None
+    return moves
+
+
+def _dispatched(changes: Sequence[c.Change], last: int) -> Task | None:
+    """The task of a dispatch whose move to running is ``changes[last]``: its guard
+    and its task's row follow it."""
+    moved, rest = changes[last], changes[last + 1 : last + 3]
+    if (
+        isinstance(moved, c.StepMoved)
+        and moved.new is StepStatus.RUNNING
+        and len(rest) == 2
+        and isinstance(rest[0], c.RequireLiveChain)
+        and rest[0].chain_id == moved.step.chain_id
+        and isinstance(rest[1], c.TaskCreated)
+        and rest[1].task.step_id == moved.step.id
+    ):
+        return rest[1].task
+    return None
+
+
+def _progress_of_one_move(
+    changes: Sequence[c.Change], moves: dict[int, list[int]]
+) -> c.ChainProgress | None:
+    """The write's ``ChainProgress``, when the write moves exactly one step, of that
+    chain, in one UPDATE (which then returns the count)."""
+    progress = [change for change in changes if isinstance(change, c.ChainProgress)]
+    if len(progress) != 1 or len(moves) != 1:
+        return None
+    (first,) = moves
+    moved = changes[first]
+    assert isinstance(moved, c.StepMoved)
+    return progress[0] if moved.step.chain_id == progress[0].chain_id else None
 
 
 def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
@@ -215,21 +277,36 @@ def _directive_moved(tx: Tx, directive_id: uuid.UUID, change: c.DirectiveMoved) 
 
 
 def _step_moved(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
-    _step_hops(tx, directive_id, [change])
+    _step_update(tx, [change])
+    _step_moved_notice(tx, directive_id, change)
 
 
-def _step_hops(tx: Tx, directive_id: uuid.UUID, hops: Sequence[c.StepMoved]) -> None:
+def _step_update(
+    tx: Tx,
+    hops: Sequence[c.StepMoved],
+    *,
+    task: Task | None = None,
+    progress: bool = False,
+) -> None:
     """One step's moves, each checked against STEP_TRANSITIONS, in one UPDATE guarded
-    by the first one's status; an event and a signal for each hop."""
+    by the first one's status. With ``task``, a dispatch: the UPDATE requires the
+    directive active and inserts the task's row. With ``progress``, it returns the
+    chain's steps at work (``ChainProgress``)."""
     values: dict[str, Any] = {}
     for hop in hops:
         if hop.new not in STEP_TRANSITIONS[hop.step.status]:
             raise InvalidTransition(hop.step.status, hop.new, f"step {hop.step.name}")
         values |= _column_values(hop.values)
     first, last = hops[0], hops[-1]
-    tx.op(ops.move_step(first.step.id, str(first.step.status), str(last.new), **values))
-    for hop in hops:
-        _step_moved_notice(tx, directive_id, hop)
+    move = ops.move_step(
+        first.step.id,
+        str(first.step.status),
+        str(last.new),
+        directive_active=task is not None,
+        progress=progress,
+        **values,
+    )
+    tx.op(ops.dispatch_step(move, **_task_row(task)) if task is not None else move)
 
 
 def _step_moved_notice(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:
@@ -268,28 +345,10 @@ def _chain_created(tx: Tx, directive_id: uuid.UUID, change: c.ChainCreated) -> N
         )
     )
     tx.op(ops.update("directives", directive_id, chain_generation_count=change.generation))
-    for step in change.steps:
+    if change.steps:
         tx.op(
-            ops.insert(
-                "chain_steps",
-                id=step.id,
-                chain_id=change.chain_id,
-                directive_id=directive_id,
-                name=step.name,
-                step_type=str(step.step_type),
-                description=step.description,
-                task_plan=step.task_plan,
-                depends_on=list(step.depends_on),
-                requirement_ids=list(step.requirement_ids),
-                verifier_config=step.verifier_config,
-                editor_x=step.editor_x,
-                editor_y=step.editor_y,
-                status=str(step.status),
-                attempt=step.attempt,
-                rework_count=step.rework_count,
-                confidence_score=step.confidence_score,
-                confidence_level=str(step.confidence_level) if step.confidence_level else None,
-                last_evaluation_id=step.last_evaluation_id,
+            ops.insert_many(
+                "chain_steps", [_step_row(directive_id, change, s) for s in change.steps]
             )
         )
     tx.event(
@@ -303,25 +362,48 @@ def _chain_created(tx: Tx, directive_id: uuid.UUID, change: c.ChainCreated) -> N
     )
 
 
-def _task_created(tx: Tx, change: c.TaskCreated) -> None:
-    task = change.task
-    tx.op(
-        ops.insert(
-            "tasks",
-            id=task.id,
-            directive_id=task.directive_id,
-            step_id=task.step_id,
-            kind=str(task.kind),
-            attempt=task.attempt,
-            status=str(task.status),
-            instructions=task.instructions,
-            workdir=task.workdir,
-            log_path=task.log_path,
-            plan_file=task.plan_file,
-            budget_usd=task.budget_usd,
-            started_at=task.started_at,
-        )
+def _step_row(directive_id: uuid.UUID, change: c.ChainCreated, step: Step) -> dict[str, Any]:
+    return dict(
+        id=step.id,
+        chain_id=change.chain_id,
+        directive_id=directive_id,
+        name=step.name,
+        step_type=str(step.step_type),
+        description=step.description,
+        task_plan=step.task_plan,
+        depends_on=list(step.depends_on),
+        requirement_ids=list(step.requirement_ids),
+        verifier_config=step.verifier_config,
+        editor_x=step.editor_x,
+        editor_y=step.editor_y,
+        status=str(step.status),
+        attempt=step.attempt,
+        rework_count=step.rework_count,
+        confidence_score=step.confidence_score,
+        confidence_level=str(step.confidence_level) if step.confidence_level else None,
+        last_evaluation_id=step.last_evaluation_id,
     )
+
+
+def _task_created(tx: Tx, change: c.TaskCreated) -> None:
+    tx.op(ops.insert("tasks", **_task_row(change.task)))
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "directive_id": task.directive_id,
+        "step_id": task.step_id,
+        "kind": str(task.kind),
+        "attempt": task.attempt,
+        "status": str(task.status),
+        "instructions": task.instructions,
+        "workdir": task.workdir,
+        "log_path": task.log_path,
+        "plan_file": task.plan_file,
+        "budget_usd": task.budget_usd,
+        "started_at": task.started_at,
+    }
 
 
 def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> None:

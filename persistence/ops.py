@@ -260,13 +260,61 @@ _STEP_IN_LIVE_CHAIN = (
     " WHERE c.id = chain_steps.chain_id AND c.status = 'active'"
     " AND d.status NOT IN ('completed', 'failed', 'cancelled'))"
 )
+_STEP_IN_ACTIVE_CHAIN = (
+    " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
+    " WHERE c.id = chain_steps.chain_id AND c.status = 'active' AND d.status = 'active')"
+)
 
 
-def move_step(step_id: uuid.UUID, expected: str, new_status: str, **values: Any) -> Op:
+def move_step(
+    step_id: uuid.UUID,
+    expected: str,
+    new_status: str,
+    *,
+    directive_active: bool = False,
+    progress: bool = False,
+    **values: Any,
+) -> Op:
     """Compare-and-set of a step's status that also requires its chain to be current and
-    its directive not finished: a decision made on a stale view changes nothing."""
+    its directive not finished (``directive_active``: active, for a dispatch): a
+    decision made on a stale view changes nothing.
+
+    ``progress``: the statement returns how many steps of the chain are at work once
+    it has moved (``steps_in_progress`` in the same statement)."""
     op = transition("chain_steps", step_id, expected, new_status, **values)
-    return Op(op.sql + _STEP_IN_LIVE_CHAIN, op.params, guard=True)
+    sql = op.sql + (_STEP_IN_ACTIVE_CHAIN if directive_active else _STEP_IN_LIVE_CHAIN)
+    if progress:
+        sql += " RETURNING " + query("steps_in_progress_after_move")
+    return Op(sql, op.params, guard=True, returning=progress)
+
+
+def dispatch_step(move: Op, **task: Any) -> Op:
+    """A step's move to running and its new task's row as one statement: the task is
+    inserted only if the move matched, and the statement is guarded by that insert."""
+    _check("tasks", task)
+    columns = ", ".join(task)
+    marks = ", ".join(f"%(task_{c})s" for c in task)
+    assert isinstance(move.params, dict)
+    params = dict(move.params) | {f"task_{c}": _value(c, v) for c, v in task.items()}
+    return Op(
+        f"WITH moved AS ({move.sql} RETURNING 1) INSERT INTO tasks ({columns}) "
+        f"SELECT {marks} FROM moved",
+        params,
+        guard=True,
+    )
+
+
+def insert_many(table: str, rows: Sequence[dict[str, Any]]) -> Op:
+    """One multi-row INSERT of rows that all have the same columns."""
+    columns = list(rows[0])
+    _check(table, columns)
+    if any(list(row) != columns for row in rows):
+        raise ValueError(f"rows of different columns for {table}")
+    values = ", ".join(
+        "(" + ", ".join(f"%({c}_{i})s" for c in columns) + ")" for i in range(len(rows))
+    )
+    params = {f"{c}_{i}": _value(c, row[c]) for i, row in enumerate(rows) for c in columns}
+    return Op(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}", params)
 
 
 def append_events(

@@ -79,6 +79,9 @@ class Verifier(Protocol):
 
     ``verify`` should not raise (CompositeEvaluator turns an exception into a failed
     result anyway). A ``required`` verifier that fails makes the evaluation red.
+    One may also say ``instant = True``: its ``verify`` is pure and quick (no process,
+    no I/O), so the engine may judge on the step's own thread, in the write that
+    records the agent's report.
     """
 
     name: str

@@ -214,6 +214,20 @@ WHERE s.chain_id = %(chain_id)s
                            WHERE d.id = ANY (s.depends_on)
                              AND d.status NOT IN ('passed', 'skipped'))));
 
+-- name: steps_in_progress_after_move
+-- steps_in_progress as the RETURNING of one step's move (ops.move_step): the
+-- statement's own snapshot still shows the step as it was, so the step counts by its
+-- new status (%(status)s), and a dependency on it is judged by that status too.
+(SELECT count(*) FROM chain_steps s
+ WHERE s.chain_id = chain_steps.chain_id AND s.id <> chain_steps.id
+   AND (s.status IN ('ready', 'running', 'evaluating', 'rework')
+        OR (s.status = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM chain_steps d
+                            WHERE d.id = ANY (s.depends_on)
+                              AND CASE WHEN d.id = chain_steps.id THEN %(status)s
+                                       ELSE d.status END NOT IN ('passed', 'skipped')))))
++ CASE WHEN %(status)s IN ('ready', 'running', 'evaluating', 'rework') THEN 1 ELSE 0 END;
+
 -- name: append_events
 -- Append a write's events in one statement: the directive's counter moves by their
 -- number under its row lock (gap-free; a rollback gives the numbers back), and each

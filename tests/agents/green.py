@@ -13,6 +13,7 @@ class GreenVerifier:
     verifier_type = VerifierType.CUSTOM
     weight = 1.0
     required = True
+    instant = True  # pure and in-process: the engine may judge inline (judged_inline)
 
     def __init__(self, score: float = 1.0) -> None:
         self.score = score

@@ -4,13 +4,15 @@ against one commit per write.
     python tests/bench/persistence.py [--dsn DSN] [--senders 1 8 64] [--seconds 3]
                                       [--writes N]
 
-Each sender thread appends events with ``ops.append_event`` (so each gets its
-gap-free per-directive seq) and waits for the write to be durable before sending
-the next. "actor" sends through ``Database.writer`` as the engine does; "direct"
-gives each sender its own psycopg connection in autocommit, so each append is one
-statement in its own transaction: one round trip and one commit per write, the
-best a writer without group commit can do. Senders spread over one directive each,
-then (last rows) all on ONE directive, where every append waits on its row lock.
+Each sender thread appends an event with ``ops.append_events``, the statement
+every engine write ends with (so each gets its gap-free per-directive seq; through
+the writer, a batch's appends are one statement), and waits for the write to be
+durable before sending the next. "actor" sends through ``Database.writer`` as the
+engine does; "direct" gives each sender its own psycopg connection in autocommit,
+so each append is one statement in its own transaction: one round trip and one
+commit per write, the best a writer without group commit can do. Senders spread
+over one directive each, then (last rows) all on ONE directive, where every append
+waits on its row lock.
 Without --dsn (or DIRECTORATE_DSN) it uses the embedded server in a temporary
 DIRECTORATE_HOME; either way it creates a fresh database and drops it at the end.
 """
@@ -29,7 +31,8 @@ from scratch import scratch_database, scratch_server
 
 from directorate.persistence import ops
 from directorate.persistence.database import Database
-from directorate.persistence.writer import Committed
+from directorate.persistence.models import Event
+from directorate.persistence.writer import Committed, Op
 
 Append = Callable[[uuid.UUID, int], None]
 
@@ -69,10 +72,17 @@ def run_senders(
     return sum(done), time.monotonic() - began
 
 
+def _append(directive_id: uuid.UUID, n: int) -> Op:
+    event = Event(
+        id=uuid.uuid4(), directive_id=directive_id, seq=0, event_type="bench", data={"n": n}
+    )
+    return ops.append_events(directive_id, [event])
+
+
 def bench_actor(db: Database, directives: list[uuid.UUID], args: argparse.Namespace) -> tuple:
     def make_append() -> tuple[Append, Callable[[], None]]:
         def append(directive_id: uuid.UUID, n: int) -> None:
-            result = db.writer.write(ops.append_event(directive_id, "bench", {"n": n}))
+            result = db.writer.write(_append(directive_id, n))
             assert isinstance(result, Committed), result
 
         return append, lambda: None
@@ -89,7 +99,7 @@ def bench_direct(dsn: str, directives: list[uuid.UUID], args: argparse.Namespace
         conn = psycopg.connect(dsn, autocommit=True, application_name="bench-direct")
 
         def append(directive_id: uuid.UUID, n: int) -> None:
-            op = ops.append_event(directive_id, "bench", {"n": n})
+            op = _append(directive_id, n)
             assert conn.execute(op.sql, op.params).fetchone() is not None
 
         return append, conn.close
@@ -143,6 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_server(args.dsn) as server, scratch_database(server) as dsn:
         run(dsn, args)
+
 
 if __name__ == "__main__":
     main()
