@@ -9,6 +9,8 @@ starts a fresh actor from the database whenever none is running.
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import os
 import socket
@@ -66,6 +68,8 @@ from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
 
+_TOUCHED_KEPT = 100_000
+"""Directives whose changes ``wait`` tells apart before it forgets them all."""
 PROCESS_RECORD_WAIT_S = 5.0
 """How long a starting agent's runner waits for its pid to be committed."""
 
@@ -125,6 +129,8 @@ class Engine:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self._changed = threading.Condition()
+        self._touched: collections.Counter[uuid.UUID] = collections.Counter()
+        """Status changes and approvals heard of, by directive (what ``wait`` waits on)."""
         self._bus = Bus()
         self._bus.listeners.append(self._on_published)
         try:
@@ -505,6 +511,7 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._changed:
+                seen = self._touched[directive_id]
                 # These reads wait out an outage: a directive goes on meanwhile.
                 directive = self._ctx.reads.directive(directive_id)
                 if directive.status.terminal or directive.status is DirectiveStatus.PAUSED:
@@ -514,8 +521,16 @@ class Engine:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return directive.status
-                # Woken by the bus; the timeout also covers changes made by other processes.
-                self._changed.wait(timeout=min(remaining or 1.0, 1.0))
+                # Woken by the bus when this directive changes (not by every other's:
+                # many waiters would read for each of them); the timeout also covers
+                # changes made by other processes.
+                self._changed.wait_for(
+                    functools.partial(self._changed_since, directive_id, seen),
+                    timeout=min(remaining or 1.0, 1.0),
+                )
+
+    def _changed_since(self, directive_id: uuid.UUID, seen: int) -> bool:
+        return self._touched[directive_id] != seen
 
     # ----------------------------------------------------------------- internals
 
@@ -593,6 +608,9 @@ class Engine:
     def _on_published(self, event: Any) -> None:
         if isinstance(event, DirectiveStatusChanged | ApprovalRequired):
             with self._changed:
+                if len(self._touched) > _TOUCHED_KEPT:  # a daemon's years: start afresh
+                    self._touched.clear()  # (a waiter then reads again within a second)
+                self._touched[event.directive_id] += 1
                 self._changed.notify_all()
 
     def _tick_loop(self) -> None:
