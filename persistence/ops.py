@@ -98,7 +98,11 @@ def update(
     params = {c: _value(c, v) for c, v in values.items()}
     params["_id"] = row_id
     where = "id = %(_id)s"
-    if _where_status is not None:
+    if _where_status is not None and len(_where_status) == 1:
+        # The usual guard: a text parameter is adapted far faster than an array.
+        where += " AND status = %(_expected)s"
+        params["_expected"] = str(_where_status[0])
+    elif _where_status is not None:
         where += " AND status = ANY(%(_expected)s)"
         params["_expected"] = [str(s) for s in _where_status]
     return Op(

@@ -1507,10 +1507,10 @@ def test_every_directive_transition_through_write(
         op = written.tx.ops[0]
         assert op.guard
         assert op.sql.startswith("UPDATE directives SET ")
-        assert op.sql.endswith("WHERE id = %(_id)s AND status = ANY(%(_expected)s)")
+        assert op.sql.endswith("WHERE id = %(_id)s AND status = %(_expected)s")
         assert isinstance(op.params, dict)
         params = op.params
-        assert (params["_id"], params["_expected"]) == (d.id, [str(old)])
+        assert (params["_id"], params["_expected"]) == (d.id, str(old))
         assert (params["status"], params["completed_at"]) == (str(new), NOW)
         assert written.sources[0] is change
         assert written.describe(0) == f"the directive is no longer {old} (wanted {new})"

@@ -1002,11 +1002,11 @@ def test_every_step_transition_through_write(
         op = written.tx.ops[0]
         assert op.guard
         assert op.sql.startswith("UPDATE chain_steps SET ")
-        assert "WHERE id = %(_id)s AND status = ANY(%(_expected)s)" in op.sql
+        assert "WHERE id = %(_id)s AND status = %(_expected)s" in op.sql
         assert "c.status = 'active'" in op.sql  # and only in a current chain
         assert isinstance(op.params, dict)
         params = op.params
-        assert (params["_id"], params["_expected"]) == (s.id, [str(old)])
+        assert (params["_id"], params["_expected"]) == (s.id, str(old))
         assert (params["status"], params["attempt"]) == (str(new), 2)
         assert written.sources[0] is change
         assert written.describe(0).startswith(f"step build is no longer {old}")

@@ -95,7 +95,7 @@ def test_the_move_that_returns_the_progress_is_named() -> None:
     assert written.progress is not None
     op = written.tx.ops[written.progress]
     assert op.sql.startswith("UPDATE chain_steps") and op.returning and op.guard
-    assert op.params["_expected"] == ["running"] and op.params["status"] == "passed"
+    assert op.params["_expected"] == "running" and op.params["status"] == "passed"
     assert write(D.id, two_steps_progress()).progress is None
 
 
