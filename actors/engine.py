@@ -58,6 +58,7 @@ from .directive_actor import DirectiveActor
 from .evaluation import check_verifier_config
 from .leases import FencedWriter
 from .ownership import Ownership
+from .pool import ActorExecutor
 from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, DirectiveStatusChanged
 from .tx import Tx
@@ -169,6 +170,7 @@ class Engine:
             workers=self._workers,
             settings=config.settings(),
             writer=FencedWriter(self.db, self._leases, self._lease_lost),
+            actors=ActorExecutor(config.actor_threads, name="directorate-actor"),
             on_actor_stopped=self._forget,
         )
         self._actors: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
@@ -311,6 +313,8 @@ class Engine:
                 actors_left += 1
             except pykka.ActorDeadError:
                 pass
+        # Every actor has stopped (or the deadline passed): their threads can go.
+        self._ctx.actors.shutdown(timeout=min(left(), 10.0))
         # A finished directive's delivery and cleanup (started by its actor, which has
         # stopped now): let them end, and be recorded.
         self._workers.wait_background(left())
@@ -694,8 +698,23 @@ class Engine:
             )
 
     def live_actor_count(self) -> int:
+        """Directive actors running here (one per directive this engine drives)."""
         with self._lock:
             return sum(1 for ref in self._actors.values() if ref.is_alive())
+
+    def actor_stats(self) -> dict[str, int]:
+        """Directive actors, step actors, and the pool they share: its threads started,
+        turns waiting for a thread, and pooled actors not yet stopped."""
+        with self._ctx.lock:
+            steps = len(self._ctx.step_actors)
+        pool = self._ctx.actors.stats()
+        return {
+            "directive_actors": self.live_actor_count(),
+            "step_actors": steps,
+            "pool_threads": pool["threads"],
+            "queued_turns": pool["queued"],
+            "pooled_actors": pool["live"],
+        }
 
 
 def as_id(value: object, what: str) -> uuid.UUID:
