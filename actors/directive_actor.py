@@ -208,7 +208,7 @@ class DirectiveActor(PooledActor):
         state = attrs.evolve(
             state,
             reviewing=state.chain is not None and self.reviewing == state.chain.id,
-            live_tasks=self.ctx.workers.live_tasks(),
+            live_tasks=self.ctx.workers.live_tasks(self.directive_id),
             halted=self.ctx.halted.is_set(),
         )
         task = state.planning

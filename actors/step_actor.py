@@ -194,7 +194,7 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
 
     def _state(self, *, reuse: bool) -> StepState:
         """The step's state: our snapshot for a report of our own job, else read."""
-        live, halted = self.ctx.workers.live_tasks(), self.ctx.halted.is_set()
+        live, halted = self.ctx.workers.live_tasks(self.step_id), self.ctx.halted.is_set()
         now = datetime.now(UTC)
         if reuse and self.snapshot is not None:
             return attrs.evolve(
