@@ -73,16 +73,16 @@ def run(dsn: str, directives: int, steps: int) -> dict[str, Any]:
     )
     try:
         began = time.monotonic()
-        ids = [
-            engine.submit(
+        ids = engine.submit_many(
+            [
                 DirectiveSpec(
                     title=f"bench {i}", goal="bench", autonomy_level="full_auto", steps=dag(steps)
                 )
-            )
-            for i in range(directives)
-        ]
-        for directive_id in ids:
-            engine.start_directive(directive_id)
+                for i in range(directives)
+            ]
+        )
+        started = engine.start_many(ids)
+        assert all(s is DirectiveStatus.ACTIVE for s in started), started
         for directive_id in ids:
             status = engine.wait(directive_id, timeout=3600)
             assert status is DirectiveStatus.COMPLETED, status
