@@ -45,10 +45,10 @@ stopped first) is dead: the asks in its inbox fail with ``ActorDeadError``.
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -76,48 +76,40 @@ def current_executor() -> ActorExecutor | None:
 
 
 class ActorExecutor:
-    """``threads`` daemon threads, started as turns need them, named ``name``-N."""
+    """``threads`` daemon threads named ``name``-N, started with the first turn."""
 
     def __init__(self, threads: int, *, name: str = "directorate-actor") -> None:
         if threads < 1:
             raise ValueError(f"an actor executor needs at least one thread, not {threads}")
         self.size = threads
         self._name = name
-        self._jobs: deque[Callable[[], None]] = deque()
+        # A C queue: every tell to an idle actor queues a turn, and a Python Condition
+        # shared with the threads was the busiest lock of a start of many directives.
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
+        """Orders submits against the shutdown (the closed flag, the threads)."""
         self._threads: list[threading.Thread] = []
-        self._idle = 0
-        """Threads waiting for a job and not yet woken for one."""
         self._closed = False
-        self._live = 0
+        self._live: set[int] = set()
+        """Ids of the pooled actors started and not yet stopped (set ops need no lock)."""
 
     def submit(self, job: Callable[[], None]) -> bool:
         """Queue ``job``; False (and not queued) once the executor is shut down."""
         with self._lock:
             if self._closed:
                 return False
-            self._jobs.append(job)
-            if self._idle:
-                self._idle -= 1  # this one is spoken for: the next job wakes another
-                self._ready.notify()
-            elif len(self._threads) < self.size:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            if not self._threads:  # an engine that only submits never starts them
+                self._threads = [
+                    threading.Thread(target=self._work, name=f"{self._name}-{n}", daemon=True)
+                    for n in range(self.size)
+                ]
+                for thread in self._threads:
+                    thread.start()
+            self._jobs.put(job)
         return True
 
     def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._jobs:
-                    if self._closed:
-                        return
-                    self._idle += 1
-                    self._ready.wait()  # whoever wakes us took us off the idle count
-                job = self._jobs.popleft()
+        while (job := self._jobs.get()) is not None:
             _local.executor = self
             try:
                 job()
@@ -132,26 +124,30 @@ class ActorExecutor:
         process)."""
         with self._lock:
             self._closed = True
-            self._idle = 0
-            self._ready.notify_all()
             threads = list(self._threads)
+            for _ in threads:  # behind every queued turn: each thread ends after them
+                self._jobs.put(None)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in threads:
-            if thread is threading.current_thread():
-                continue
+        others = [t for t in threads if t is not threading.current_thread()]
+        for thread in others:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in threads if t is not threading.current_thread())
+        return not any(t.is_alive() for t in others)
 
     # ----------------------------------------------------------------- statistics
 
     def stats(self) -> dict[str, int]:
         """Threads started, turns waiting for a thread, pooled actors not yet stopped."""
-        with self._lock:
-            return {"threads": len(self._threads), "queued": len(self._jobs), "live": self._live}
+        return {
+            "threads": len(self._threads),
+            "queued": self._jobs.qsize(),
+            "live": len(self._live),
+        }
 
-    def _count(self, delta: int) -> None:
-        with self._lock:
-            self._live += delta
+    def _started(self, actor: object) -> None:
+        self._live.add(id(actor))  # removed before the actor can be freed: ids stay unique
+
+    def _stopped(self, actor: object) -> None:
+        self._live.discard(id(actor))
 
 
 class _PoolFuture(pykka.ThreadingFuture[T]):
@@ -307,7 +303,7 @@ class PooledActor(pykka.Actor):
         return _PoolFuture()
 
     def _start_actor_loop(self) -> None:
-        self.actor_executor._count(+1)
+        self.actor_executor._started(self)
         self._pool_inbox.schedule(first=True)
 
     # ----------------------------------------------------------------- turns
@@ -368,7 +364,7 @@ class PooledActor(pykka.Actor):
     def _pool_teardown(self) -> None:
         """Stopped: refuse what is left, and forget the actor (once)."""
         if self._pool_inbox.close():
-            self.actor_executor._count(-1)
+            self.actor_executor._stopped(self)
 
     def _pool_died(self, why: str) -> None:
         log.warning("%s: stopped without on_stop: %s", self, why)
