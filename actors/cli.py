@@ -302,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (1)")
 
-    p = add("submit", cli_daemon.cmd_submit, "create a directive; the daemon starts it", [control])
-    p.add_argument("file", type=Path)
+    p = add("submit", cli_daemon.cmd_submit, "create directives; the daemon starts them", [control])
+    p.add_argument("file", type=Path, nargs="+", help="directive files (all stored, or none)")
     p.add_argument("--wait", action="store_true", help="wait until the daemon started it")
     p.add_argument("--copy", action="store_true", help="work on a copy of local_path")
 

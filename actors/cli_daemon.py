@@ -87,27 +87,40 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    """Store every file's directive (all or none: each is checked first) and ask the
+    daemons to start them; prints each id, in the files' order."""
     from .cli_run import copy_workspace
 
-    spec = load_directive_file(args.file)
-    check_local_path(args.file, spec)
-    if args.copy and spec.local_path:
-        copy = copy_workspace(Path(spec.local_path))
-        print(f"working on a copy of {spec.local_path}: {copy}", file=sys.stderr)
-        spec = attrs.evolve(spec, local_path=str(copy))
-    # Only to check and store the directive: the daemons start and drive it.
+    files: list[Path] = args.file
+    specs = []
+    for path in files:
+        spec = load_directive_file(path)
+        check_local_path(path, spec)
+        if args.copy and spec.local_path:
+            copy = copy_workspace(Path(spec.local_path))
+            print(f"working on a copy of {spec.local_path}: {copy}", file=sys.stderr)
+            spec = attrs.evolve(spec, local_path=str(copy))
+        specs.append(spec)
+    # Only to check and store the directives: the daemons start and drive them.
     engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False, commands=False))
     try:
-        directive_id = engine.submit(spec)
-        command_id = issue_command(engine.db, CommandType.START, directive_id, {"by": args.by})
+        ids = engine.submit_many(specs, names=[str(path) for path in files])
+        commands = [
+            issue_command(engine.db, CommandType.START, directive_id, {"by": args.by})
+            for directive_id in ids
+        ]
         if args.wait:
             if not args.json:
-                print(directive_id, flush=True)
-            return cli.report_outcome(args, engine.db, command_id)
-        if args.json:
-            print(json.dumps({"directive_id": str(directive_id), "command_id": str(command_id)}))
-        else:
-            print(directive_id)
+                for directive_id in ids:
+                    print(directive_id, flush=True)
+            # The highest of the files' exit statuses (waiting for a human over failed).
+            return max(cli.report_outcome(args, engine.db, command) for command in commands)
+        for directive_id, command_id in zip(ids, commands, strict=True):
+            if args.json:
+                ids_json = {"directive_id": str(directive_id), "command_id": str(command_id)}
+                print(json.dumps(ids_json))
+            else:
+                print(directive_id)
         return cli.EXIT_OK
     finally:
         engine.shutdown()

@@ -16,6 +16,9 @@ apply one command twice, and a daemon that dies mid-command leaves it pending
 for the next one. Most engine operations refuse a repeated transition, so such a
 command is then rejected, not applied twice; ``regenerate`` is the exception (a
 second regeneration is a legal request), so it may run twice in that rare case.
+A start claims the starts pending after it too (``START_BATCH`` at most) and applies
+them together with ``Engine.start_many``, each recorded with its own outcome: many
+``submit``s cost the daemon one round of commits, not one each.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ _CLAIM = (
 )
 """The oldest pending command this engine is to apply: one for a directive it drives,
 or, if it takes directives over, one for a directive no live engine drives (DESIGN §17)."""
+_CLAIM_STARTS = _CLAIM.replace(
+    "WHERE c.status = 'pending'", "WHERE c.status = 'pending' AND c.command = 'start'"
+).replace("LIMIT 1", "LIMIT %(limit)s")
+"""More pending starts, claimed with the first: they are applied together (``start_many``)."""
+START_BATCH = 200
+"""Starts applied together at most (their rows stay locked until all are recorded)."""
 _RECORD = (
     "UPDATE directive_commands SET status = %s, reason = %s, result = %s, applied_at = now()"
     " WHERE id = %s AND status = 'pending'"
@@ -222,7 +231,8 @@ class CommandConsumer:
                 waited += 0.5
 
     def _apply_next(self, conn: psycopg.Connection[Any]) -> bool:
-        """Claim, apply and record one pending command; False when none is left."""
+        """Claim, apply and record one pending command (a start with the starts pending
+        after it); False when none is left."""
         engine = self.engine
         mine = {"me": engine.engine_id, "takes_over": engine.config.recover}
         with conn.transaction() as tx, conn.cursor(row_factory=dict_row) as cur:
@@ -230,6 +240,9 @@ class CommandConsumer:
             if row is None:
                 return False
             command = Command.from_row(row)
+            if command.command is CommandType.START:
+                more = cur.execute(_CLAIM_STARTS, mine | {"limit": START_BATCH - 1}).fetchall()
+                return self._apply_starts(cur, [command, *map(Command.from_row, more)])
             status: CommandStatus | None = None
             if not engine.take_for_command(command.directive_id):
                 # Another engine took the directive meanwhile: the command is its now.
@@ -259,3 +272,41 @@ class CommandConsumer:
             f" ({reason})" if reason else "",
         )
         return True
+
+    def _apply_starts(self, cur: psycopg.Cursor[dict[str, Any]], commands: list[Command]) -> bool:
+        """Apply claimed start commands together and record each outcome, in the
+        claim's transaction. A start whose directive another engine took meanwhile is
+        left pending, for that engine (as a single command is rolled back)."""
+        engine = self.engine
+        taken = [c for c in commands if engine.take_for_command(c.directive_id)]
+        starts = [c for c in taken if c.directive_id is not None]
+        outcomes: list[DirectiveStatus | Exception]
+        try:
+            outcomes = list(engine.start_many([c.directive_id for c in starts if c.directive_id]))
+        except Exception as exc:  # a bug: each start is refused with it, as one alone would be
+            log.error("commands %s failed", ", ".join(str(c.id) for c in starts), exc_info=exc)
+            outcomes = [exc] * len(starts)
+        results: list[tuple[Command, DirectiveStatus | Exception]] = [
+            *zip(starts, outcomes, strict=True),
+            *(
+                (c, DirectorateError(f"{c.command} needs a directive id"))
+                for c in taken
+                if c.directive_id is None
+            ),
+        ]
+        for command, outcome in results:
+            if isinstance(outcome, Exception):
+                status, reason, result = CommandStatus.REJECTED, _one_line(outcome), None
+                self.rejected += 1
+            else:
+                status, reason, result = CommandStatus.APPLIED, None, str(outcome)
+                self.applied += 1
+            cur.execute(_RECORD, (str(status), reason, result, command.id))
+            log.info(
+                "command %s %s: %s%s",
+                command.command,
+                command.id,
+                status,
+                f" ({reason})" if reason else "",
+            )
+        return bool(results)

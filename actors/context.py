@@ -19,6 +19,7 @@ from directorate.verifiers import Verifier
 
 from .core.state import Settings
 from .leases import FencedWriter
+from .pool import ActorExecutor
 from .runners import TaskRunner
 
 if TYPE_CHECKING:  # workers -> evaluation -> context
@@ -37,6 +38,12 @@ class EngineConfig:
     """The TaskRunner for directives that name no agent of their own."""
     max_concurrent_tasks: int = 4
     max_concurrent_evaluations: int = 4
+    actor_threads: int = 32
+    """Threads the directive and step actors share (``actors.pool``): how many of them
+    handle a message at once. A handler waits on a database read (one of the pool's
+    8 connections) or on the writer's commit (a group commit takes every write waiting),
+    never on CPU for long; 32 keep the connections busy and a commit's batch full, and
+    more only add threads competing for the GIL. Idle actors hold none."""
     verifiers: list[Verifier] | None = None
     """Verifier objects added to every evaluation (embedding, tests)."""
     verifier_config: dict[str, Any] | None = None
@@ -87,6 +94,8 @@ class EngineContext:
     settings: Settings
     writer: FencedWriter
     """Every write for a directive, fenced by this engine's lease on it."""
+    actors: ActorExecutor
+    """Where the directive and step actors run (their turns); shut down after them."""
     on_actor_stopped: Callable[[uuid.UUID], None] = lambda directive_id: None
     halted: threading.Event = attrs.field(factory=threading.Event)
     step_actors: dict[str, pykka.ActorRef[Any]] = attrs.field(factory=dict)

@@ -8,7 +8,7 @@ its children and the jobs it has running (the planning agent, the review).
 
 Failure contract: requests the engine asks (start, pause, resume, stop, regenerate,
 approval answers) that are not allowed raise their error to the caller and change
-nothing, and the actor lives on. Nothing raised by user code reaches this thread.
+nothing, and the actor lives on. Nothing raised by user code reaches this actor.
 A crashed step actor is recorded and pauses the directive. If this actor itself
 crashes (a bug), ``on_failure`` records the error and pauses the directive; the
 engine starts a fresh actor from the database on resume.
@@ -53,6 +53,7 @@ from .core.directive import decide
 from .core.state import DirectiveState
 from .evaluation import Judgement, judge
 from .planning import plan_outcome
+from .pool import PooledActor
 from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
 from .tx import Tx
@@ -68,13 +69,11 @@ _ASKED = (m.Start, m.Pause, m.Resume, m.Stop, m.Regenerate, m.AnswerApproval)
 """Requests the engine asks: their refusals go back to the caller."""
 
 
-class DirectiveActor(pykka.ThreadingActor):
+class DirectiveActor(PooledActor):
     """Supervises one directive (see the module docstring for its failure contract)."""
 
-    use_daemon_thread = True
-
     def __init__(self, ctx: EngineContext, directive_id: uuid.UUID) -> None:
-        super().__init__()
+        super().__init__(ctx.actors)  # its step actors, started by its handlers, run there too
         self.ctx = ctx
         self.directive_id = directive_id
         self.steps: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
@@ -209,7 +208,7 @@ class DirectiveActor(pykka.ThreadingActor):
         state = attrs.evolve(
             state,
             reviewing=state.chain is not None and self.reviewing == state.chain.id,
-            live_tasks=self.ctx.workers.live_tasks(),
+            live_tasks=self.ctx.workers.live_tasks(self.directive_id),
             halted=self.ctx.halted.is_set(),
         )
         task = state.planning

@@ -17,13 +17,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import psycopg
 import pykka
 
-from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import (
     DirectorateError,
@@ -45,8 +45,7 @@ from directorate.persistence.models import (
     Task,
 )
 from directorate.persistence.ownership import Claimed, Lease
-from directorate.persistence.validation import check_directory
-from directorate.persistence.writer import Committed, Op
+from directorate.persistence.writer import Committed, Op, WriteResult
 from directorate.verifiers.supervised import SupervisedProcess
 
 from . import messages as m
@@ -55,15 +54,16 @@ from .commands import CommandConsumer, issue_command, wait_for_outcome
 from .context import EngineConfig, EngineContext
 from .core.changes import TaskProcessStarted, TaskRecorded
 from .directive_actor import DirectiveActor
-from .evaluation import check_verifier_config
 from .leases import FencedWriter
 from .ownership import Ownership
+from .pool import ActorExecutor
 from .runners import TaskResult, runner_for
 from .signals import ApprovalRequired, DirectiveStatusChanged
+from .submission import check_spec, check_specs, creation
 from .tx import Tx
 from .workers import Workers
 from .workspace import GitError
-from .workspaces import check_repository, start_result_branch
+from .workspaces import start_result_branch
 from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ _TOUCHED_KEPT = 100_000
 """Directives whose changes ``wait`` tells apart before it forgets them all."""
 PROCESS_RECORD_WAIT_S = 5.0
 """How long a starting agent's runner waits for its pid to be committed."""
+CLAIM_CHUNK = 1000
+"""Leases one statement of ``start_many`` claims (it locks their rows meanwhile)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -169,6 +171,7 @@ class Engine:
             workers=self._workers,
             settings=config.settings(),
             writer=FencedWriter(self.db, self._leases, self._lease_lost),
+            actors=ActorExecutor(config.actor_threads, name="directorate-actor"),
             on_actor_stopped=self._forget,
         )
         self._actors: dict[uuid.UUID, pykka.ActorRef[Any]] = {}
@@ -311,6 +314,8 @@ class Engine:
                 actors_left += 1
             except pykka.ActorDeadError:
                 pass
+        # Every actor has stopped (or the deadline passed): their threads can go.
+        self._ctx.actors.shutdown(timeout=min(left(), 10.0))
         # A finished directive's delivery and cleanup (started by its actor, which has
         # stopped now): let them end, and be recorded.
         self._workers.wait_background(left())
@@ -375,51 +380,108 @@ class Engine:
 
         ``InvalidInput`` names the first bad field, and then nothing is written.
         """
-        spec.validate()
-        # Here rather than in validate(): the spec is data, this is about this machine.
-        check_directory("local_path", spec.local_path)
-        check_repository(spec)
-        check_verifier_config(spec.verifiers, spec.local_path)
-        for step in spec.steps or []:
-            check_verifier_config(step.verifiers, spec.local_path, where=f"steps.{step.name}")
-        from directorate.persistence.convert import spec_converter
-
-        directive_id = uuid.uuid4()
-        values = spec_converter.unstructure(spec)
-        steps = values.pop("steps")
-        values["verifier_config"] = values.pop("verifiers")
-        values["explicit_steps"] = steps
-        values = {k: v for k, v in values.items() if v is not None}
-        tx = Tx(directive_id)
-        tx.op(ops.insert("directives", id=directive_id, owner_id=self.config.owner_id, **values))
-        tx.event("directive_created", {"title": spec.title})
+        check_spec(spec)
+        directive_id, tx = creation(spec, self.config.owner_id)
         tx.commit(self.db)
         return directive_id
 
+    def submit_many(
+        self, specs: Sequence[DirectiveSpec], *, names: Sequence[str] | None = None
+    ) -> list[uuid.UUID]:
+        """Create a draft for each spec; returns their ids, in order.
+
+        Every spec is checked before anything is written: ``InvalidInput`` names the
+        first bad one (``names[i]``, else ``specs[i]``) and its field, and then nothing
+        is written. The writes are handed to the writer together, so that they share
+        its commits instead of waiting for one each."""
+        check_specs(specs, names)
+        created = [creation(spec, self.config.owner_id) for spec in specs]
+        pending = [tx.submit(self.db) for _, tx in created]
+        for index, future in enumerate(pending):
+            try:
+                future.get()
+            except InvalidInput as exc:
+                # A row PostgreSQL refuses although the spec passed its checks fails alone
+                # (the writer's contract): the others are written.
+                name = names[index] if names is not None else f"specs[{index}]"
+                raise InvalidInput(f"{name}: {exc}") from None
+        return [directive_id for directive_id, _ in created]
+
     def start_directive(self, directive_id: uuid.UUID) -> DirectiveStatus:
-        directive_id = as_id(directive_id, "directive")
+        outcome = self.start_many([directive_id])[0]
+        if isinstance(outcome, DirectorateError):
+            raise outcome
+        return outcome
+
+    def start_many(self, ids: Sequence[uuid.UUID]) -> list[DirectiveStatus | DirectorateError]:
+        """Start every directive of ``ids``; for each, in order, the status
+        ``start_directive`` returns for it or the error it raises (``NotFound``,
+        ``InvalidTransition`` for one that is no draft, ``RunnerError``, ...).
+
+        Done together, so that starting many costs little more than starting one:
+        one claim for all the leases, and every directive actor is told ``Start``
+        before the first answer is waited for (their commits share the writer's)."""
+        outcomes: dict[int, DirectiveStatus | DirectorateError] = {}
+        drafts: dict[int, Directive] = {}
+        for index, given in enumerate(ids):
+            try:
+                drafts[index] = self._startable(as_id(given, "directive"))
+            except DirectorateError as exc:
+                outcomes[index] = exc
+        self._take_all(list(drafts.values()))
+        theirs = [i for i, d in drafts.items() if self._leases.get(d.id) is None]
+        for index in theirs:  # another engine is starting it: the start is its to apply
+            outcomes[index] = self._status_of(drafts.pop(index).id, m.Start(), None)
+        recorded = {}
+        for index, directive in list(drafts.items()):
+            try:
+                recorded[index] = self._start_workspace(directive)
+            except DirectorateError as exc:
+                outcomes[index] = exc
+                del drafts[index]
+        sent: dict[int, pykka.Future[Any] | None] = {}
+        for index, directive in drafts.items():
+            try:
+                self._workspace_recorded(directive, recorded[index])
+                sent[index] = self._send(directive.id, m.Start(), spawn=True, known=directive)
+            except DirectorateError as exc:
+                outcomes[index] = exc
+        for index, future in sent.items():
+            outcomes[index] = self._status_of(drafts[index].id, m.Start(), future)
+        return [outcomes[index] for index in range(len(ids))]
+
+    def _startable(self, directive_id: uuid.UUID) -> Directive:
+        """The draft to start; what ``start_directive`` refuses before changing anything."""
         directive = self.db.reads.directive(directive_id)
         if directive.status is not DirectiveStatus.DRAFT:
             raise InvalidTransition(directive.status, DirectiveStatus.PLANNING, "directive")
         # Before anything is committed: a start refused for want of a runner changes nothing.
         runner_for(directive.agent, self.config.runner)
-        if not self._take(directive):  # another engine is starting it: it is theirs
-            status = self._forward(directive_id, m.Start())
-            assert isinstance(status, DirectiveStatus)
-            return status
-        if directive.result_branch is None:
-            self._start_workspace(directive)
-        return self._ask_status(directive_id, m.Start(), spawn=True)
+        return directive
 
-    def _start_workspace(self, directive: Directive) -> None:
-        """Make and record the directive's result branch (git, so here, on the caller's
-        thread, not an actor's). A start tried again reuses the branch."""
+    def _take_all(self, directives: list[Directive]) -> None:
+        """``_take`` for many drafts: one claim for the leases not held yet."""
+        wanted = [d.id for d in directives if self._leases.get(d.id) is None]
+        for chunk in range(0, len(wanted), CLAIM_CHUNK):
+            ids = wanted[chunk : chunk + CLAIM_CHUNK]
+            claimed = self._ownership.claim(
+                statuses=[DirectiveStatus.DRAFT], ids=ids, limit=len(ids)
+            )
+            for claim in claimed:
+                self._record_claim(claim)
+
+    def _start_workspace(self, directive: Directive) -> pykka.Future[WriteResult] | None:
+        """Make the directive's result branch (git, so here, on the caller's thread, not
+        an actor's) and hand its record to the writer; None when it has one already or
+        needs none. A start tried again reuses the branch."""
+        if directive.result_branch is not None:
+            return None
         try:
             started = start_result_branch(directive)
         except GitError as exc:
             raise InvalidInput(f"workspace: {exc}") from None
         if started is None:
-            return
+            return None
         tx = Tx(directive.id)
         tx.op(
             Op(
@@ -444,7 +506,14 @@ class Engine:
                 "branch": started.result_branch,
             },
         )
-        if not isinstance(self._ctx.writer.commit(tx), Committed):
+        return self._ctx.writer.submit(tx)
+
+    def _workspace_recorded(
+        self, directive: Directive, recorded: pykka.Future[WriteResult] | None
+    ) -> None:
+        """The result branch's record committed, else ``InvalidTransition``: the draft
+        moved meanwhile (another start won)."""
+        if recorded is not None and not isinstance(recorded.get(), Committed):
             status = self.db.reads.directive(directive.id).status
             raise InvalidTransition(status, DirectiveStatus.PLANNING, "directive")
 
@@ -534,21 +603,44 @@ class Engine:
 
     # ----------------------------------------------------------------- internals
 
-    def _ask_status(
-        self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False
-    ) -> DirectiveStatus:
-        status = self._ask(directive_id, message, spawn=spawn)
+    def _ask_status(self, directive_id: uuid.UUID, message: Any) -> DirectiveStatus:
+        status = self._ask(directive_id, message)
         assert isinstance(status, DirectiveStatus), status
         return status
 
-    def _ask(self, directive_id: uuid.UUID, message: Any, *, spawn: bool = False) -> object:
+    def _status_of(
+        self, directive_id: uuid.UUID, message: Any, sent: pykka.Future[Any] | None
+    ) -> DirectiveStatus | DirectorateError:
+        """``_outcome`` as a status, or the error it raised (for a batch)."""
+        try:
+            status = self._outcome(directive_id, message, sent)
+        except DirectorateError as exc:
+            return exc
+        assert isinstance(status, DirectiveStatus), status
+        return status
+
+    def _ask(self, directive_id: uuid.UUID, message: Any) -> object:
         directive_id = as_id(directive_id, "directive")
+        return self._outcome(directive_id, message, self._send(directive_id, message))
+
+    def _send(
+        self,
+        directive_id: uuid.UUID,
+        message: Any,
+        *,
+        spawn: bool = False,
+        known: Directive | None = None,
+    ) -> pykka.Future[Any] | None:
+        """Ask the directive's actor here without waiting (starting one from the
+        database if none runs): its answer's future; None when a live engine drives the
+        directive, which is to apply ``message``. ``known``: the directive, just read."""
         if self._closing.is_set():
             raise InvalidInput("the engine is shutting down")
         with self._lock:
             ref = self._actors.get(directive_id)
             if ref is None or not ref.is_alive():
-                directive = self.db.reads.directive(directive_id)  # NotFound for a bad id
+                # NotFound for a bad id
+                directive = known or self.db.reads.directive(directive_id)
                 # A draft has nothing to control but its start (and no actor to leave behind).
                 draft_not_started = directive.status is DirectiveStatus.DRAFT and not (
                     spawn or isinstance(message, m.Stop)
@@ -559,10 +651,17 @@ class Engine:
                 if self._take(directive):
                     ref = self._spawn(directive_id, None if spawn else m.Recover())
                     self._actors[directive_id] = ref
-        if ref is None:  # a live engine drives it: that engine applies the request
+        return None if ref is None else ref.ask(message, block=False)
+
+    def _outcome(
+        self, directive_id: uuid.UUID, message: Any, sent: pykka.Future[Any] | None
+    ) -> object:
+        """The answer to ``message`` sent by ``_send``: the actor's, else (``sent`` None,
+        or the lease taken meanwhile) that of the engine that drives the directive."""
+        if sent is None:  # a live engine drives it: that engine applies the request
             return self._forward(directive_id, message)
         try:
-            return ref.ask(message, timeout=self.config.ask_timeout_s)
+            return sent.get(timeout=self.config.ask_timeout_s)
         except LeaseLost:  # taken by another engine meanwhile: the request is for it now
             return self._forward(directive_id, message)
         except pykka.ActorDeadError:
@@ -694,8 +793,23 @@ class Engine:
             )
 
     def live_actor_count(self) -> int:
+        """Directive actors running here (one per directive this engine drives)."""
         with self._lock:
             return sum(1 for ref in self._actors.values() if ref.is_alive())
+
+    def actor_stats(self) -> dict[str, int]:
+        """Directive actors, step actors, and the pool they share: its threads started,
+        turns waiting for a thread, and pooled actors not yet stopped."""
+        with self._ctx.lock:
+            steps = len(self._ctx.step_actors)
+        pool = self._ctx.actors.stats()
+        return {
+            "directive_actors": self.live_actor_count(),
+            "step_actors": steps,
+            "pool_threads": pool["threads"],
+            "queued_turns": pool["queued"],
+            "pooled_actors": pool["live"],
+        }
 
 
 def as_id(value: object, what: str) -> uuid.UUID:

@@ -45,6 +45,7 @@ from .core import changes as c
 from .core.state import StepState
 from .core.step import Totals, applied, decide_step, step_workspace
 from .evaluation import Judgement, judge, judged_inline
+from .pool import PooledActor
 from .runners import TaskResult, kill_grace_for, runner_for
 from .workers import crashed_judgement
 from .workspaces import agent_environment, fork_point, merge_step
@@ -56,9 +57,7 @@ _RETRIES = 3
 """Decisions made again after a conflict (the step moved under us) before giving up."""
 
 
-class StepActor(pykka.ThreadingActor):
-    use_daemon_thread = True
-
+class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
     def __init__(
         self,
         ctx: EngineContext,
@@ -195,7 +194,7 @@ class StepActor(pykka.ThreadingActor):
 
     def _state(self, *, reuse: bool) -> StepState:
         """The step's state: our snapshot for a report of our own job, else read."""
-        live, halted = self.ctx.workers.live_tasks(), self.ctx.halted.is_set()
+        live, halted = self.ctx.workers.live_tasks(self.step_id), self.ctx.halted.is_set()
         now = datetime.now(UTC)
         if reuse and self.snapshot is not None:
             return attrs.evolve(

@@ -67,6 +67,8 @@ class Workers:
         self._orphaned = orphaned
         self._started = started
         self._cancels: dict[uuid.UUID, threading.Event] = {}
+        self._live: dict[uuid.UUID, set[uuid.UUID]] = {}
+        """Directive id and step id -> their tasks in ``_cancels``."""
         self._background: set[object] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -86,6 +88,8 @@ class Workers:
         cancel = threading.Event()
         with self._lock:
             self._cancels[task.id] = cancel
+            for owner in _owners(task):
+                self._live.setdefault(owner, set()).add(task.id)
 
         def run() -> None:
             try:
@@ -102,14 +106,24 @@ class Workers:
                 # Only now: "idle" must mean every report has reached an actor or the
                 # database.
                 with self._lock:
-                    self._cancels.pop(task.id, None)
+                    self._forget(task)
                     self._idle.notify_all()
 
         if not self._submit(self.tasks, run):
             with self._lock:
-                self._cancels.pop(task.id, None)
+                self._forget(task)
             self.record_orphan(task.id, NOT_STARTED)
         return cancel
+
+    def _forget(self, task: Task) -> None:
+        """Under the lock: ``task`` runs no more."""
+        self._cancels.pop(task.id, None)
+        for owner in _owners(task):
+            held = self._live.get(owner)
+            if held is not None:
+                held.discard(task.id)
+                if not held:
+                    del self._live[owner]
 
     def evaluate(
         self,
@@ -214,10 +228,14 @@ class Workers:
         with self._lock:
             return self._idle.wait_for(lambda: not self._background, max(0.0, timeout))
 
-    def live_tasks(self) -> frozenset[uuid.UUID]:
-        """Tasks whose agents run in this engine now."""
+    def live_tasks(self, of: uuid.UUID | None = None) -> frozenset[uuid.UUID]:
+        """Tasks whose agents run in this engine now: those of the directive or step
+        ``of``, else all. A state keeps the set it was read with, so each keeps only its
+        own: all of them, in every step's state, grew with the square of the steps."""
         with self._lock:
-            return frozenset(self._cancels)
+            if of is None:
+                return frozenset(self._cancels)
+            return frozenset(self._live.get(of, ()))
 
     def cancel_all(self) -> int:
         with self._lock:
@@ -267,6 +285,11 @@ class Workers:
             self._orphaned(task_id, result)
         except Exception:
             log.exception("could not record the report of task %s", task_id)
+
+
+def _owners(task: Task) -> tuple[uuid.UUID, ...]:
+    """What ``live_tasks`` files a task under: its directive, and its step if any."""
+    return (task.directive_id,) if task.step_id is None else (task.directive_id, task.step_id)
 
 
 class TaskAround(Protocol):

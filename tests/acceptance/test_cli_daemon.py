@@ -123,3 +123,30 @@ def test_a_restarted_daemon_finishes_the_directive(
     assert steps["one"][1] == 1 and steps["two"][1] == 2  # two ran again after the restart
     shown = cli("show", directive_id[:8])
     assert "completed" in shown.stdout and "three" in shown.stdout
+
+
+def test_submit_of_several_files_stores_all_or_none(cli: Cli, tmp_path: Path) -> None:
+    first = scripted_directive(tmp_path, steps=[{"name": "only"}], script={}, name="a.toml")
+    second = scripted_directive(tmp_path, steps=[{"name": "only"}], script={}, name="b.toml")
+    plain = tmp_path / "plain"  # a folder, but no repository: refused by the engine's checks
+    plain.mkdir()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        "\n".join(
+            f"local_path = {json.dumps(str(plain))}" if line.startswith("local_path") else line
+            for line in first.read_text().splitlines()
+        )
+    )
+    refused = cli("submit", str(first), str(bad), str(second))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "bad.toml: local_path" in refused.stderr
+    assert cli.rows("SELECT count(*) FROM directives") == [(0,)]
+
+    daemon = cli.daemon()
+    submitted = cli("submit", str(first), str(second), "--wait")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    lines = submitted.stdout.splitlines()
+    assert lines[2:] == ["start: applied", "start: applied"]
+    for directive_id in lines[:2]:
+        assert cli.directive(directive_id)["status"] in ("active", "completed")
+    assert daemon.stop() == 0

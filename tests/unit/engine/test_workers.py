@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pykka
 import pytest
 
@@ -117,6 +118,32 @@ def test_cancel_all_reaches_every_running_agent(inbox: Any) -> None:
     assert pool.wait_idle(10)  # every report told (the inbox may not have read them yet)
     ref.stop(block=True)  # ...but it reads everything told before it stops
     assert [r.status for r in got] == [TaskStatus.CANCELLED] * 2
+    pool.shutdown()
+
+
+def test_live_tasks_are_kept_by_directive_and_by_step(inbox: Any) -> None:
+    ref, _, _ = inbox
+    release = threading.Event()
+
+    def agent(task: Task, cancel: threading.Event) -> None:
+        assert release.wait(10)
+
+    pool = workers()
+    directive_id, step_id = uuid.uuid4(), uuid.uuid4()
+    planning = Task(
+        id=uuid.uuid4(), directive_id=directive_id, kind=TaskKind.PLANNING, instructions=""
+    )
+    step = attrs.evolve(task(), directive_id=directive_id, step_id=step_id)
+    other = task()
+    for job in (planning, step, other):
+        pool.run_task(job, CallableRunner(agent), ref, lambda result: result)
+    assert pool.live_tasks(directive_id) == {planning.id, step.id}
+    assert pool.live_tasks(step_id) == {step.id}
+    assert pool.live_tasks(other.directive_id) == {other.id}
+    assert pool.live_tasks() == {planning.id, step.id, other.id}
+    release.set()
+    assert pool.wait_idle(10)
+    assert pool.live_tasks(directive_id) == frozenset() == pool.live_tasks(step_id)
     pool.shutdown()
 
 
