@@ -133,6 +133,8 @@ class Engine:
         self._changed = threading.Condition()
         self._touched: collections.Counter[uuid.UUID] = collections.Counter()
         """Status changes and approvals heard of, by directive (what ``wait`` waits on)."""
+        self._ended: dict[uuid.UUID, DirectiveStatus] = {}
+        """Terminal statuses heard of: final, so ``wait`` answers them without a read."""
         self._bus = Bus()
         self._bus.listeners.append(self._on_published)
         try:
@@ -581,6 +583,9 @@ class Engine:
         while True:
             with self._changed:
                 seen = self._touched[directive_id]
+                ended = self._ended.get(directive_id)
+                if ended is not None:
+                    return ended
                 # These reads wait out an outage: a directive goes on meanwhile.
                 directive = self._ctx.reads.directive(directive_id)
                 if directive.status.terminal or directive.status is DirectiveStatus.PAUSED:
@@ -709,7 +714,12 @@ class Engine:
             with self._changed:
                 if len(self._touched) > _TOUCHED_KEPT:  # a daemon's years: start afresh
                     self._touched.clear()  # (a waiter then reads again within a second)
+                    self._ended.clear()
                 self._touched[event.directive_id] += 1
+                if isinstance(event, DirectiveStatusChanged):
+                    status = DirectiveStatus(event.new_status)
+                    if status.terminal:  # published once committed, and never undone
+                        self._ended[event.directive_id] = status
                 self._changed.notify_all()
 
     def _tick_loop(self) -> None:

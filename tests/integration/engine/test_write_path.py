@@ -71,3 +71,24 @@ def test_an_instant_judge_goes_in_the_write_of_the_report(
         else:  # the judge starts only once "evaluating" is committed
             assert when["evaluation_completed"] > when["step_status_changed:evaluating"], name
         assert when["step_status_changed:ready"] == when["step_started"]  # the dispatch
+
+
+def test_wait_answers_an_end_it_heard_of_without_reading(
+    engine_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ending is final once published (after its commit): a waiter that heard of
+    it need not read the directive again (issue 13: the reads of many waiters)."""
+    engine = engine_factory(runner=CallableRunner(lambda task, cancel: None))
+    spec = DirectiveSpec(
+        title="t", goal="g", autonomy_level="full_auto", steps=[StepSpec(name="a")]
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+
+    def no_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("wait read the directive again")
+
+    monkeypatch.setattr(engine._ctx.reads, "directive", no_read)
+    monkeypatch.setattr(engine._ctx.reads, "pending_approvals", no_read)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
