@@ -6,11 +6,14 @@ it was, so the query has to judge it, and its dependents, by its new status."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from persistence_helpers import new_directive
 
 from directorate.persistence import ops
+from directorate.persistence.errors import InvalidInput
 from directorate.persistence.writer import Committed, PersistenceClient
 
 pytestmark = pytest.mark.integration
@@ -87,3 +90,56 @@ def test_the_count_a_move_returns_is_the_count_after_it(
         after = client.write(ops.steps_in_progress(chain_id))
         assert isinstance(after, Committed)
         assert moved.scalar(0) == after.scalar(0), (name, new, status)
+
+
+def test_many_rows_in_one_parameter_read_back_as_one_by_one_inserts(
+    client: PersistenceClient, dsn: str
+) -> None:
+    """``insert_many`` sends its rows as one jsonb parameter: every kind of column
+    (uuid, uuid[], jsonb list and object, text, NULL, float, int, timestamptz) reads
+    back as the same row written by ``insert``."""
+    directive_id = new_directive(client, status="active")
+    chain_id = uuid.uuid4()
+    client.write(
+        ops.insert(
+            "directive_chains", id=chain_id, directive_id=directive_id, generation=1, name="c"
+        )
+    )
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    def row(step_id: uuid.UUID, name: str) -> dict[str, object]:
+        return {
+            "id": step_id,
+            "chain_id": chain_id,
+            "directive_id": directive_id,
+            "name": name,
+            "step_type": "review",
+            "description": 'quotes " and \\ and ünïcode',
+            "task_plan": None,
+            "depends_on": [first, second] if name.startswith("many") else [],
+            "requirement_ids": ["R1", "R2"],
+            "verifier_config": {"tests": {"command": ["pytest", "-q"]}, "weight": 0.5},
+            "editor_x": 12.25,
+            "attempt": 3,
+            "confidence_score": None,
+            "updated_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        }
+
+    one = client.write(ops.insert("chain_steps", **row(first, "one")))
+    many = client.write(ops.insert_many("chain_steps", [row(second, "many")]))
+    assert isinstance(one, Committed) and isinstance(many, Committed)
+    with psycopg.connect(dsn) as conn:
+        got = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT name, step_type, description, task_plan, depends_on, requirement_ids,"
+                " verifier_config, editor_x, attempt, confidence_score, updated_at"
+                " FROM chain_steps WHERE chain_id = %s",
+                (chain_id,),
+            )
+        }
+    assert got["many"][3] == [first, second]
+    assert got["one"][:3] + got["one"][4:] == got["many"][:3] + got["many"][4:]
+
+    with pytest.raises(InvalidInput, match="NUL byte"):
+        ops.insert_many("chain_steps", [{**row(uuid.uuid4(), "nul"), "description": "a\0b"}])
