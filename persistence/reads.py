@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -130,6 +131,11 @@ class Reads:
 
     def directive(self, directive_id: uuid.UUID) -> Directive:
         return self._one(Directive, "directive", "directive", id=directive_id)
+
+    def directives_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Directive]:
+        """The directives of ``ids`` that exist, by id (one read for all)."""
+        found = self._many(Directive, "directives_by_id", ids=list(ids))
+        return {d.id: d for d in found}
 
     def directives(self, limit: int = 100) -> list[Directive]:
         return self._many(Directive, "directives", limit=limit)

@@ -23,6 +23,9 @@ RETURNING total_cost_usd;
 -- name: directive
 SELECT * FROM directives WHERE id = %(id)s;
 
+-- name: directives_by_id
+SELECT * FROM directives WHERE id = ANY(%(ids)s::uuid[]);
+
 -- name: directives
 SELECT * FROM directives ORDER BY created_at DESC LIMIT %(limit)s;
 
