@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from directorate.actors import cli
-from directorate.actors import cli_views as views
+from directorate.actors.cli import app as cli
+from directorate.actors.cli import views
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Event, Step, StepStatus, StepType
 

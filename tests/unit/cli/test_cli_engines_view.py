@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from directorate.actors import cli_views as views
+from directorate.actors.cli import views
 from directorate.persistence.models import EngineRecord
 
 NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from directorate.actors import cli, cli_run
-from directorate.actors import cli_views as views
+from directorate.actors.cli import app as cli
+from directorate.actors.cli import run as cli_run
+from directorate.actors.cli import views
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import Approval, ApprovalType, Directive
 

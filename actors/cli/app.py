@@ -1,8 +1,8 @@
 """The ``directorate`` command (DESIGN §12).
 
 Every error is one line on stderr: exit 2 for bad input (a malformed file, an
-unknown id), 1 for any other failure. ``run`` and ``daemon`` live in
-``cli_run`` and ``cli_daemon``; the rest are small functions here.
+unknown id), 1 for any other failure. ``run`` and ``daemon`` live in the
+modules of those names; the rest are small functions here.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from directorate.persistence.migrate import migrate
 from directorate.persistence.models import CommandStatus, CommandType
 from directorate.persistence.ownership import engines
 
-from . import cli_views as views
-from .commands import issue_command, wait_for_outcome
-from .core.escalation import BREAKER_LIMITS
+from ..commands import issue_command, wait_for_outcome
+from ..core.escalation import BREAKER_LIMITS
+from . import views
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -136,7 +136,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """A step's diff since it left the result branch, or the directive's since its base."""
-    from .workspace import GitError, branch_name, diff, find_repository
+    from ..workspace import GitError, branch_name, diff, find_repository
 
     with open_db(args) as db:
         directive = db.reads.directive(resolve_id(db, "directive", args.id))
@@ -259,7 +259,8 @@ def _parse_limits(pairs: list[str] | None) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_daemon, cli_run
+    from . import daemon as cli_daemon
+    from . import run as cli_run
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dsn", help="PostgreSQL DSN (else DIRECTORATE_DSN, else embedded)")

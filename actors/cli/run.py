@@ -33,13 +33,14 @@ from directorate.persistence.models import (
     Event,
 )
 
-from . import cli, signals
-from . import cli_views as views
-from .cli_daemon import prefer_own_python
-from .context import EngineConfig
-from .core.escalation import Trip, raised_limit
-from .directive_file import check_local_path, load_directive_file
-from .engine import Engine
+from .. import signals
+from ..context import EngineConfig
+from ..core.escalation import Trip, raised_limit
+from ..directive_file import check_local_path, load_directive_file
+from ..engine import Engine
+from . import app as cli
+from . import views
+from .daemon import prefer_own_python
 
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _COLOURS = {

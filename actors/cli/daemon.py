@@ -18,11 +18,11 @@ import attrs
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import CommandType
 
-from . import cli
-from .commands import issue_command
-from .context import EngineConfig
-from .directive_file import check_local_path, load_directive_file
-from .engine import Engine
+from ..commands import issue_command
+from ..context import EngineConfig
+from ..directive_file import check_local_path, load_directive_file
+from ..engine import Engine
+from . import app as cli
 
 log = logging.getLogger("directorate.daemon")
 
@@ -40,7 +40,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     prefer_own_python()
     runner = None
     if args.agent:
-        from .runners import CommandRunner
+        from ..runners import CommandRunner
 
         runner = CommandRunner(shlex.split(args.agent))
     stop = threading.Event()
@@ -89,7 +89,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Store every file's directive (all or none: each is checked first) and ask the
     daemons to start them; prints each id, in the files' order."""
-    from .cli_run import copy_workspace
+    from .run import copy_workspace
 
     files: list[Path] = args.file
     specs = []
