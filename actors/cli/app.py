@@ -24,14 +24,14 @@ from directorate.persistence.database import Database
 from directorate.persistence.embedded import resolve_dsn
 from directorate.persistence.errors import DirectorateError, InvalidInput, NotFound
 from directorate.persistence.migrate import migrate
-from directorate.persistence.models import CommandStatus, CommandType
+from directorate.persistence.models import CommandType
 from directorate.persistence.ownership import engines
 
-from ..commands import issue_command, wait_for_outcome
+from ..commands.client import issue_command
 from ..core.escalation import BREAKER_LIMITS
 from . import views
+from .outcome import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, report_outcome
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 _ID_TABLES = {"directive": "directives", "approval": "directive_approvals"}
 
@@ -219,24 +219,6 @@ def cmd_control(args: argparse.Namespace) -> int:
                 command_args["reason"] = args.reason
         command_id = issue_command(db, kind, directive_id, command_args)
         return report_outcome(args, db, command_id)
-
-
-def report_outcome(args: argparse.Namespace, db: Database, command_id: uuid.UUID) -> int:
-    command = wait_for_outcome(db, command_id, timeout=args.timeout)
-    if args.json:
-        print(views.to_json(command))
-    elif command.status is CommandStatus.APPLIED:
-        print(f"{command.command}: applied")
-    elif command.status is CommandStatus.REJECTED:
-        print(f"{command.command}: rejected: {command.reason}")
-    if command.status is CommandStatus.PENDING:
-        print(
-            f"no engine answered within {args.timeout:g} s; the {command.command} command "
-            f"{command.id} stays queued (start one with `directorate daemon`)",
-            file=sys.stderr,
-        )
-        return EXIT_WAITING
-    return EXIT_OK if command.status is CommandStatus.APPLIED else EXIT_FAILED
 
 
 def _parse_limits(pairs: list[str] | None) -> dict[str, float]:

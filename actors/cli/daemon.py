@@ -18,11 +18,11 @@ import attrs
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.models import CommandType
 
-from ..commands import issue_command
+from ..commands.client import issue_command
 from ..context import EngineConfig
 from ..directive_file import check_local_path, load_directive_file
 from ..engine import Engine
-from . import app as cli
+from . import outcome
 
 log = logging.getLogger("directorate.daemon")
 
@@ -69,14 +69,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         "(and for the directives of engines that stop beating)",
         flush=True,
     )
-    status = cli.EXIT_OK
+    status = outcome.EXIT_OK
     try:
         while not stop.wait(0.5):
             if not consumer.is_alive():
                 print(
                     f"directorate: the command consumer died: {consumer.failure}", file=sys.stderr
                 )
-                status = cli.EXIT_FAILED
+                status = outcome.EXIT_FAILED
                 break
     finally:
         for signum in previous:  # a second signal must not interrupt the shutdown
@@ -114,13 +114,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 for directive_id in ids:
                     print(directive_id, flush=True)
             # The highest of the files' exit statuses (waiting for a human over failed).
-            return max(cli.report_outcome(args, engine.db, command) for command in commands)
+            return max(outcome.report_outcome(args, engine.db, command) for command in commands)
         for directive_id, command_id in zip(ids, commands, strict=True):
             if args.json:
                 ids_json = {"directive_id": str(directive_id), "command_id": str(command_id)}
                 print(json.dumps(ids_json))
             else:
                 print(directive_id)
-        return cli.EXIT_OK
+        return outcome.EXIT_OK
     finally:
         engine.shutdown()

@@ -38,9 +38,9 @@ from ..context import EngineConfig
 from ..core.escalation import Trip, raised_limit
 from ..directive_file import check_local_path, load_directive_file
 from ..engine import Engine
-from . import app as cli
 from . import views
 from .daemon import prefer_own_python
+from .outcome import EXIT_FAILED, EXIT_OK, EXIT_WAITING
 
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _COLOURS = {
@@ -259,7 +259,7 @@ class Follower:
         else:
             for line in self._summary(directive):
                 print(line)
-        return cli.EXIT_OK if directive.status is DirectiveStatus.COMPLETED else cli.EXIT_FAILED
+        return EXIT_OK if directive.status is DirectiveStatus.COMPLETED else EXIT_FAILED
 
     def _leave(self, directive: Directive, why: str) -> int:
         self._catch_up()
@@ -271,14 +271,14 @@ class Follower:
                 str(a.id) for a in self.reads.pending_approvals(self.directive_id)
             ]
             print(json.dumps(outcome), flush=True)
-            return cli.EXIT_WAITING
+            return EXIT_WAITING
         print(f"\n{why}; the directive {directive.id} is {directive.status}.")
         print("Answer or continue it with a daemon running (`directorate daemon`):")
         for approval in self.reads.pending_approvals(self.directive_id):
             print(f"  directorate approve {approval.id}   (or: directorate deny ...)")
         if directive.status is DirectiveStatus.PAUSED:
             print(f"  directorate resume {directive.id}")
-        return cli.EXIT_WAITING
+        return EXIT_WAITING
 
     def _outcome(self, directive: Directive) -> dict[str, Any]:
         """The summary's figures, for ``--json``."""

@@ -1,14 +1,10 @@
-"""Control requests from other processes, through the ``directive_commands`` table.
+"""The engine's half of the command path: apply the pending commands.
 
 Every engine applies the commands for the directives it drives (holds the lease of),
 and one that takes directives over also those for directives no live engine drives,
-taking their leases first (DESIGN §17).
-
-A command line process calls ``issue_command``: one durable write inserts the
-pending row and NOTIFYs ``directorate_commands`` with the row's id (PostgreSQL
-delivers a notification only when its transaction commits). The daemon's
-``CommandConsumer`` applies each pending command to its engine and records the
-outcome; the issuing process reads it back with ``wait_for_outcome``.
+taking their leases first (DESIGN §17). ``CommandConsumer`` is woken by the NOTIFY
+that ``client.issue_command`` sends, applies each pending command to its engine and
+records the outcome, which the issuing process reads back.
 
 Each command is claimed with ``FOR UPDATE SKIP LOCKED`` and its outcome recorded
 in that same transaction, guarded by ``status = 'pending'``: two daemons never
@@ -25,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -33,19 +28,18 @@ import psycopg
 import pykka
 from psycopg.rows import dict_row
 
-from directorate.persistence import ops
-from directorate.persistence.database import Database
-from directorate.persistence.errors import DirectorateError, PersistenceUnavailable
+from directorate.persistence.errors import DirectorateError
 from directorate.persistence.models import Command, CommandStatus, CommandType, DirectiveStatus
 from directorate.persistence.outage import Outage
-from directorate.persistence.writer import CONNECT_TIMEOUT_S, Conflict, Op
+from directorate.persistence.writer import CONNECT_TIMEOUT_S
 
-if TYPE_CHECKING:  # only for annotations: cli.py imports this module, and the engine is heavy
-    from .engine import Engine
+from .client import CHANNEL
+
+if TYPE_CHECKING:  # only for annotations: the engine imports this module
+    from ..engine import Engine
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "directorate_commands"
 POLL_INTERVAL_S = 2.0
 """The fallback when a notification is lost (for example across a reconnect)."""
 
@@ -70,41 +64,6 @@ _RECORD = (
     "UPDATE directive_commands SET status = %s, reason = %s, result = %s, applied_at = now()"
     " WHERE id = %s AND status = 'pending'"
 )
-
-
-def issue_command(
-    db: Database,
-    command: CommandType,
-    directive_id: uuid.UUID | None,
-    args: dict[str, Any] | None = None,
-) -> uuid.UUID:
-    """Store a pending command and wake the daemons; returns the command's id."""
-    command_id = uuid.uuid4()
-    result = db.writer.write(
-        ops.insert(
-            "directive_commands",
-            id=command_id,
-            directive_id=directive_id,
-            command=str(command),
-            args=args or {},
-        ),
-        Op("SELECT pg_notify(%s, %s)", (CHANNEL, str(command_id))),
-    )
-    if isinstance(result, Conflict):  # an insert has no guard; kept for the type checker
-        raise PersistenceUnavailable("the command was not stored")
-    return command_id
-
-
-def wait_for_outcome(
-    db: Database, command_id: uuid.UUID, timeout: float, interval: float = 0.1
-) -> Command:
-    """The command once a daemon applied or rejected it, or as it stands at the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        command = db.reads.command(command_id)
-        if command.status is not CommandStatus.PENDING or time.monotonic() >= deadline:
-            return command
-        time.sleep(interval)
 
 
 def apply_command(engine: Engine, command: Command) -> DirectiveStatus | None:
