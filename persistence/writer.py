@@ -45,6 +45,7 @@ statement, as before).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -258,6 +259,33 @@ class _GuardFailed(Exception):
         self.op_index = op_index
 
 
+FLUSH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Histogram:
+    """Counts of observations by upper bound, and their sum: what a metrics endpoint
+    turns into a histogram. Kept by the writer's own thread, so it needs no lock;
+    ``snapshot`` copies it for another thread's reading (its turn, on the actor)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last: above every bound
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def snapshot(self) -> dict[str, Any]:
+        """``buckets``: (upper bound, cumulative count) pairs ending with +inf."""
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        return {"buckets": buckets, "sum": self.sum, "count": cumulative}
+
+
 class PersistenceActor(pykka.ThreadingActor):
     """Owns one connection and commits queued writes in batches."""
 
@@ -295,6 +323,10 @@ class PersistenceActor(pykka.ThreadingActor):
         self.reconnects = 0
         self.recovered = 0
         """Batches found already committed after their COMMIT's answer was lost."""
+        self.flush_seconds = Histogram(FLUSH_SECONDS_BUCKETS)
+        """How long each flush took, from taking the batch to answering its senders."""
+        self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
+        """How many writes each flush committed."""
 
     # ----------------------------------------------------------------- pykka hooks
 
@@ -322,6 +354,8 @@ class PersistenceActor(pykka.ThreadingActor):
                 "statements": self.statements,
                 "reconnects": self.reconnects,
                 "recovered": self.recovered,
+                "flush_seconds": self.flush_seconds.snapshot(),
+                "batch_sizes": self.batch_sizes.snapshot(),
                 "backend_pid": self._conn.info.backend_pid if self._conn else None,
             }
         return None
@@ -331,6 +365,7 @@ class PersistenceActor(pykka.ThreadingActor):
     def _flush(self, batch: list[_Submit]) -> None:
         if not batch:
             return
+        began = time.monotonic()
         try:
             outcomes = self._commit(batch)
         except DirectorateError as exc:
@@ -355,6 +390,8 @@ class PersistenceActor(pykka.ThreadingActor):
                 self._on_commit(published)
             except Exception:  # a subscriber problem must never stop the writer
                 log.exception("on_commit callback failed")
+        self.flush_seconds.observe(time.monotonic() - began)
+        self.batch_sizes.observe(len(batch))
 
     def _commit(self, batch: list[_Submit]) -> list[Outcome]:
         return self._commit_with_retry([s.write for s in batch])

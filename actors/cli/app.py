@@ -243,6 +243,7 @@ def _parse_limits(pairs: list[str] | None) -> dict[str, float]:
 def build_parser() -> argparse.ArgumentParser:
     from . import daemon as cli_daemon
     from . import run as cli_run
+    from . import serve as cli_serve
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dsn", help="PostgreSQL DSN (else DIRECTORATE_DSN, else embedded)")
@@ -284,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
         "takes its directives over if it dies (5)",
     )
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (1)")
+    cli_serve.add_http_arguments(p, port=None)
+
+    p = add("serve", cli_serve.cmd_serve, "serve the dashboard and HTTP API until SIGTERM/SIGINT")
+    cli_serve.add_http_arguments(p, port=8080)
 
     p = add("submit", cli_daemon.cmd_submit, "create directives; the daemon starts them", [control])
     p.add_argument("file", type=Path, nargs="+", help="directive files (all stored, or none)")

@@ -63,6 +63,17 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     )
     consumer = engine.consumer
     assert consumer is not None  # a daemon's engine applies commands
+    server = None
+    if args.http is not None:
+        from .serve import http_server
+
+        try:
+            server, line = http_server(engine, args.host, args.http)
+        except Exception:
+            engine.shutdown()
+            raise
+        server.start()
+        print(f"directorate daemon: {line}", flush=True)
     print(
         f"directorate daemon (pid {os.getpid()}, engine {engine.engine_id}): "
         f"{engine.live_actor_count()} live directive(s) recovered; waiting for commands "
@@ -81,6 +92,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     finally:
         for signum in previous:  # a second signal must not interrupt the shutdown
             signal.signal(signum, signal.SIG_IGN)
+        if server is not None:
+            server.stop()
         report = engine.shutdown()
         print(f"directorate daemon stopped: {report.describe()}", flush=True)
     return status

@@ -1,0 +1,67 @@
+"""Fixtures for the HTTP front end: a real engine on a fresh database, and the app."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+from engine_helpers import GreenVerifier
+
+from directorate.actors import Engine, EngineConfig
+from directorate.actors.web import WebSettings, create_app
+from directorate.actors.web.auth import Keys
+
+TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture
+def make_engine(dsn: str, tmp_path: Path) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def make(**overrides: Any) -> Engine:
+        settings: dict[str, Any] = {
+            "dsn": dsn,
+            "log_dir": tmp_path / "logs",
+            "verifiers": [GreenVerifier()],
+            "verifier_config": {"auto_detect": False},
+            "tick_interval_s": 0.2,
+        }
+        engine = Engine.start(EngineConfig(**(settings | overrides)))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.shutdown()
+
+
+def settings_for(engine: Engine) -> WebSettings:
+    return WebSettings(
+        db=engine.db,
+        submit=engine.submit,
+        keys=Keys(TOKEN),
+        answer_within_s=15.0,
+        writer_stats=engine.db.writer.stats,
+    )
+
+
+@pytest.fixture
+def client_for() -> Iterator[Any]:
+    clients: list[TestClient] = []
+
+    def make(engine: Engine, *, bearer: bool = True) -> TestClient:
+        client = TestClient(create_app(settings_for(engine)), follow_redirects=False)
+        if bearer:
+            client.headers["Authorization"] = f"Bearer {TOKEN}"
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
