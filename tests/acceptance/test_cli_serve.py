@@ -8,7 +8,7 @@ import time
 import tomllib
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 from clihelp import Cli, scripted_directive
 
 URL = re.compile(r"on (http://127\.0\.0\.1:\d+)")

@@ -10,14 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_helpers import GreenVerifier
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from web_helpers import TOKEN, GreenVerifier, settings_for
 
 from directorate.actors import Engine, EngineConfig
-from directorate.actors.web import WebSettings, create_app
-from directorate.actors.web.auth import Keys
-
-TOKEN = "test-token-0123456789"
+from directorate.actors.web import create_app
 
 
 @pytest.fixture
@@ -39,16 +36,6 @@ def make_engine(dsn: str, tmp_path: Path) -> Iterator[Any]:
     yield make
     for engine in engines:
         engine.shutdown()
-
-
-def settings_for(engine: Engine) -> WebSettings:
-    return WebSettings(
-        db=engine.db,
-        submit=engine.submit,
-        keys=Keys(TOKEN),
-        answer_within_s=15.0,
-        writer_stats=engine.db.writer.stats,
-    )
 
 
 @pytest.fixture

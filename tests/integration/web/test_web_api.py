@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOKEN
-from web_helpers import CallableAgent, Gate, diamond, wait_for
+from web_helpers import TOKEN, CallableAgent, Gate, diamond, wait_for
 
 from directorate.actors import DirectiveStatus
 from directorate.actors.web.auth import COOKIE, CSRF_HEADER, TOKEN_ENV, Keys, load_token

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
-from conftest import TOKEN, settings_for
-from web_helpers import CallableAgent, Gate, diamond, wait_for
+from web_helpers import TOKEN, CallableAgent, Gate, diamond, settings_for, wait_for
 
 from directorate.actors import DirectiveStatus
 from directorate.actors.web import HttpServer, create_app

@@ -10,11 +10,35 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from callable_agent import CallableAgent, step_name
-from engine_helpers import wait_for
+from engine_helpers import GreenVerifier, wait_for
 
-from directorate.actors import DirectiveSpec, StepSpec, Task
+from directorate.actors import DirectiveSpec, Engine, StepSpec, Task
+from directorate.actors.web import WebSettings
+from directorate.actors.web.auth import Keys
 
-__all__ = ["CallableAgent", "Gate", "diamond", "step_name", "wait_for"]
+__all__ = [
+    "TOKEN",
+    "CallableAgent",
+    "Gate",
+    "GreenVerifier",
+    "diamond",
+    "settings_for",
+    "step_name",
+    "wait_for",
+]
+
+
+TOKEN = "test-token-0123456789"
+
+
+def settings_for(engine: Engine) -> WebSettings:
+    return WebSettings(
+        db=engine.db,
+        submit=engine.submit,
+        keys=Keys(TOKEN),
+        answer_within_s=15.0,
+        writer_stats=engine.db.writer.stats,
+    )
 
 
 class Gate:
