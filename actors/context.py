@@ -70,6 +70,9 @@ class EngineConfig:
     few late beats lose nothing)."""
     worktree_dir: Path | None = None
     """Steps' worktrees; default ``$DIRECTORATE_HOME/worktrees``."""
+    notify_webhooks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Told of every directive's approvals, breaker trips and ends, besides each
+    directive's own ``[notify] webhook`` (``directorate.actors.notify``)."""
 
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir) if self.log_dir else directorate_home() / "logs"

@@ -55,6 +55,7 @@ from .context import EngineConfig, EngineContext
 from .core.changes import TaskProcessStarted, TaskRecorded
 from .directive_actor import DirectiveActor
 from .leases import FencedWriter
+from .notify import Notifier
 from .ownership import Ownership
 from .pool import ActorExecutor
 from .runners import TaskResult, runner_for
@@ -160,6 +161,8 @@ class Engine:
             self._bus.stop()
             raise
         self._leases = self._ownership.leases
+        self._notifier = Notifier(self.db.reads.directive, config.notify_webhooks).start()
+        self._bus.listeners.append(self._notifier.heard)
         self._workers = Workers(
             config.max_concurrent_tasks,
             config.max_concurrent_evaluations,
@@ -331,6 +334,8 @@ class Engine:
             unwritten = self.db.close(timeout=left())
         finally:
             self._bus.stop(timeout=max(left(), 1.0))
+            # After the bus: the last events committed (an end, say) are told too.
+            self._notifier.stop(timeout=min(max(left(), 1.0), 10.0))
         report = ShutdownReport(
             cancelled_tasks=cancelled,
             directives=len(refs),

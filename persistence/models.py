@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -269,6 +270,17 @@ def _check_copy_globs(field: str, value: Any) -> None:
             )
 
 
+def _check_webhook(field: str, value: Any) -> None:
+    check.check_optional_text(field, value)
+    if value is None:
+        return
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{field}: {value[:80]!r} is not an http:// or https:// URL")
+    if len(value) > 2000 or any(c.isspace() for c in value):
+        raise InvalidInput(f"{field}: a URL of at most 2000 characters, without spaces")
+
+
 def _check_git_name(field: str, value: Any) -> None:
     check.check_optional_text(field, value)
     if value is not None and (not value.strip() or value.startswith("-")):
@@ -335,6 +347,15 @@ class AgentSpec:
     resume_args: list[str] = attrs.field(factory=list, validator=_text_list)
     """Added on a rework attempt when the previous one reported a session id, each
     ``{session_id}`` replaced by it (Claude Code: ``["--resume", "{session_id}"]``)."""
+
+
+@attrs.frozen(kw_only=True)
+class NotifySpec:
+    """``[notify]``: who is told when a human is needed or the directive ends."""
+
+    webhook: str | None = attrs.field(default=None, validator=_checked(_check_webhook))
+    """Receives a JSON POST when an approval is required, a breaker trips, or the
+    directive ends (``directorate.actors.notify``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -413,6 +434,10 @@ class DirectiveSpec:
             lambda f, v: check.check_instance(f, v, AgentSpec, "an AgentSpec", optional=True)
         ),
     )
+    notify: NotifySpec = attrs.field(
+        factory=NotifySpec,
+        validator=_checked(lambda f, v: check.check_instance(f, v, NotifySpec, "a NotifySpec")),
+    )
     workspace: WorkspaceSpec = attrs.field(
         factory=WorkspaceSpec,
         validator=_checked(
@@ -448,6 +473,7 @@ class DirectiveSpec:
         if self.steps is not None:
             validate_steps(self.steps, field="steps")
         _revalidate("workspace", self.workspace)
+        _revalidate("notify", self.notify)
         if self.agent is not None:
             _revalidate("agent", self.agent)
             check.check_not_blank("agent.command[0]", self.agent.command[0])
@@ -578,6 +604,7 @@ class Directive(_Record):
     verifier_config: dict[str, Any] | None = None
     agent: AgentSpec | None = None
     workspace: WorkspaceSpec = attrs.field(factory=WorkspaceSpec)
+    notify: NotifySpec = attrs.field(factory=NotifySpec)
     repository: str | None = None
     """The top level of ``local_path``'s repository (None: no workspace)."""
     base_ref: str | None = None

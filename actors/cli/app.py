@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (1)")
     cli_serve.add_http_arguments(p, port=None)
+    p.add_argument(
+        "--notify-webhook",
+        action="append",
+        metavar="URL",
+        help="POST JSON here when an approval is required, a breaker trips or a directive ends",
+    )
 
     p = add("serve", cli_serve.cmd_serve, "serve the dashboard and HTTP API until SIGTERM/SIGINT")
     cli_serve.add_http_arguments(p, port=8080)

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from directorate.persistence.errors import InvalidInput
-from directorate.persistence.models import CommandType
+from directorate.persistence.models import CommandType, NotifySpec
 
 from ..commands.client import issue_command
 from ..context import EngineConfig
@@ -50,6 +50,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    for url in args.notify_webhook or ():
+        NotifySpec(webhook=url)  # InvalidInput, one line, before anything starts
     if not 0 < args.heartbeat < args.lease_ttl:
         raise InvalidInput("--heartbeat must be more than 0 and less than --lease-ttl")
     engine = Engine.start(
@@ -59,6 +61,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             max_concurrent_tasks=args.max_tasks,
             lease_ttl_s=args.lease_ttl,
             heartbeat_interval_s=args.heartbeat,
+            notify_webhooks=tuple(args.notify_webhook or ()),
         )
     )
     consumer = engine.consumer
