@@ -94,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         events.put(event)
 
     signals.directive_event.connect(on_event, weak=False)
+    # SIGTERM (from `timeout`, CI, systemd) is Ctrl-C: pause, give the lease up, say
+    # how to resume. Not the default death, which would leave a step `running` that
+    # no engine owns until the lease expires.
+    previous_term = signal.signal(signal.SIGTERM, _terminated)
     engine = Engine.start(EngineConfig(dsn=args.dsn, recover=False))
     try:
         directive_id = engine.submit(spec)
@@ -109,12 +113,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"directive {directive_id}: {spec.title}", flush=True)
         try:
             return follower.follow(auto_approve=args.auto_approve, ask=sys.stdin.isatty())
-        except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pause must not be interrupted
-            return follower.interrupted()
+        except KeyboardInterrupt as exc:
+            for signum in (signal.SIGINT, signal.SIGTERM):  # the pause must not be interrupted
+                signal.signal(signum, signal.SIG_IGN)
+            return follower.interrupted(terminated=isinstance(exc, Terminated))
     finally:
         signals.directive_event.disconnect(on_event)
         engine.shutdown()
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 class Follower:
@@ -160,16 +174,18 @@ class Follower:
             if not approvals and directive.status is DirectiveStatus.PAUSED:
                 return self._leave(directive, "the directive is paused")
 
-    def interrupted(self) -> int:
+    def interrupted(self, *, terminated: bool = False) -> int:
+        """Ctrl-C, or SIGTERM when ``terminated``: pause the directive (unless it ended)."""
         self._undraw()
         directive = self.reads.directive(self.directive_id)
         if directive.status.terminal:
             return self._finish(directive)
         try:
-            self.engine.pause(self.directive_id, by="ctrl-c")
+            self.engine.pause(self.directive_id, by="sigterm" if terminated else "ctrl-c")
         except DirectorateError as exc:
             print(f"directorate: could not pause: {exc}", file=sys.stderr)
-        return self._leave(self.reads.directive(self.directive_id), "interrupted: paused")
+        why = "terminated (SIGTERM): paused" if terminated else "interrupted: paused"
+        return self._leave(self.reads.directive(self.directive_id), why)
 
     # ----------------------------------------------------------------- events and display
 

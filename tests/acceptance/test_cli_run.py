@@ -101,6 +101,44 @@ def test_ctrl_c_pauses_the_directive_and_says_how_to_resume(cli: Cli, tmp_path: 
     assert cli.steps(directive_id)["slow"][0] == "ready"  # runs again on resume
 
 
+def test_sigterm_pauses_like_ctrl_c_and_leaves_no_agent_or_running_step(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = scripted_directive(
+        tmp_path, steps=[{"name": "slow"}], script={"steps": {"*": {"sleep": 60}}}
+    )
+    run = cli.spawn("run", str(path))
+    run.wait_for_line("slow: attempt 1 started")
+    directive_id = run.wait_for_line("directive ").split()[1].rstrip(":")
+    deadline = time.monotonic() + 30
+    while not (
+        pids := cli.rows(
+            "SELECT pid FROM tasks WHERE directive_id = %s AND status = 'running'"
+            " AND pid IS NOT NULL",
+            (directive_id,),
+        )
+    ):
+        assert time.monotonic() < deadline, "the agent's pid was never recorded"
+        time.sleep(0.05)
+    [(pid,)] = pids
+    code = run.stop(signal.SIGTERM)  # as `timeout`, CI or systemd stop it
+    assert code == 3, run.text()
+    text = run.text()
+    assert "terminated (SIGTERM): paused" in text and f"directorate resume {directive_id}" in text
+    assert "Traceback" not in text
+    assert cli.directive(directive_id)["status"] == "paused"
+    # The lease was given up, not left to expire.
+    assert cli.rows("SELECT lease_owner FROM directives WHERE id = %s", (directive_id,)) == [
+        (None,)
+    ]
+    assert cli.steps(directive_id)["slow"][0] == "ready"  # runs again on resume
+    assert cli.rows("SELECT count(*) FROM tasks WHERE status = 'running'") == [(0,)]
+    assert (
+        not Path(f"/proc/{pid}").exists()
+        or "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    )
+
+
 def test_json_output_is_event_lines_then_the_outcome(cli: Cli, tmp_path: Path) -> None:
     path = scripted_directive(
         tmp_path, steps=[{"name": "one"}, {"name": "two", "depends_on": ["one"]}], script={}
