@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
+
 from .errors import PersistenceUnavailable
 
 log = logging.getLogger(__name__)
@@ -219,16 +221,58 @@ CREATE_DATABASE_LOCK_KEY = 0x6469726563746F73
 """Any constant, the same in every directorate process (see migrate.py)."""
 
 
-def stop_embedded_server(home: Path, timeout: float = 10.0) -> None:
-    """Shut down the embedded server of ``home`` (fast shutdown), if one runs.
+def stop_embedded_server(home: Path, timeout: float = 10.0) -> bool:
+    """Shut down the embedded server of ``home`` (fast shutdown), if one runs; whether
+    it is gone within ``timeout`` (True too when none ran).
 
-    For temporary homes (tests, benchmarks): a server would outlive its directory.
+    For temporary homes (tests, benchmarks): a server would outlive its directory;
+    and for ``directorate db stop``.
     """
     pgdata = home / "pgdata"
     try:
         os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
     except (OSError, ValueError, IndexError):
-        return
+        return True
     deadline = time.monotonic() + timeout
     while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # PostgreSQL removes its pid file last; nothing to wait on instead
+    return not (pgdata / "postmaster.pid").exists()
+
+
+@attrs.frozen(kw_only=True)
+class EmbeddedStatus:
+    """The embedded server of a home, as its files and processes say."""
+
+    home: Path
+    pgdata: Path
+    initialised: bool
+    """``pgdata`` holds a database cluster."""
+    pid: int | None = None
+    """The postmaster's, from ``postmaster.pid`` (None: no pid file)."""
+    running: bool = False
+    """That pid is a live postgres process (not a zombie, not a reused pid)."""
+    port: int | None = None
+    socket_dir: str | None = None
+
+
+def embedded_status(home: Path) -> EmbeddedStatus:
+    """Where the embedded server of ``home`` is and whether it runs; starts nothing."""
+    pgdata = home / "pgdata"
+    initialised = (pgdata / "PG_VERSION").exists()
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return EmbeddedStatus(home=home, pgdata=pgdata, initialised=initialised)
+    # postmaster.pid: pid, data dir, start time, port, socket dir, ...
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+    socket_dir = lines[4].strip() or None if len(lines) > 4 else None
+    return EmbeddedStatus(
+        home=home,
+        pgdata=pgdata,
+        initialised=initialised,
+        pid=pid,
+        running=_is_live_postgres(pid),
+        port=port,
+        socket_dir=socket_dir,
+    )

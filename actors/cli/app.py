@@ -30,6 +30,7 @@ from directorate.persistence.ownership import engines
 from ..commands.client import issue_command
 from ..core.escalation import BREAKER_LIMITS
 from . import views
+from .db import add_db_commands
 from .outcome import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, report_outcome
 
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -338,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--reason", default="requested from the command line")
     add("migrate", cmd_migrate, "apply database migrations")
+    add_db_commands(sub, common)
     return parser
 
 
