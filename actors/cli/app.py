@@ -31,6 +31,7 @@ from ..commands.client import issue_command
 from ..core.escalation import BREAKER_LIMITS
 from . import views
 from .db import add_db_commands
+from .logs import configure
 from .outcome import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, report_outcome
 
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -288,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (1)")
     cli_serve.add_http_arguments(p, port=None)
     p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines, or JSON lines carrying directive, step and task ids (text)",
+    )
+    p.add_argument(
         "--notify-webhook",
         action="append",
         metavar="URL",
@@ -345,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.command == "daemon" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure(
+        logging.INFO if args.command == "daemon" else logging.WARNING,
+        getattr(args, "log_format", "text"),
     )
     try:
         return int(args.handler(args))

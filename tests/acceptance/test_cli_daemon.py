@@ -150,3 +150,26 @@ def test_submit_of_several_files_stores_all_or_none(cli: Cli, tmp_path: Path) ->
     for directive_id in lines[:2]:
         assert cli.directive(directive_id)["status"] in ("active", "completed")
     assert daemon.stop() == 0
+
+
+def test_json_logs_carry_the_ids_they_are_about(cli: Cli, tmp_path: Path) -> None:
+    path = scripted_directive(
+        tmp_path, steps=[{"name": "slow"}], script={"steps": {"*": {"sleep": 60}}}
+    )
+    first = cli.daemon("--lease-ttl", "1", "--heartbeat", "0.2")
+    directive_id = cli("submit", str(path)).stdout.strip()
+    deadline = time.monotonic() + 30
+    while cli.steps(directive_id).get("slow", ("pending", 0))[0] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.stop(signal.SIGKILL)  # its lease expires; the next daemon takes the directive
+    second = cli.daemon("--log-format", "json")
+    line = second.wait_for_line("taken over from engine")
+    record = json.loads(line)
+    assert record["directive_id"] == directive_id and record["level"] == "warning"
+    assert record["logger"].startswith("directorate.") and record["time"].endswith("+00:00")
+    assert second.stop() == 0
+    logged = [json.loads(text) for text in second.text().splitlines() if text.startswith("{")]
+    assert len(logged) >= 2 and all(
+        {"time", "level", "logger", "message"} <= set(r) for r in logged
+    )
