@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rich.padding import Padding
+
 from directorate.persistence.database import Database
 from directorate.persistence.embedded import resolve_dsn
 from directorate.persistence.errors import DirectorateError, InvalidInput, NotFound
@@ -129,8 +131,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(line)
     if chain:
         print(f"\nchain generation {chain.generation}: {chain.name}")
-        for line in views.chain_tree(steps, tasks):
-            print("  " + line)
+        if sys.stdout.isatty():  # fitted to the terminal, statuses in colour
+            from .screen import chain_table, console
+
+            console().print(Padding(chain_table(steps, tasks), (0, 0, 0, 2)))
+        else:
+            for line in views.chain_tree(steps, tasks):
+                print("  " + line)
     for approval in approvals:
         print(f"\nwaiting for approval {approval.id}:\n  {approval.description}")
     return EXIT_OK

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from rich.live import Live
 
 from directorate.persistence import validation as check
 from directorate.persistence.errors import DirectorateError, InvalidInput
@@ -38,24 +38,11 @@ from ..context import EngineConfig
 from ..core.escalation import Trip, raised_limit
 from ..directive_file import check_local_path, load_directive_file
 from ..engine import Engine
-from . import views
+from . import screen, views
 from .daemon import prefer_own_python
 from .outcome import EXIT_FAILED, EXIT_OK, EXIT_WAITING
 
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-_COLOURS = {
-    "passed": "32",
-    "completed": "32",
-    "running": "36",
-    "evaluating": "36",
-    "planning": "36",
-    "rework": "35",
-    "blocked": "31",
-    "failed": "31",
-    "cancelled": "31",
-    "paused": "33",
-}
-_STATUS_WORD = re.compile(r"\b(" + "|".join(_COLOURS) + r")\b")
 
 
 def copy_workspace(source: Path) -> Path:
@@ -152,7 +139,7 @@ class Follower:
         """Events as JSON lines, then one JSON object for the outcome."""
         self.last_seq = 0
         self.recent: list[str] = []
-        self.drawn = 0
+        self.live: Live | None = None
         self.answered: set[uuid.UUID] = set()
         self.started = time.monotonic()
 
@@ -219,24 +206,22 @@ class Follower:
     def _draw(self, directive: Directive) -> None:
         if not self.tty:
             return
-        width = shutil.get_terminal_size().columns - 1
         chain = self.reads.current_chain(self.directive_id)
         steps = self.reads.steps(chain.id) if chain else []
         tasks = self.reads.tasks_of_directive(self.directive_id)
-        header = (
-            f"{directive.status}  cost ${directive.total_cost_usd:.2f}  "
-            f"elapsed {time.monotonic() - self.started:.1f}s"
+        view = screen.live_view(
+            directive, steps, tasks, self.recent, time.monotonic() - self.started
         )
-        lines = [header, *("  " + line for line in views.chain_tree(steps, tasks)), ""]
-        lines += self.recent
-        text = "\n".join(_colour(views.one_line(line, width)) for line in lines)
-        sys.stdout.write(f"\x1b[{self.drawn}F\x1b[J" if self.drawn else "")
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-        self.drawn = len(lines)
+        if self.live is None:  # drawn in place, again and again, at the terminal's width
+            self.live = Live(view, console=screen.console(), auto_refresh=False)
+            self.live.start()
+        self.live.update(view, refresh=True)
 
     def _undraw(self) -> None:
-        self.drawn = 0  # leave the last table on screen; what follows prints below it
+        """Leave the last table on screen; what follows prints below it."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     # ----------------------------------------------------------------- approvals
 
@@ -270,6 +255,7 @@ class Follower:
     def _finish(self, directive: Directive) -> int:
         self._catch_up()
         self._draw(directive)
+        self._undraw()
         if self.as_json:
             print(json.dumps(self._outcome(directive)), flush=True)
         else:
@@ -280,6 +266,7 @@ class Follower:
     def _leave(self, directive: Directive, why: str) -> int:
         self._catch_up()
         self._draw(directive)
+        self._undraw()
         if self.as_json:
             outcome = self._outcome(directive)
             outcome["waiting"] = why
@@ -340,10 +327,6 @@ class Follower:
             lines.append(f"  work in      {directive.local_path}")
         lines.extend(views.result_branch_lines(directive, indent="  "))
         return lines
-
-
-def _colour(line: str) -> str:
-    return _STATUS_WORD.sub(lambda m: f"\x1b[{_COLOURS[m.group(1)]}m{m.group(1)}\x1b[0m", line)
 
 
 def _prompt(approval: Approval) -> tuple[bool, dict[str, float]] | None:
