@@ -134,7 +134,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if sys.stdout.isatty():  # fitted to the terminal, statuses in colour
             from .screen import chain_table, console
 
-            console().print(Padding(chain_table(steps, tasks), (0, 0, 0, 2)))
+            out = console()
+            out.print(Padding(chain_table(steps, tasks, out.width - 2), (0, 0, 0, 2)))
         else:
             for line in views.chain_tree(steps, tasks):
                 print("  " + line)

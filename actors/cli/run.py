@@ -140,6 +140,7 @@ class Follower:
         self.last_seq = 0
         self.recent: list[str] = []
         self.live: Live | None = None
+        self.console = screen.console()
         self.answered: set[uuid.UUID] = set()
         self.started = time.monotonic()
 
@@ -209,11 +210,18 @@ class Follower:
         chain = self.reads.current_chain(self.directive_id)
         steps = self.reads.steps(chain.id) if chain else []
         tasks = self.reads.tasks_of_directive(self.directive_id)
+        if self.live is None:
+            self.console = screen.console()
         view = screen.live_view(
-            directive, steps, tasks, self.recent, time.monotonic() - self.started
+            directive,
+            steps,
+            tasks,
+            self.recent,
+            time.monotonic() - self.started,
+            self.console.width,  # read at every draw: a resized terminal is followed
         )
         if self.live is None:  # drawn in place, again and again, at the terminal's width
-            self.live = Live(view, console=screen.console(), auto_refresh=False)
+            self.live = Live(view, console=self.console, auto_refresh=False)
             self.live.start()
         self.live.update(view, refresh=True)
 

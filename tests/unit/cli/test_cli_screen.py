@@ -42,13 +42,14 @@ def chain() -> list[Step]:
 
 def test_the_table_fits_the_width_and_cuts_long_names() -> None:
     for width in (40, 60, 100):
-        text = render(screen.chain_table(chain(), []), width, terminal=False)
+        text = render(screen.chain_table(chain(), [], width), width, terminal=False)
         lines = text.splitlines()
         assert all(len(line) <= width for line in lines), (width, text)
         assert any("second" in line for line in lines)
-    narrow = render(screen.chain_table(chain(), []), 40, terminal=False)
+    narrow = render(screen.chain_table(chain(), [], 40), 40, terminal=False)
     assert "…" in narrow and "configuration-format" not in narrow
-    wide = render(screen.chain_table(chain(), []), 160, terminal=False)
+    wide = render(screen.chain_table(chain(), [], 160), 160, terminal=False)
+    assert "confidence" in wide and "confidence" not in narrow
     assert "write-the-parser-for-the-very-long-configuration-format" in wide
 
 
