@@ -21,13 +21,14 @@ from pathlib import Path
 
 import attrs
 
-from directorate.persistence.errors import InvalidInput
+from directorate.persistence.errors import InvalidInput, NotFound
 from directorate.persistence.models import (
     AgentSpec,
     Delivery,
     Directive,
     DirectiveSpec,
     Isolation,
+    Step,
     Task,
     TaskStatus,
 )
@@ -280,3 +281,31 @@ def _failed(task: Task, message: str) -> TaskResult:
 def _said(setup: git.SetupResult) -> str:
     last = setup.commands[-1]
     return f"$ {' '.join(last.argv)}\n{last.completed.output[-4000:]}"
+
+
+def diff_of(directive: Directive, steps: list[Step], step_name: str | None = None) -> str:
+    """The directive's diff since its base; or, for ``step_name``, what the step
+    brought (its merge), or its work so far since it left the result branch.
+    ``InvalidInput`` without a workspace, ``NotFound`` for an unknown step."""
+    from .workspace import GitError, branch_name, diff, find_repository
+
+    if not directive.result_branch or not directive.repository or not directive.base_sha:
+        raise InvalidInput(f"directive {directive.id} has no workspace (its steps share a folder)")
+    repo = find_repository(directive.repository)
+    if repo is None:
+        raise InvalidInput(f"{directive.repository} is no longer a git repository")
+    base, head = directive.base_sha, directive.result_branch
+    if step_name is not None:
+        step = next((s for s in steps if s.name == step_name), None)
+        if step is None:
+            names = ", ".join(s.name for s in steps) or "none"
+            raise NotFound(f"no step {step_name!r} in directive {directive.id} (steps: {names})")
+        if step.merge_sha:  # what its merge brought into the result branch
+            base, head = f"{step.merge_sha}^1", step.merge_sha
+        else:  # its work so far, since it left the result branch
+            branch = step.branch or branch_name(directive.id, step.name)
+            base, head = directive.result_branch, branch
+    try:
+        return diff(repo, base, head)
+    except GitError as exc:
+        raise InvalidInput(str(exc)) from None

@@ -146,32 +146,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """A step's diff since it left the result branch, or the directive's since its base."""
-    from ..workspace import GitError, branch_name, diff, find_repository
+    from ..workspaces import diff_of
 
     with open_db(args) as db:
         directive = db.reads.directive(resolve_id(db, "directive", args.id))
         chain = db.reads.current_chain(directive.id)
         steps = db.reads.steps(chain.id) if chain else []
-    if not directive.result_branch or not directive.repository or not directive.base_sha:
-        raise InvalidInput(f"directive {directive.id} has no workspace (its steps share a folder)")
-    repo = find_repository(directive.repository)
-    if repo is None:
-        raise InvalidInput(f"{directive.repository} is no longer a git repository")
-    base, head = directive.base_sha, directive.result_branch
-    if args.step:
-        step = next((s for s in steps if s.name == args.step), None)
-        if step is None:
-            names = ", ".join(s.name for s in steps) or "none"
-            raise NotFound(f"no step {args.step!r} in directive {directive.id} (steps: {names})")
-        if step.merge_sha:  # what its merge brought into the result branch
-            base, head = f"{step.merge_sha}^1", step.merge_sha
-        else:  # its work so far, since it left the result branch
-            branch = step.branch or branch_name(directive.id, step.name)
-            base, head = directive.result_branch, branch
-    try:
-        sys.stdout.write(diff(repo, base, head))
-    except GitError as exc:
-        raise InvalidInput(str(exc)) from None
+    sys.stdout.write(diff_of(directive, steps, args.step))
     return EXIT_OK
 
 

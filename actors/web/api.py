@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from directorate.persistence.convert import structure_spec
@@ -22,6 +22,7 @@ from directorate.persistence.models import Command, CommandStatus, CommandType
 
 from ..commands.client import issue_command, wait_for_outcome
 from ..core.escalation import BREAKER_LIMITS
+from ..workspaces import diff_of
 from .responses import HttpError, json_body, path_id, records
 
 if TYPE_CHECKING:
@@ -75,6 +76,16 @@ def list_events(request: Request) -> Response:
     reads = settings_of(request).db.reads
     reads.directive(directive_id)  # 404 for an unknown directive, not an empty list
     return records(reads.events_after(directive_id, after=after, limit=MAX_LIST))
+
+
+def get_diff(request: Request) -> Response:
+    """The directive's diff since its base, or one step's (``?step=NAME``), as text."""
+    settings = settings_of(request)
+    directive = settings.db.reads.directive(path_id(request))
+    chain = settings.db.reads.current_chain(directive.id)
+    steps = settings.db.reads.steps(chain.id) if chain else []
+    text = diff_of(directive, steps, request.query_params.get("step"))
+    return PlainTextResponse(text)
 
 
 def list_approvals(request: Request) -> Response:
@@ -199,6 +210,7 @@ ROUTES = [
     Route("/api/directives", list_directives, methods=["GET"]),
     Route("/api/directives", submit_directive, methods=["POST"]),
     Route("/api/directives/{id}", get_directive, methods=["GET"]),
+    Route("/api/directives/{id}/diff", get_diff, methods=["GET"]),
     Route("/api/directives/{id}/{action}", control_directive, methods=["POST"]),
     Route("/api/approvals", list_approvals, methods=["GET"]),
     Route("/api/approvals/{id}/{action}", answer_approval, methods=["POST"]),

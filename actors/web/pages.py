@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -139,7 +140,11 @@ def step_section(step: Step, tasks: list[Task], evaluations: list[Evaluation]) -
         for t in tasks
     )
     judged = "".join(evaluation_lines(e) for e in evaluations)
-    branch = f" · branch <code>{escape(step.branch)}</code>" if step.branch else ""
+    branch = ""
+    if step.branch:
+        diff = f"/api/directives/{step.directive_id}/diff?step={quote(step.name)}"
+        branch = f' · branch <code>{escape(step.branch)}</code> · <a href="{diff}">diff</a>'
+
     return (
         f'<section class="step-detail" data-name="{escape(step.name)}">'
         f'<h3>{escape(step.name)} <span class="badge {step.status}">{step.status}</span>'
@@ -173,7 +178,10 @@ def live_fragment(detail: dict[str, Any]) -> str:
 
 
 def result_branch(d: Directive) -> str:
-    return f" · result branch <code>{escape(d.result_branch)}</code>" if d.result_branch else ""
+    if not d.result_branch:
+        return ""
+    diff = f"/api/directives/{d.id}/diff"
+    return f' · result branch <code>{escape(d.result_branch)}</code> · <a href="{diff}">diff</a>'
 
 
 def directive_row_cost(d: Directive) -> str:

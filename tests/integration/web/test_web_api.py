@@ -22,6 +22,7 @@ ROUTES = [
     ("POST", "/api/directives"),
     ("GET", "/api/directives/{id}"),
     ("GET", "/api/directives/{id}/events"),
+    ("GET", "/api/directives/{id}/diff"),
     ("POST", "/api/directives/{id}/pause"),
     ("POST", "/api/directives/{id}/resume"),
     ("POST", "/api/directives/{id}/stop"),
@@ -319,3 +320,71 @@ def test_metrics_count_what_the_database_holds(make_engine: Any, client_for: Any
         == samples["directorate_writer_flush_seconds_count"]
     )
     assert json.dumps(samples)  # every value parsed as a number
+
+
+@pytest.mark.timeout(120)
+def test_a_directive_with_a_workspace_shows_its_branches_and_diffs(
+    make_engine: Any, client_for: Any, tmp_path: Path
+) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    (repo / "README.md").write_text("a project\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "start",
+        ],
+        check=True,
+    )
+
+    def write(name: str) -> Any:
+        def step(task: Any, cancel: Any) -> dict[str, float]:
+            (Path(task.workdir) / f"{name}.txt").write_text(f"{name}\n")
+            return {"cost_usd": 0.0}
+
+        return step
+
+    agent = CallableAgent(steps={"left": write("left"), "right": write("right")})
+    engine = make_engine(runner=agent.runner(), worktree_dir=tmp_path / "worktrees")
+    spec = {
+        "title": "Two files",
+        "goal": "Write them",
+        "autonomy_level": "full_auto",
+        "local_path": str(repo),
+        "steps": [{"name": "left"}, {"name": "right"}],
+    }
+    api = client_for(engine)
+    created = api.post("/api/directives", json=spec)
+    assert created.status_code == 201, created.text
+    directive_id = uuid.UUID(created.json()["id"])
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+
+    whole = api.get(f"/api/directives/{directive_id}/diff")
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("text/plain")
+    assert "+++ b/left.txt" in whole.text and "+++ b/right.txt" in whole.text
+    left = api.get(f"/api/directives/{directive_id}/diff", params={"step": "left"}).text
+    assert "+++ b/left.txt" in left and "right.txt" not in left
+    unknown = api.get(f"/api/directives/{directive_id}/diff", params={"step": "nope"})
+    assert unknown.status_code == 404 and "no step 'nope'" in unknown.json()["error"]
+    page = api.get(f"/directives/{directive_id}").text
+    assert f"/api/directives/{directive_id}/diff?step=left" in page
+    assert "result branch <code>directorate/" in page
+    gate = Gate()
+    shared = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
+    no_workspace = held_directive(shared, gate)
+    refused = api.get(f"/api/directives/{no_workspace}/diff")
+    assert refused.status_code == 400 and "no workspace" in refused.json()["error"]
