@@ -26,6 +26,7 @@ from directorate.persistence.models import AgentSpec, Task, TaskStatus
 from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
 from directorate.verifiers.supervised import Supervised, SupervisedProcess
 
+from .outcomes import permission_denials, report_failure
 from .usage import budget_text, read_counts
 
 TAIL_BYTES = 16_384
@@ -268,9 +269,14 @@ class CommandRunner:
         report = _last_json_object(_tail(stdout_path, REPORT_BYTES))
         cost, cost_note = read_cost(report)
         counts = read_counts(report)
-        if status is None:  # exited by itself
-            ok = proc.returncode == 0 and report.get("success", True) is not False
+        failure = report_failure(report)
+        if status is None:  # exited by itself: failed by its status, or by its own word
+            ok = proc.returncode == 0 and failure is None
             status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
+        denied = permission_denials(report)
+        if denied:  # said where a person reads the attempt: its output tail
+            refused = f"{denied} tool use(s) refused by the agent's permissions"
+            err_tail = f"{err_tail}\n{refused}".strip()
         output = out_tail if not err_tail else f"{out_tail}\n--- stderr ---\n{err_tail}"
         return TaskResult(
             status=status,
@@ -278,11 +284,16 @@ class CommandRunner:
             cost_usd=cost,
             cost_note=cost_note,
             **counts,
-            summary=mask_optional(_summary(report), secrets),
+            # The tool's own reason when its report has no answer (Claude's max turns).
+            summary=mask_optional(
+                _summary(report) or (failure if status is TaskStatus.FAILED else None), secrets
+            ),
             session_id=read_session_id(report),
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
+            else mask_optional(failure, secrets)
+            if status is TaskStatus.FAILED
             else None,
             started_at=started_at,
             finished_at=time.time(),

@@ -1,0 +1,72 @@
+"""A real agent subprocess that exits 0 but reports a failure, as Claude Code does:
+its attempt fails with the agent's own words, and is not taken for work done."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import AGENTS, wait_for
+
+from directorate.actors import CommandRunner, DirectiveSpec, StepSpec
+
+
+def usage_agent(tmp_path: Path, steps: dict[str, Any]) -> CommandRunner:
+    (tmp_path / "records").mkdir()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"record_dir": str(tmp_path / "records"), "steps": steps}))
+    argv = [sys.executable, str(AGENTS / "usage_agent.py"), str(script)]
+    return CommandRunner(argv, timeout_s=60, kill_grace_s=5)
+
+
+@pytest.mark.timeout(60)
+def test_an_error_reported_with_exit_0_fails_the_attempt(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    runner = usage_agent(
+        tmp_path,
+        {
+            "only": {
+                "report": {
+                    "subtype": "success",
+                    "is_error": True,
+                    "result": "Not logged in · Please run /login",
+                    "permission_denials": [{"tool_name": "Write"}],
+                    "total_cost_usd": 0.0,
+                }
+            }
+        },
+    )
+    engine = engine_factory(runner=runner)
+    directive_id = engine.submit(
+        DirectiveSpec(
+            title="Denied",
+            goal="g",
+            autonomy_level="full_auto",
+            max_rework_cycles=0,
+            steps=[StepSpec(name="only")],
+        )
+    )
+    engine.start_directive(directive_id)
+    [task] = wait_for(
+        lambda: [
+            t
+            for t in engine.db.reads.tasks_of_directive(directive_id)
+            if t.status not in ("queued", "running")
+        ],
+        timeout=30,
+    )
+    assert task.status == "failed" and task.exit_code == 0
+    assert task.summary == "Not logged in · Please run /login"
+    [finished] = [
+        e
+        for e in engine.db.reads.events_after(directive_id, 0)
+        if e.event_type == "task_finished" and e.data["kind"] == "step"
+    ]
+    assert finished.data["error"] == "Not logged in · Please run /login"
+    assert "1 tool use(s) refused by the agent's permissions" in (task.output_tail or "")
+    evaluations = engine.db.reads.evaluations_of_directive(directive_id)
+    assert not any(e.passed for e in evaluations)  # not taken for work done
