@@ -53,6 +53,9 @@ class Failure:
     status: int = 401
     error_type: str = "authentication_error"
     message: str = "invalid x-api-key"
+    # The ``x-should-retry`` header the SDKs obey; None sends none (as the real API
+    # does on a refused key, where Claude Code then retries for minutes).
+    should_retry: bool | None = None
 
 
 Turn = Text | ToolCalls | Failure

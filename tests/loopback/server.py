@@ -26,7 +26,7 @@ from loopback.script import Failure, Script, Text, ToolCalls, Turn, Usage
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: Any  # the parsed JSON body, or None
     session: bool  # took a turn of the script
     answer: str  # what it was answered: text, tools, failure, side, other
@@ -162,7 +162,14 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _record(self, path: str, body: Any, session: bool, answer: str) -> None:
             server.record(
-                Request(self.command, path, dict(self.headers.items()), body, session, answer)
+                Request(
+                    self.command,
+                    path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    session,
+                    answer,
+                )
             )
 
         def _answer_other(self, body: Any) -> None:
@@ -179,13 +186,13 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     },
                 )
 
-        def _json(self, status: int, payload: Any) -> None:
+        def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            if status >= 400:
-                self.send_header("x-should-retry", "false")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
@@ -215,7 +222,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     "type": "error",
                     "error": {"type": failure.error_type, "message": failure.message},
                 }
-            self._json(failure.status, payload)
+            retry = failure.should_retry
+            headers = {} if retry is None else {"x-should-retry": "true" if retry else "false"}
+            self._json(failure.status, payload, headers)
 
         # -- Anthropic Messages ----------------------------------------------------
 
