@@ -185,3 +185,43 @@ def test_a_denied_edit_outside_the_working_directory(
     result = _result(run)
     assert [d["tool_name"] for d in result["permission_denials"]] == ["Write"]  # type: ignore[union-attr]
     assert not outside.exists()
+
+
+def test_a_planning_session_writes_its_plan_inside_its_worktree(
+    claude_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    plan = git_repo / ".directorate" / "plan.json"
+    steps = {"steps": [{"name": "add-test", "type": "code", "instructions": "add a test"}]}
+    loopback.use(Script([write_file(str(plan), json.dumps(steps)), Text("Plan written.")]))
+    run = _claude(claude_bin, agent_home, loopback, git_repo, "--permission-mode", "acceptEdits")
+    record_run("claude", "plan", run, "writes .directorate/plan.json in its working directory")
+    assert run.returncode == 0, run.stderr
+    assert _result(run)["permission_denials"] == []
+    assert json.loads(plan.read_text()) == steps
+
+
+def test_resume_continues_the_stored_session(
+    claude_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    loopback.use(Script([Text("first answer"), Text("second answer")]))
+    first = _result(_claude(claude_bin, agent_home, loopback, git_repo, stdin="remember 42"))
+    session = str(first["session_id"])
+    run = _claude(claude_bin, agent_home, loopback, git_repo, "--resume", session, stdin="again")
+    record_run("claude", "resume", run, "--resume SESSION_ID of an earlier run in the same HOME")
+    assert run.returncode == 0, run.stderr
+    result = _result(run)
+    assert result["result"] == "second answer" and result["session_id"] == session
+    # The resumed request carries the earlier conversation.
+    messages = loopback.session_requests()[1].body["messages"]
+    assert "remember 42" in json.dumps(messages) and "first answer" in json.dumps(messages)
+
+
+def test_no_session_persistence_leaves_no_transcript(
+    claude_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    loopback.use(Script([Text("ok")]))
+    run = _claude(claude_bin, agent_home, loopback, git_repo, "--no-session-persistence")
+    record_run("claude", "no-session-persistence", run, "--no-session-persistence")
+    assert run.returncode == 0, run.stderr
+    assert _result(run)["result"] == "ok"
+    assert list((agent_home / ".claude").rglob("*.jsonl")) == []

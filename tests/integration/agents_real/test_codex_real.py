@@ -127,3 +127,37 @@ def test_without_a_key_it_fails_before_any_request(
     assert run.returncode != 0
     assert "OPENAI_API_KEY" in run.stdout + run.stderr
     assert loopback.session_requests() == []
+
+
+def test_a_planning_session_adds_its_plan_with_apply_patch(
+    codex_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    plan = '{"steps": [{"name": "add-test", "type": "code"}]}'
+    patch = f"*** Begin Patch\n*** Add File: .directorate/plan.json\n+{plan}\n*** End Patch\n"
+    loopback.use(Script([ToolCalls([ToolCall("apply_patch", patch)]), Text("Plan written.")]))
+    run = _codex(codex_bin, agent_home, loopback, git_repo)
+    record_run("codex", "plan", run, "apply_patch adding .directorate/plan.json")
+    assert run.returncode == 0, run.stderr
+    assert (
+        json.loads((git_repo / ".directorate" / "plan.json").read_text())["steps"][0]["type"]
+        == "code"
+    )
+
+
+def test_exec_resume_continues_the_thread(
+    codex_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    loopback.use(Script([Text("first answer"), Text("second answer")]))
+    first = _events(_codex(codex_bin, agent_home, loopback, git_repo, stdin="remember 42"))
+    thread = first[0]["thread_id"]
+    argv = [
+        str(codex_bin), "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write",
+        *tools.codex_provider_args(loopback.url), "resume", thread, "-",
+    ]  # fmt: skip
+    run = tools.run(argv, env=tools.codex_env(agent_home), cwd=git_repo, stdin="again")
+    record_run("codex", "resume", run, "exec ... resume THREAD_ID - (same CODEX_HOME)")
+    assert run.returncode == 0, run.stderr
+    events = _events(run)
+    assert events[0] == {"type": "thread.started", "thread_id": thread}
+    assert [e["item"]["text"] for e in events if e["type"] == "item.completed"] == ["second answer"]
+    assert "remember 42" in json.dumps(loopback.session_requests()[1].body["input"])
