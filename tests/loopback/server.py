@@ -175,7 +175,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
         def _answer_other(self, body: Any) -> None:
             path = self.path.split("?", 1)[0]
             self._record(path, body, False, "other")
-            if path.endswith("/models"):
+            if path == "/api/hello":  # Claude Code's connectivity check (HEAD) at startup
+                self._json(200, {})
+            elif path.endswith("/models"):
                 self._json(200, {"object": "list", "data": [], "models": []})
             else:
                 self._json(

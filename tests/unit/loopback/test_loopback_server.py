@@ -149,11 +149,15 @@ def test_other_endpoints_are_recorded_and_answered_harmlessly(server: LoopbackSe
     assert status == 200 and json.loads(body)["input_tokens"] == 1200
     with urllib.request.urlopen(server.url + "/v1/models", timeout=10) as answer:
         assert json.loads(answer.read())["data"] == []
+    hello = urllib.request.Request(server.url + "/api/hello", method="HEAD")
+    with urllib.request.urlopen(hello, timeout=10) as answer:
+        assert answer.status == 200
     status, _, _ = _post(server, "/api/unknown", {})
     assert status == 404
     assert [r.path for r in server.requests] == [
         "/v1/messages/count_tokens",
         "/v1/models",
+        "/api/hello",
         "/api/unknown",
     ]
     assert server.session_requests() == []
