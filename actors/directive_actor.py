@@ -52,7 +52,7 @@ from .core import changes as c
 from .core.directive import decide
 from .core.state import DirectiveState
 from .evaluation import Judgement, judge
-from .planning import plan_outcome
+from .planning import PlanFolder, plan_outcome
 from .pool import PooledActor
 from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
@@ -251,7 +251,11 @@ class DirectiveActor(PooledActor):
     def _run_planning(self, task: Task, state: DirectiveState) -> None:
         runner = runner_for(state.directive.agent, self.ctx.config.runner)
         cancel = self.ctx.workers.run_task(
-            task, runner, self.actor_ref, lambda result: m.PlanningFinished(task.id, result)
+            task,
+            runner,
+            self.actor_ref,
+            lambda result: m.PlanningFinished(task.id, result),
+            around=PlanFolder(),
         )
         self.planning = (task.id, cancel)
 

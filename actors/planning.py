@@ -4,6 +4,7 @@ and the instructions of each step's task (the seed's formats)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from directorate.persistence.validation import nested_deeper_than
 
 from .core.state import PlanOutcome
 from .evaluation import check_verifier_config
+from .runners import TaskResult
 
 MAX_PLAN_BYTES = 1_000_000
 """Largest plan file read (the chain's steps are capped too: ``MAX_CHAIN_STEPS``)."""
@@ -47,8 +49,16 @@ def directive_brief(directive: Directive) -> str:
 ## Repository: {directive.repository_url or directive.local_path or "(not specified)"}"""
 
 
-def planning_instructions(directive: Directive, *, replan_context: str | None = None) -> str:
-    """What the planning agent is asked to do; it answers in ``$DIRECTORATE_PLAN_FILE``."""
+def planning_instructions(
+    directive: Directive, *, replan_context: str | None = None, plan_file: str | None = None
+) -> str:
+    """What the planning agent is asked to do; it answers in ``plan_file`` (also in
+    ``$DIRECTORATE_PLAN_FILE``)."""
+    where = (
+        f"the file {plan_file} (also named by the environment variable DIRECTORATE_PLAN_FILE)"
+        if plan_file
+        else "the file named by the environment variable DIRECTORATE_PLAN_FILE"
+    )
     replan = f"\n## Earlier attempt\n{replan_context}\n" if replan_context else ""
     return f"""You are planning an execution chain for a directive.
 
@@ -56,7 +66,7 @@ def planning_instructions(directive: Directive, *, replan_context: str | None = 
 {replan}
 ## Your Task
 Analyze the repository and create a chain of execution steps. Write the chain as
-JSON to the file named by the environment variable DIRECTORATE_PLAN_FILE:
+JSON to {where}:
 
 {{"steps": [{{"name": "step-name", "step_type": "implement",
   "description": "What this step accomplishes", "depends_on": [],
@@ -188,3 +198,42 @@ def plan_outcome(
     except (RecursionError, ValueError) as exc:  # too deep to parse, or not text
         return PlanOutcome(steps=fallback, rejected=f"plan: unreadable ({exc!r:.200})")
     return PlanOutcome(steps=tuple(steps))
+
+
+def prepare_plan_file(plan_file: str, timeout_s: float = 30.0) -> None:
+    """Make the plan file's folder, and when it is inside a git repository keep it
+    out of git (``info/exclude``): a plan is no change to the repository."""
+    folder = Path(plan_file).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--git-path", "info/exclude"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return  # no git here, or none that answers: nothing to keep the file out of
+    if done.returncode != 0:
+        return
+    exclude = Path(done.stdout.strip())
+    if not exclude.is_absolute():
+        exclude = folder / exclude
+    pattern = f"{folder.name}/"  # at any depth: local_path may be a subfolder
+    existing = exclude.read_text().splitlines() if exclude.exists() else []
+    if pattern not in existing:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a") as out:
+            out.write(f"{pattern}\n")
+
+
+class PlanFolder:
+    """Around a planning task (``workers.TaskAround``): its plan file's folder made
+    and kept out of git before the agent runs, on the task's own thread."""
+
+    def prepare(self, task: Task) -> None:
+        if task.plan_file:
+            prepare_plan_file(task.plan_file)
+
+    def finish(self, task: Task, result: TaskResult) -> TaskResult:
+        return result

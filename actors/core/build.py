@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from directorate.persistence.models import (
@@ -23,6 +24,18 @@ from .changes import ApprovalOpened, ChainCreated
 from .escalation import remaining_budget
 from .state import DirectiveState
 
+PLAN_FOLDER = ".directorate"
+"""Where in its working folder the planning agent writes its plan: a place an agent
+confined to that folder may write (Claude Code's acceptEdits, Codex's workspace-write),
+kept out of git (``planning.prepare_plan_file``)."""
+
+
+def plan_file_for(local_path: str | None, log_dir: Path, task_id: uuid.UUID) -> str:
+    """The plan file of a planning task: inside the folder it works in (``local_path``),
+    else beside its log."""
+    folder = Path(local_path) / PLAN_FOLDER if local_path else log_dir
+    return str(folder / f"plan-{task_id.hex[:8]}.json")
+
 
 def planning_task(state: DirectiveState, *, replan_context: str | None = None) -> Task:
     """The next planning task of the directive (numbered after the latest one)."""
@@ -30,16 +43,19 @@ def planning_task(state: DirectiveState, *, replan_context: str | None = None) -
     attempt = (state.planning.attempt + 1) if state.planning else 1
     task_id = uuid.uuid4()
     log_dir = state.settings.log_dir / str(directive.id)
+    plan_file = plan_file_for(directive.local_path, log_dir, task_id)
     return Task(
         id=task_id,
         directive_id=directive.id,
         kind=TaskKind.PLANNING,
         attempt=attempt,
         status=TaskStatus.RUNNING,
-        instructions=planning_instructions(directive, replan_context=replan_context),
+        instructions=planning_instructions(
+            directive, replan_context=replan_context, plan_file=plan_file
+        ),
         workdir=directive.local_path or str(log_dir),
         log_path=str(log_dir / f"planning-{attempt}-{task_id.hex[:8]}.log"),
-        plan_file=str(log_dir / f"plan-{task_id.hex[:8]}.json"),
+        plan_file=plan_file,
         budget_usd=remaining_budget(directive),
         started_at=state.now,
     )

@@ -70,3 +70,46 @@ def test_an_error_reported_with_exit_0_fails_the_attempt(
     assert "1 tool use(s) refused by the agent's permissions" in (task.output_tail or "")
     evaluations = engine.db.reads.evaluations_of_directive(directive_id)
     assert not any(e.passed for e in evaluations)  # not taken for work done
+
+
+@pytest.mark.timeout(60)
+def test_the_plan_file_is_inside_the_planners_folder_and_out_of_git(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    git("init", "-q", "-b", "main")
+    (repo / "README.md").write_text("a project\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    plan = {"steps": [{"name": "first"}, {"name": "second", "depends_on": ["first"]}]}
+    (tmp_path / "records").mkdir()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"record_dir": str(tmp_path / "records"), "plan": plan}))
+    runner = CommandRunner(
+        [sys.executable, str(AGENTS / "usage_agent.py"), str(script)], timeout_s=60
+    )
+    engine = engine_factory(runner=runner, worktree_dir=tmp_path / "worktrees")
+    directive_id = engine.submit(
+        DirectiveSpec(title="Planned", goal="g", autonomy_level="full_auto", local_path=str(repo))
+    )
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) == "completed"
+    [planning] = [
+        t for t in engine.db.reads.tasks_of_directive(directive_id) if t.kind == "planning"
+    ]
+    assert planning.plan_file is not None
+    assert Path(planning.plan_file).parent == repo / ".directorate"
+    assert planning.plan_file in planning.instructions  # the agent is told where
+    assert [s.name for s in engine.snapshot(directive_id).steps] == ["first", "second"]
+    assert Path(planning.plan_file).exists()  # kept as the record of the plan ...
+    assert git("status", "--porcelain", "--untracked-files=all") == ""  # ... out of git
+    assert ".directorate/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
