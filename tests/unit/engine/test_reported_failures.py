@@ -3,6 +3,8 @@ real tools write (issue 15): a failure it reports fails the attempt, exit 0 or n
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,44 @@ def test_permission_denials_are_counted() -> None:
     assert permission_denials({"permission_denials": denials}) == 2
     assert permission_denials({"permission_denials": "many"}) == 0
     assert permission_denials({}) == 0
+
+
+RECORDED = Path(__file__).resolve().parents[2] / "agents" / "recorded"
+
+
+def last_json(path: Path) -> dict[str, Any]:
+    for line in reversed(path.read_text().splitlines()):
+        if line.startswith("{"):
+            value: dict[str, Any] = json.loads(line)
+            return value
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("case", "failed"),
+    [
+        ("claude/edit", False),
+        ("claude/judge", False),
+        ("claude/unauthorized", True),
+        ("claude/not-logged-in", True),
+        ("claude/max-turns", True),
+        ("claude/max-budget", True),
+        ("codex/edit", False),
+        ("codex/unauthorized", True),
+    ],
+)
+def test_the_real_tools_recorded_outputs(case: str, failed: bool) -> None:
+    """What claude 2.1.332 and codex 0.171.0 printed against the loopback server."""
+    report = last_json(RECORDED / f"{case}.stdout")
+    assert report, case
+    reason = report_failure(report)
+    assert (reason is not None) is failed, (case, reason)
+    if case == "claude/max-turns":
+        assert reason == "Reached maximum number of turns (1)"
+    if case == "codex/unauthorized":
+        assert reason is not None and "401 Unauthorized" in reason
+
+
+def test_claudes_recorded_denial_is_counted() -> None:
+    report = last_json(RECORDED / "claude" / "permission-denied.stdout")
+    assert permission_denials(report) >= 1
