@@ -47,6 +47,8 @@ MAX_ATTEMPTS = 10
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 60.0
 POST_TIMEOUT_S = 10.0
+KNOWN_KEPT = 10_000
+"""Directives whose title and webhook are remembered (each read once, then kept)."""
 
 
 def kind_of(event: Event) -> str | None:
@@ -209,6 +211,8 @@ class Notifier:
                 self._sender(url).put(body)
 
     def _lookup(self, directive_id: uuid.UUID) -> Directive | None:
+        if len(self._known) > KNOWN_KEPT:  # a daemon's years of directives: start afresh
+            self._known.clear()
         if directive_id not in self._known:
             try:
                 self._known[directive_id] = self._directive(directive_id)

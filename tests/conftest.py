@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -142,3 +143,34 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
     from directorate.persistence.embedded import stop_embedded_server
 
     stop_embedded_server(server.home)
+
+
+@pytest.fixture
+def engine_factory(dsn: str, tmp_path: Path) -> Iterator[Any]:
+    """Engines on this test's fresh database, judged by the always-green verifier
+    unless told otherwise; all shut down afterwards."""
+    import sys
+
+    from directorate.actors import Engine, EngineConfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "agents"))
+    from green import GreenVerifier
+
+    engines: list[Engine] = []
+
+    def make(**overrides: Any) -> Engine:
+        settings: dict[str, Any] = {
+            "dsn": dsn,
+            "log_dir": tmp_path / "logs",
+            "verifiers": [GreenVerifier()],
+            "verifier_config": {"auto_detect": False},
+            "tick_interval_s": 0.2,
+        }
+        settings.update(overrides)
+        engine = Engine.start(EngineConfig(**settings))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.shutdown()

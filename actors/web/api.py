@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from directorate.persistence import validation as check
 from directorate.persistence.convert import structure_spec
 from directorate.persistence.models import Command, CommandStatus, CommandType
 
@@ -36,6 +37,8 @@ DIRECTIVE_ACTIONS = {
 }
 APPROVAL_ACTIONS = {"approve": CommandType.APPROVE, "deny": CommandType.DENY}
 MAX_LIST = 1000
+MAX_FIELD_CHARS = 10_000
+"""A ``by``, ``note`` or ``reason``: a name or a few lines, not a document."""
 
 
 def settings_of(request: Request) -> WebSettings:
@@ -94,9 +97,8 @@ def list_approvals(request: Request) -> Response:
 
 async def submit_directive(request: Request) -> Response:
     data = await json_body(request)
-    by = data.pop("by", None)
-    if by is not None and not isinstance(by, str):
-        raise HttpError(400, "by: expected a string")
+    by = _optional_text(data, "by")
+    data.pop("by", None)
     settings = settings_of(request)
     spec = structure_spec(data)  # InvalidInput (400) names the key, as for a file
 
@@ -192,11 +194,11 @@ def _outcome(command: Command) -> dict[str, Any]:
 
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    """A string field of a request, or None; InvalidInput (400) names it otherwise."""
     value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise HttpError(400, f"{key}: expected a string")
-    if value is not None and (len(value) > 10_000 or "\x00" in value):
-        raise HttpError(400, f"{key}: too long, or holds a NUL character")
+    check.check_optional_text(key, value)  # a string, no NUL byte
+    if value is not None and len(value) > MAX_FIELD_CHARS:
+        raise HttpError(400, f"{key}: longer than {MAX_FIELD_CHARS} characters")
     return value
 
 

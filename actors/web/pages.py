@@ -58,10 +58,7 @@ def against(used: str, limit: str | None) -> str:
 
 
 def directive_row(d: Directive) -> str:
-    cost = against(
-        money(d.total_cost_usd),
-        None if d.max_total_cost_usd is None else money(d.max_total_cost_usd),
-    )
+    cost = directive_row_cost(d)
     minutes = elapsed_minutes(d)
     time = (
         "-"

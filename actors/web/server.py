@@ -45,10 +45,6 @@ class HttpServer:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve on this thread until ``stop`` (from a signal handler's thread)."""
-        self._run()
-
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True
         if self._thread.is_alive():

@@ -11,31 +11,10 @@ import pytest
 from starlette.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from web_helpers import TOKEN, GreenVerifier, settings_for
+from web_helpers import TOKEN, settings_for
 
-from directorate.actors import Engine, EngineConfig
+from directorate.actors import Engine
 from directorate.actors.web import create_app
-
-
-@pytest.fixture
-def make_engine(dsn: str, tmp_path: Path) -> Iterator[Any]:
-    engines: list[Engine] = []
-
-    def make(**overrides: Any) -> Engine:
-        settings: dict[str, Any] = {
-            "dsn": dsn,
-            "log_dir": tmp_path / "logs",
-            "verifiers": [GreenVerifier()],
-            "verifier_config": {"auto_detect": False},
-            "tick_interval_s": 0.2,
-        }
-        engine = Engine.start(EngineConfig(**(settings | overrides)))
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.shutdown()
 
 
 @pytest.fixture

@@ -39,11 +39,15 @@ ROUTES = [
 ]
 
 
-def held_directive(engine: Any, gate: Gate, **fields: Any) -> uuid.UUID:
+def held(engine_factory: Any, cost_usd: float = 0.0, **fields: Any) -> tuple[Any, Gate, uuid.UUID]:
+    """An engine whose step agents wait for their gate, and a diamond directive on it
+    whose first step is running."""
+    gate = Gate(cost_usd=cost_usd)
+    engine = engine_factory(runner=CallableAgent(steps={"*": gate}).runner())
     directive_id = engine.submit(diamond(**fields))
     engine.start_directive(directive_id)
     wait_for(lambda: engine.snapshot(directive_id).steps[0].status == "running")
-    return directive_id
+    return engine, gate, directive_id
 
 
 def commands_stored(engine: Any) -> int:
@@ -54,11 +58,9 @@ def commands_stored(engine: Any) -> int:
 
 @pytest.mark.timeout(120)
 def test_every_route_refuses_a_request_without_the_token_and_changes_nothing(
-    make_engine: Any, client_for: Any
+    engine_factory: Any, client_for: Any
 ) -> None:
-    gate = Gate(cost_usd=2.0)
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    directive_id = held_directive(engine, gate, max_total_cost_usd=1.0)
+    engine, gate, directive_id = held(engine_factory, cost_usd=2.0, max_total_cost_usd=1.0)
     gate.open("a")  # $2 of $1: the breaker trips and asks a human
     approval = wait_for(lambda: engine.snapshot(directive_id).pending_approvals, timeout=30)
     before = (engine.db.reads.directive(directive_id), commands_stored(engine))
@@ -105,11 +107,9 @@ def test_the_token_is_made_once_owner_only_and_the_environment_wins(
 
 @pytest.mark.timeout(120)
 def test_a_browser_session_from_the_token_link_and_its_csrf_protection(
-    make_engine: Any, client_for: Any
+    engine_factory: Any, client_for: Any
 ) -> None:
-    gate = Gate()
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    directive_id = held_directive(engine, gate)
+    engine, _, directive_id = held(engine_factory)
     browser = client_for(engine, bearer=False)
     assert browser.get("/?token=wrong").status_code == 403
     login = browser.get(f"/?token={TOKEN}")
@@ -133,10 +133,10 @@ def test_a_browser_session_from_the_token_link_and_its_csrf_protection(
 
 
 @pytest.mark.timeout(120)
-def test_reading_directives_their_chain_events_and_pages(make_engine: Any, client_for: Any) -> None:
-    gate = Gate()
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    directive_id = held_directive(engine, gate)
+def test_reading_directives_their_chain_events_and_pages(
+    engine_factory: Any, client_for: Any
+) -> None:
+    engine, gate, directive_id = held(engine_factory)
     api = client_for(engine)
 
     [listed] = api.get("/api/directives").json()
@@ -172,11 +172,9 @@ def test_reading_directives_their_chain_events_and_pages(make_engine: Any, clien
 
 @pytest.mark.timeout(120)
 def test_bad_requests_get_one_line_json_errors_with_their_status(
-    make_engine: Any, client_for: Any
+    engine_factory: Any, client_for: Any
 ) -> None:
-    gate = Gate()
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    directive_id = held_directive(engine, gate)
+    engine, _, directive_id = held(engine_factory)
     api = client_for(engine)
     cases = [
         ("GET", f"/api/directives/{SOME_ID}", None, 404),
@@ -193,6 +191,10 @@ def test_bad_requests_get_one_line_json_errors_with_their_status(
         ("POST", "/api/directives", {"title": "t\x00", "goal": "g"}, 400),
         ("POST", "/api/directives", {"title": "t", "goal": "g", "max_total_cost_usd": 1e300}, 400),
         ("POST", "/api/directives", [1, 2], 400),
+        ("POST", f"/api/directives/{directive_id}/pause", {"by": 5}, 400),
+        ("POST", f"/api/directives/{directive_id}/regenerate", {"reason": "x" * 10_001}, 400),
+        ("POST", f"/api/approvals/{SOME_ID}/deny", {"note": "a\x00b"}, 400),
+        ("POST", "/api/directives", {"title": "t", "goal": "g", "by": ["me"]}, 400),
         ("GET", "/api/nothing-here", None, 404),
         ("DELETE", "/api/directives", None, 405),
     ]
@@ -220,11 +222,9 @@ def test_bad_requests_get_one_line_json_errors_with_their_status(
 
 @pytest.mark.timeout(120)
 def test_commands_answer_applied_or_rejected_with_the_reason(
-    make_engine: Any, client_for: Any
+    engine_factory: Any, client_for: Any
 ) -> None:
-    gate = Gate()
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    directive_id = held_directive(engine, gate)
+    engine, _, directive_id = held(engine_factory)
     api = client_for(engine)
     base = f"/api/directives/{directive_id}"
     paused = api.post(f"{base}/pause", json={"by": "ci"})
@@ -246,10 +246,10 @@ def test_commands_answer_applied_or_rejected_with_the_reason(
 
 @pytest.mark.timeout(120)
 def test_a_directive_submitted_over_http_runs_and_an_approval_is_answered(
-    make_engine: Any, client_for: Any
+    engine_factory: Any, client_for: Any
 ) -> None:
     agent = CallableAgent(steps={"*": lambda task, cancel: {"cost_usd": 2.0}})
-    engine = make_engine(runner=agent.runner())
+    engine = engine_factory(runner=agent.runner())
     api = client_for(engine)
     spec = {
         "title": "Over HTTP",
@@ -289,9 +289,9 @@ def test_a_directive_submitted_over_http_runs_and_an_approval_is_answered(
 
 
 @pytest.mark.timeout(120)
-def test_metrics_count_what_the_database_holds(make_engine: Any, client_for: Any) -> None:
+def test_metrics_count_what_the_database_holds(engine_factory: Any, client_for: Any) -> None:
     agent = CallableAgent(steps={"*": lambda task, cancel: {"cost_usd": 0.25}})
-    engine = make_engine(runner=agent.runner())
+    engine = engine_factory(runner=agent.runner())
     directive_id = engine.submit(diamond())
     engine.start_directive(directive_id)
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
@@ -324,7 +324,7 @@ def test_metrics_count_what_the_database_holds(make_engine: Any, client_for: Any
 
 @pytest.mark.timeout(120)
 def test_a_directive_with_a_workspace_shows_its_branches_and_diffs(
-    make_engine: Any, client_for: Any, tmp_path: Path
+    engine_factory: Any, client_for: Any, tmp_path: Path
 ) -> None:
     import subprocess
 
@@ -359,7 +359,7 @@ def test_a_directive_with_a_workspace_shows_its_branches_and_diffs(
         return step
 
     agent = CallableAgent(steps={"left": write("left"), "right": write("right")})
-    engine = make_engine(runner=agent.runner(), worktree_dir=tmp_path / "worktrees")
+    engine = engine_factory(runner=agent.runner(), worktree_dir=tmp_path / "worktrees")
     spec = {
         "title": "Two files",
         "goal": "Write them",
@@ -383,8 +383,6 @@ def test_a_directive_with_a_workspace_shows_its_branches_and_diffs(
     page = api.get(f"/directives/{directive_id}").text
     assert f"/api/directives/{directive_id}/diff?step=left" in page
     assert "result branch <code>directorate/" in page
-    gate = Gate()
-    shared = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
-    no_workspace = held_directive(shared, gate)
+    _, _, no_workspace = held(engine_factory)
     refused = api.get(f"/api/directives/{no_workspace}/diff")
     assert refused.status_code == 400 and "no workspace" in refused.json()["error"]

@@ -49,10 +49,10 @@ def read_events(
 
 @pytest.mark.timeout(120)
 def test_a_dropped_stream_resumes_after_the_last_event_seen_with_none_twice(
-    make_engine: Any,
+    engine_factory: Any,
 ) -> None:
     gate = Gate()
-    engine = make_engine(runner=CallableAgent(steps={"*": gate}).runner())
+    engine = engine_factory(runner=CallableAgent(steps={"*": gate}).runner())
     directive_id = engine.submit(diamond())
     engine.start_directive(directive_id)
     wait_for(lambda: engine.snapshot(directive_id).steps[0].status == "running")
