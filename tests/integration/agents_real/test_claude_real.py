@@ -225,3 +225,15 @@ def test_no_session_persistence_leaves_no_transcript(
     assert run.returncode == 0, run.stderr
     assert _result(run)["result"] == "ok"
     assert list((agent_home / ".claude").rglob("*.jsonl")) == []
+
+
+def test_a_judge_in_text_format_prints_only_the_answer(
+    claude_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    loopback.use(Script([verdict(0.4, "no test of --version")]))
+    argv = [str(claude_bin), "-p", "--output-format", "text"]
+    run = tools.run(argv, env=tools.claude_env(agent_home, loopback.url), cwd=git_repo, stdin="x")
+    record_run("claude", "judge-text", run, "[verifiers.llm] as shipped: --output-format text")
+    assert run.returncode == 0, run.stderr
+    # The verdict alone: no cost, tokens or session id reach the caller.
+    assert run.stdout.strip() == str(verdict(0.4, "no test of --version").text)
