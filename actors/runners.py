@@ -8,8 +8,6 @@ is set.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import re
 import tempfile
@@ -25,9 +23,10 @@ from directorate.persistence.errors import RunnerError
 from directorate.persistence.models import AgentSpec, Task, TaskStatus
 from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
 from directorate.verifiers.supervised import Supervised, SupervisedProcess
+from directorate.verifiers.tools.figures import last_json_object, read_cost, read_counts
+from directorate.verifiers.tools.outcomes import permission_denials, report_failure
 
-from .outcomes import permission_denials, report_failure
-from .usage import budget_text, read_counts
+from .usage import budget_text
 
 TAIL_BYTES = 16_384
 """How much of an agent's output the task record keeps (the log file has it all)."""
@@ -78,6 +77,12 @@ class TaskResult:
     """The step's branch after the attempt (steps with a worktree only)."""
     session_id: str | None = None
     """The agent's own session id (``session_id`` in its report), to resume it."""
+    unavailable: str | None = None
+    """The agent could not reach its model (not logged in, key refused, network
+    down): an infrastructure failure, not bad work (issue 15 point 4). The tool's
+    own message; the attempt is FAILED."""
+    denials: int = 0
+    """Tool uses the agent's permissions refused."""
 
 
 class TaskRunner(Protocol):
@@ -266,7 +271,7 @@ class CommandRunner:
         out_tail = _tail(stdout_path)
         err_tail = _tail(stderr_path)
         # The report line may be long (an agent's whole answer): look further back.
-        report = _last_json_object(_tail(stdout_path, REPORT_BYTES))
+        report = last_json_object(_tail(stdout_path, REPORT_BYTES))
         cost, cost_note = read_cost(report)
         counts = read_counts(report)
         failure = report_failure(report)
@@ -357,54 +362,12 @@ def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
     return data.decode("utf-8", errors="replace").replace("\x00", "").strip()
 
 
-def _last_json_object(text: str) -> dict[str, Any]:
-    """The last line of ``text`` that is a JSON object (agents print their report last)."""
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if not (line.startswith("{") and line.endswith("}")):
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return {}
-
-
 def _report_from(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
         return {"summary": value}
     return {}
-
-
-MAX_TASK_COST_USD = 1_000_000.0
-"""A reported cost above this is not a figure but a bug (it would swamp every limit)."""
-
-
-def read_cost(report: Mapping[str, Any]) -> tuple[float | None, str | None]:
-    """(cost, why it is unknown): a cost that is not a number, not finite, negative
-    or absurdly large is unknown, said in the second element, never an error."""
-    for key in ("cost_usd", "total_cost_usd"):
-        if key not in report:
-            continue
-        value = report[key]
-        shown = (
-            repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
-        )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"{key} {shown[:60]} is not a number"
-        if isinstance(value, int) and value > MAX_TASK_COST_USD:  # may not fit a float
-            return None, f"{key} {shown} is absurdly large"
-        cost = float(value)
-        if not math.isfinite(cost) or cost < 0:
-            return None, f"{key} {shown} is not a finite, non-negative figure"
-        if cost > MAX_TASK_COST_USD:
-            return None, f"{key} {shown} is absurdly large"
-        return cost, None
-    return None, None
 
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")

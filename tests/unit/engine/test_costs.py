@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from directorate.actors.runners import CommandRunner, read_cost
+from directorate.actors.runners import CommandRunner
 from directorate.persistence.models import Task, TaskKind, TaskStatus
+from directorate.verifiers.tools.figures import read_cost
 
 HUGE = "1" + "0" * 400  # a 401-digit integer: no float holds it
 

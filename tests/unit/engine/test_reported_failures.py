@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from directorate.actors.outcomes import permission_denials, report_failure
+from directorate.verifiers.tools.outcomes import permission_denials, report_failure
 
 CASES: list[tuple[str, dict[str, Any], str | None]] = [
     (

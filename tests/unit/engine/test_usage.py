@@ -16,8 +16,9 @@ import pytest
 from directorate.actors import CallableRunner, CommandRunner
 from directorate.actors.directive_file import load_directive_file
 from directorate.actors.runners import runner_for
-from directorate.actors.usage import budget_text, read_tokens, read_turns
+from directorate.actors.usage import budget_text
 from directorate.persistence.models import Task, TaskKind, TaskStatus
+from directorate.verifiers.tools.figures import read_tokens, read_turns
 
 HUGE = "1" + "0" * 400  # a 401-digit integer: no float holds it
 
