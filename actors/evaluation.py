@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from directorate.persistence.errors import InvalidInput
-from directorate.persistence.models import ConfidenceLevel, Directive, Step, TaskStatus
+from directorate.persistence.models import ConfidenceLevel, Directive, Step, StepType, TaskStatus
 from directorate.persistence.validation import strip_nul
 
 from .context import EngineConfig
 
 TAIL_CHARS = 4000
+NO_CHANGE_CHECK = "no-change"
+"""The check a step fails when its agent changed nothing (named in a block reason)."""
+ALLOWS_NO_CHANGE = frozenset({StepType.RESEARCH, StepType.REVIEW})
+"""Step types whose work may leave the repository as it was: they read and report."""
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +35,43 @@ class Judgement:
     criteria_results: list[dict[str, Any]] = attrs.field(factory=list)
     summary: str = ""
     rework_instructions: str | None = None
+    cost_usd: float = 0.0
+    """What the verifiers' sessions (the judge's) spent, as they reported it: the
+    engine adds it to the directive's totals with the evaluation."""
+    tokens: int | None = None
+    """Tokens the judges reported (None: none reported any)."""
+    turns: int | None = None
+
+    @property
+    def spent(self) -> bool:
+        return self.cost_usd > 0 or bool(self.tokens) or bool(self.turns)
+
+
+def changed_nothing(step_type: StepType | None, changed: list[str] | None) -> bool:
+    """Whether a step's work is nothing where something was asked for: its diff since
+    it started is known to be empty (``changed == []``; None is not known) and its
+    type is not one that may change nothing (research, review). Such work is red, not
+    judged: checks that passed before the agent started prove nothing of its work."""
+    return step_type is not None and step_type not in ALLOWS_NO_CHANGE and changed == []
+
+
+def _changed_nothing(step: Step, base_commit: str | None, output_tail: str) -> Judgement:
+    """Red: the agent changed nothing, and the rework instructions say so."""
+    tail = output_tail[-TAIL_CHARS:].strip() or "(no output)"
+    since = f" ({base_commit[:12]})" if base_commit else ""
+    summary = (
+        f"the agent changed nothing: the step's work has no difference from where it "
+        f"started{since}, and a {step.step_type} step must change the repository"
+    )
+    instructions = (
+        f"The agent changed nothing: the working copy has no difference from where the "
+        f"step started{since}, so there is no work to verify. Make the changes this "
+        f"{step.step_type} step asks for by editing the files in your working copy (what "
+        "you leave there is committed for you). If something stopped you from editing "
+        "(a permission refused, a tool you may not use), say so plainly in your answer.\n\n"
+        f"Your last output ends with:\n{tail}"
+    )
+    return red_judgement(NO_CHANGE_CHECK, tail, summary=summary, rework_instructions=instructions)
 
 
 def verifier_settings(config: EngineConfig, directive: Directive) -> dict[str, Any]:
@@ -88,12 +130,18 @@ def judge(
         VerifierType,
         build_verifiers,
         git_changed_files,
+        git_changes_since,
         result_to_json,
     )
 
     repo = workdir or (Path(directive.local_path) if directive.local_path else None)
+    here = repo is not None and repo.is_dir()
+    # Only a step's own diff tells (a directive review judges the whole result).
+    changes = git_changes_since(repo, base_commit) if here and step is not None else None
+    if step is not None and changed_nothing(step.step_type, changes):
+        return _changed_nothing(step, base_commit, output_tail)
     verifiers: list[Verifier] = []
-    if repo is not None and repo.is_dir():
+    if repo is not None and here:
         settings = dict(verifier_settings(config, directive))
         if step is not None and step.verifier_config:
             settings.update(step.verifier_config)
@@ -102,7 +150,9 @@ def judge(
     context = VerificationContext(
         step_id=step.id if step else None,
         task_id=task_id,
-        modified_files=git_changed_files(repo, base_commit) if repo and repo.is_dir() else [],
+        modified_files=changes
+        if changes is not None
+        else (git_changed_files(repo, base_commit) if repo and here else []),
         step_description=(step.task_plan or step.description) if step else directive.goal,
         acceptance_criteria=[
             AcceptanceCriterion(id=c.id, criterion=c.criterion)
@@ -132,7 +182,21 @@ def judge(
         criteria_results=strip_nul(list(as_json.get("criteria_results") or [])),
         summary=strip_nul(result.summary),
         rework_instructions=strip_nul(result.rework_instructions),
+        **_spent(result.verifier_results),
     )
+
+
+def _spent(results: Sequence[Any]) -> dict[str, Any]:
+    """What the verifiers reported spending (a judge's session), added up: cost in
+    dollars, and tokens and turns where any reported them."""
+    costs = [r.cost_usd for r in results if r.cost_usd is not None]
+    tokens = [r.tokens for r in results if r.tokens is not None]
+    turns = [r.turns for r in results if r.turns is not None]
+    return {
+        "cost_usd": max(0.0, float(sum(costs))),
+        "tokens": sum(tokens) if tokens else None,
+        "turns": sum(turns) if turns else None,
+    }
 
 
 def _agent_failed(status: TaskStatus, exit_code: int | None, output_tail: str) -> Judgement:

@@ -31,6 +31,7 @@ from directorate.persistence.models import (
     TaskStatus,
 )
 from directorate.persistence.validation import strip_nul
+from directorate.verifiers.tools.figures import MAX_TASK_TOKENS, MAX_TASK_TURNS
 
 from .core import changes as c
 from .signals import (
@@ -478,6 +479,9 @@ def _approval_opened(tx: Tx, directive_id: uuid.UUID, change: c.ApprovalOpened) 
 
 
 def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStored) -> None:
+    """The evaluation's row, and what its judges spent added to the directive's totals
+    in the same write (the breakers see it as they see a task's cost), with a
+    ``judge_usage`` event saying how much."""
     verdict, step = change.judgement, change.step
     tx.op(
         ops.insert(
@@ -497,6 +501,8 @@ def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStor
             rework_instructions=strip_nul(verdict.rework_instructions),
         )
     )
+    if verdict.spent:
+        _judge_usage(tx, directive_id, change)
     summary = {
         "evaluation_id": verdict.evaluation_id,
         "composite_score": verdict.composite_score,
@@ -521,6 +527,30 @@ def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStor
             composite_score=verdict.composite_score,
         )
     )
+
+
+def _judge_usage(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStored) -> None:
+    verdict, step = change.judgement, change.step
+    cost = max(0.0, verdict.cost_usd)
+    tokens, turns = _count(verdict.tokens, MAX_TASK_TOKENS), _count(verdict.turns, MAX_TASK_TURNS)
+    tx.op(ops.add_usage(directive_id, cost=cost, tokens=tokens, turns=turns))
+    data: dict[str, Any] = {
+        "evaluation_id": verdict.evaluation_id,
+        "task_id": change.task_id,
+        "cost_usd": cost,
+        "tokens": tokens,
+        "turns": turns,
+    }
+    if step is not None:
+        data["step_name"] = step.name
+    tx.event("judge_usage", data, step_id=step.id if step else None)
+
+
+def _count(value: int | None, maximum: int) -> int | None:
+    """A judges' count as it is added up: within bounds, else unknown."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        return None
+    return value
 
 
 def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:

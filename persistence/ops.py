@@ -144,6 +144,13 @@ def add_cost(directive_id: uuid.UUID, cost: float) -> Op:
     return Op(query("add_cost"), {"directive_id": directive_id, "cost": cost}, returning=True)
 
 
+def add_usage(directive_id: uuid.UUID, *, cost: float, tokens: int | None, turns: int | None) -> Op:
+    """Add a judge's (or another non-task session's) dollars, tokens and turns to the
+    directive's totals (None: unknown, adds nothing); returns the new totals."""
+    params = {"directive_id": directive_id, "cost": cost, "tokens": tokens, "turns": turns}
+    return Op(query("add_usage"), params, returning=True)
+
+
 def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
     """Guard: the directive is active and the chain is its current one."""
     return Op(

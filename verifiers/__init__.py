@@ -16,7 +16,7 @@ from .config import build_verifiers
 from .detect import Detection, Skip, auto_detect_verifiers
 from .environment import CleanEnvironment, base_environment, looks_secret
 from .errors import InvalidVerifierConfig
-from .gitfiles import git_changed_files
+from .gitfiles import git_changed_files, git_changes_since
 from .llm import LlmVerifier
 from .records import (
     AcceptanceCriterion,
@@ -48,6 +48,7 @@ __all__ = [
     "base_environment",
     "build_verifiers",
     "git_changed_files",
+    "git_changes_since",
     "looks_secret",
     "result_to_json",
 ]

@@ -33,8 +33,11 @@ class CompositeEvaluator:
     - Otherwise the judges (``verifier_type == llm``) run, seeing those results.
     - The score is the weighted mean of the available results, to 9 decimal places (a
       result with no score counts 1.0 if passed, else 0.0); an unavailable judge is
-      left out, with a warning.
+      left out of it.
     - Level: ``>= green`` green, ``>= yellow`` yellow, else red; passed unless red.
+      A judge that was asked and gave no verdict (unavailable, timed out, no JSON)
+      caps the level at yellow, with its reason (``capped_level``): work no one
+      reviewed is never green on the checks alone.
     - No verifier, or none available: yellow with score 0.0 and "no evidence", so the
       work is neither failed for lack of checks nor waved through as proven.
     """
@@ -72,7 +75,8 @@ class CompositeEvaluator:
         judge_ctx = attrs.evolve(ctx, prior_results=list(results))
         verdicts = self._run_all(judges, repo_path, judge_ctx)
         results += verdicts
-        notes = [f"judge {r.name} unavailable: {r.unavailable}" for r in verdicts if r.unavailable]
+        silent = [r for r in verdicts if r.unavailable]
+        notes = [f"judge {r.name} unavailable: {r.unavailable}" for r in silent]
         criteria = [c for r in verdicts if not r.unavailable for c in r.details.get("criteria", [])]
         mean = _weighted_mean(checks + judges, results)
         if mean is None:
@@ -83,10 +87,12 @@ class CompositeEvaluator:
         if failed:
             notes.insert(0, f"required judge failed: {', '.join(failed)}")
             return self._result(ConfidenceLevel.RED, score, results, notes, criteria)
-        level = self._level(score)
+        level = capped_level(self._level(score), unreviewed=bool(silent))
         passed = sum(1 for r in results if r.passed and not r.unavailable)
         counted = sum(1 for r in results if not r.unavailable)
         notes.insert(0, f"{passed} of {counted} verifiers passed, score {score:.2f}")
+        if silent and level is ConfidenceLevel.YELLOW:
+            notes.append("capped at yellow: the judge gave no verdict")
         return self._result(level, score, results, notes, criteria)
 
     def _level(self, score: float) -> ConfidenceLevel:
@@ -123,6 +129,15 @@ class CompositeEvaluator:
         workers = min(self.max_parallel, len(verifiers))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verifier") as pool:
             return list(pool.map(lambda v: _run_one(v, repo_path, ctx), verifiers))
+
+
+def capped_level(level: ConfidenceLevel, *, unreviewed: bool) -> ConfidenceLevel:
+    """``level``, lowered to yellow when a configured judge gave no verdict
+    (``unreviewed``): the checks alone do not make work green once a review was asked
+    for. Red stays red."""
+    if unreviewed and level is ConfidenceLevel.GREEN:
+        return ConfidenceLevel.YELLOW
+    return level
 
 
 def _run_one(verifier: Verifier, repo_path: Path, ctx: VerificationContext) -> VerifierResult:

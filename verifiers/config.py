@@ -19,8 +19,18 @@
     env = { CI = "1" }            # optional: this check's own, over [verifiers] env
 
     [verifiers.llm]
-    command = ["claude", "-p"]    # the judge: prompt on stdin, JSON verdict in the output
+    kind = "claude-code"          # claude-code, codex or command (the default)
+    command = ["claude"]          # the judge; optional for a tool kind (its binary)
+    model = "claude-sonnet-4-5"   # optional: the tool's --model
+    extra_args = []               # optional: after the kind's own arguments
     timeout_s = 300
+    prices = { "gpt-5" = { input = 1.25, output = 10.0 } }   # optional, as [agent.prices]
+
+A tool kind runs the judge as it knows how (read-only, no session kept) and reads
+the verdict from the tool's answer, and what the session cost from its report. The
+``command`` kind runs ``command`` as written, the prompt on stdin; the verdict is the
+last JSON object of its output with ``passed`` and ``score``, its cost a JSON report
+line's ``cost_usd`` or ``total_cost_usd`` if it prints one.
 
 Every check (configured or detected) and the judge command run in a clean
 environment (:mod:`.environment`): the base variables (``PATH``, ``HOME``,
@@ -42,9 +52,10 @@ from .command import DEFAULT_TIMEOUT_S, CommandVerifier
 from .detect import auto_detect_verifiers
 from .environment import ENGINE_PREFIX, valid_name
 from .errors import InvalidVerifierConfig
+from .llm import COMMAND_KIND, LlmVerifier
 from .llm import DEFAULT_TIMEOUT_S as LLM_TIMEOUT_S
-from .llm import LlmVerifier
 from .records import Verifier, VerifierType
+from .tools import KINDS, parse_prices
 
 _TOP_KEYS = {"auto_detect", "command", "llm", "pass_env", "env"}
 _COMMAND_KEYS = {
@@ -58,7 +69,17 @@ _COMMAND_KEYS = {
     "cwd",
     "env",
 }
-_LLM_KEYS = {"command", "timeout_s", "name", "weight", "required"}
+_LLM_KEYS = {
+    "kind",
+    "command",
+    "model",
+    "extra_args",
+    "prices",
+    "timeout_s",
+    "name",
+    "weight",
+    "required",
+}
 INF = float("inf")
 _COMMAND_TYPES = [t.value for t in VerifierType if t is not VerifierType.LLM]
 
@@ -132,8 +153,31 @@ def _command(
 def _llm(entry: Any, key: str, pass_env: list[str], shared_env: dict[str, str]) -> LlmVerifier:
     entry = _table(entry, key)
     _known(entry, _LLM_KEYS, key)
+    kind = _typed(entry, "kind", str, key, COMMAND_KIND)
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise InvalidVerifierConfig(f"{key}.kind", f"unknown kind {kind!r}; one of {known}")
+    command = entry.get("command")
+    if command is not None or kind == COMMAND_KIND:
+        command = _argv(command, f"{key}.command")
+    model = _typed(entry, "model", str, key, None)
+    if model is not None and (not model.strip() or "\x00" in model):
+        raise InvalidVerifierConfig(f"{key}.model", "must be a non-empty model name")
+    if model is not None and kind == COMMAND_KIND:
+        raise InvalidVerifierConfig(
+            f"{key}.model", "only for a tool kind; a command names its model itself"
+        )
+    try:
+        prices = parse_prices(entry.get("prices"), f"{key}.prices")
+    except ValueError as exc:
+        where, _, why = str(exc).partition(": ")
+        raise InvalidVerifierConfig(where, why) from None
     return LlmVerifier(
-        _argv(entry.get("command"), f"{key}.command"),
+        command,
+        kind=kind,
+        model=model,
+        extra_args=_args(entry.get("extra_args"), f"{key}.extra_args"),
+        prices=prices,
         name=_typed(entry, "name", str, key, "llm-judge"),
         timeout_s=_positive(entry, "timeout_s", key, LLM_TIMEOUT_S),
         weight=_weight(entry, key),
@@ -141,6 +185,17 @@ def _llm(entry: Any, key: str, pass_env: list[str], shared_env: dict[str, str]) 
         env=shared_env,
         pass_env=pass_env,
     )
+
+
+def _args(value: Any, key: str) -> list[str]:
+    """A list of arguments, passed as written (no NUL: it cannot be in an argv)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise InvalidVerifierConfig(key, "must be a list of strings")
+    if any("\x00" in a for a in value):
+        raise InvalidVerifierConfig(key, "contains a NUL byte")
+    return list(value)
 
 
 def _env(value: Any, key: str) -> dict[str, str]:

@@ -67,6 +67,22 @@ def git_changed_files(path: str | Path | None, base: str | None) -> list[str]:
     return sorted(set(changed) | set(untracked))
 
 
+def git_changes_since(path: str | Path | None, base: str | None) -> list[str] | None:
+    """Like :func:`git_changed_files`, but None when it cannot be told: no ``base``,
+    a ``base`` that is not a commit, not a git working copy, or git failing. An
+    empty list is a known empty diff (what "the agent changed nothing" rests on)."""
+    if path is None or not base or base.startswith("-"):
+        return None
+    repo = Path(path)
+    if _git(repo, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}") is None:
+        return None
+    changed = _git(repo, "diff", "--name-only", "-z", "--no-renames", "--relative", base)
+    untracked = _git(repo, "ls-files", "-z", "--others", "--exclude-standard")
+    if changed is None or untracked is None:
+        return None
+    return sorted(set(_names(changed)) | set(_names(untracked)))
+
+
 def git_diff(path: Path, base: str | None, max_chars: int) -> str:
     """The diff since ``base`` (HEAD when None), untracked files shown as new, at most
     ``max_chars`` characters (with a note of what was cut); "" when not a repository."""

@@ -42,6 +42,11 @@ class VerifierResult:
     duration_s: float
     #: JSON-safe extras: exit_code, timed_out, junit counts, judge criteria, "unavailable"
     details: dict[str, Any] = attrs.field(factory=dict)
+    #: what a judge's session spent, as its tool reported (None: not reported); the
+    #: engine adds it to the directive's totals like a task's
+    cost_usd: float | None = None
+    tokens: int | None = None
+    turns: int | None = None
 
     @property
     def unavailable(self) -> str | None:
@@ -125,7 +130,14 @@ def result_to_json(result: EvaluationResult) -> dict[str, Any]:
                 "output": r.output,
                 "duration_s": r.duration_s,
                 "details": dict(r.details),
+                **_usage(r),
             }
             for r in result.verifier_results
         ],
     }
+
+
+def _usage(r: VerifierResult) -> dict[str, Any]:
+    """A result's spending, when it reported any (a check's result has none)."""
+    figures = {"cost_usd": r.cost_usd, "tokens": r.tokens, "turns": r.turns}
+    return {k: v for k, v in figures.items() if v is not None}

@@ -14,13 +14,16 @@ def rework_instructions(
     results: list[VerifierResult],
     summary: str,
 ) -> str | None:
-    """None when green; otherwise each failing check with its output's tail, and the
-    judges' feedback and unmet criteria, in at most ``MAX_TOTAL`` characters."""
+    """None when green; otherwise each failing check with its output's tail, the
+    judges' feedback and unmet criteria (or why a judge gave no verdict), in at most
+    ``MAX_TOTAL`` characters."""
     if level is ConfidenceLevel.GREEN:
         return None
     sections = [f"The work was judged {level} (score {score:.2f}): {summary}"]
     for r in results:
         if r.unavailable:
+            if r.verifier_type is VerifierType.LLM:
+                sections.append(f"## Reviewer ({r.name}) gave no verdict\n{r.unavailable}")
             continue
         if r.verifier_type is VerifierType.LLM:
             sections.append(_judge_section(r))

@@ -18,6 +18,7 @@ from directorate.persistence.models import (
     ApprovalType,
     AutonomyLevel,
     ConfidenceLevel,
+    Directive,
     DirectiveStatus,
     Severity,
     StepStatus,
@@ -325,6 +326,9 @@ def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Dec
         return Decision(effects=(StopSelf(),))
     if not current or step.status is not StepStatus.EVALUATING:
         return NOTHING
+    # The judges' spending is added with the evaluation: a rework this decision
+    # dispatches sees it (the breakers, the budget it hands on).
+    state = attrs.evolve(state, directive=with_judged(state.directive, verdict))
     outcome, count = judge_step(
         verdict.confidence_level,
         state.directive.autonomy_level,
@@ -542,6 +546,19 @@ class Totals:
         return cls(cost_usd=float(row[0]), tokens=int(row[2]), turns=int(row[3]))
 
 
+def with_judged(directive: Directive, verdict: Judgement) -> Directive:
+    """The directive with what an evaluation's judges spent added to its totals, as
+    the write that stores the evaluation adds it (``ops.add_usage``)."""
+    if not verdict.spent:
+        return directive
+    return attrs.evolve(
+        directive,
+        total_cost_usd=directive.total_cost_usd + max(0.0, verdict.cost_usd),
+        total_tokens=directive.total_tokens + (verdict.tokens or 0),
+        total_agent_turns=directive.total_agent_turns + (verdict.turns or 0),
+    )
+
+
 def applied(state: StepState, decision: Decision, totals: Totals | None) -> StepState:
     """The step's state once ``decision`` is committed: what a continuation of its own
     job (its agent's report, its evaluation) decides on without reading it again.
@@ -554,6 +571,7 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
     """
     step, last_task, directive = state.step, state.last_task, state.directive
     rework, review = state.rework_instructions, state.review_pending
+    judged: list[Judgement] = []
     for change in decision.changes:
         if isinstance(change, StepMoved):
             step = attrs.evolve(step, status=change.new, **change.values)
@@ -575,6 +593,7 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
             )
         elif isinstance(change, EvaluationStored):
             verdict = change.judgement
+            judged.append(verdict)
             rework = verdict.rework_instructions
             step = attrs.evolve(
                 step,
@@ -591,6 +610,8 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
             total_tokens=totals.tokens,
             total_agent_turns=totals.turns,
         )
+    for verdict in judged:  # added after the task's totals, in the same write
+        directive = with_judged(directive, verdict)
     return attrs.evolve(
         state,
         step=step,

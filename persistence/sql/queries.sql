@@ -20,6 +20,17 @@ UPDATE directives SET total_cost_usd = total_cost_usd + %(cost)s, updated_at = n
 WHERE id = %(directive_id)s
 RETURNING total_cost_usd;
 
+-- name: add_usage
+-- Add what a session that is not a task spent (a judge's, with its evaluation) to the
+-- directive's totals: dollars, tokens and turns (NULL: unknown, adds nothing).
+UPDATE directives
+SET total_cost_usd = total_cost_usd + %(cost)s,
+    total_tokens = total_tokens + coalesce(%(tokens)s::bigint, 0),
+    total_agent_turns = total_agent_turns + coalesce(%(turns)s::bigint, 0),
+    updated_at = now()
+WHERE id = %(directive_id)s
+RETURNING total_cost_usd, total_tokens, total_agent_turns;
+
 -- name: directive
 SELECT * FROM directives WHERE id = %(id)s;
 

@@ -21,6 +21,7 @@ from directorate.verifiers import (
     VerifierType,
     result_to_json,
 )
+from directorate.verifiers.composite import capped_level
 
 LLM = VerifierType.LLM
 
@@ -210,14 +211,134 @@ def test_only_an_unavailable_judge_is_no_evidence(tmp_path: Path, ctx: Verificat
     assert result.confidence_level is ConfidenceLevel.YELLOW and "no evidence" in result.summary
 
 
-def test_unavailable_judge_is_left_out_with_a_warning(
-    tmp_path: Path, ctx: VerificationContext
+class SilentJudge:
+    """A judge that gives no verdict, for ``reason`` (what LlmVerifier reports then)."""
+
+    verifier_type = LLM
+
+    def __init__(self, reason: str, *, name: str = "judge", required: bool = False) -> None:
+        self.name, self.reason, self.required, self.weight = name, reason, required, 1.0
+
+    def verify(self, repo_path: Path, ctx: VerificationContext) -> VerifierResult:
+        return VerifierResult(
+            name=self.name,
+            verifier_type=LLM,
+            passed=False,
+            score=None,
+            output="",
+            duration_s=0.0,
+            details={"unavailable": self.reason},
+        )
+
+
+def _verdict(score: float) -> LlmVerifier:
+    return LlmVerifier(
+        lambda p: json.dumps({"passed": score >= 0.5, "score": score}), name="second-judge"
+    )
+
+
+@pytest.mark.parametrize(
+    "verifiers, level, score, says",
+    [
+        pytest.param(
+            [Stub("unit", score=1.0), LlmVerifier(lambda p: "no json here", name="judge")],
+            "yellow",
+            1.0,
+            "judge judge unavailable: no JSON verdict",
+            id="no-verdict-caps-green",
+        ),
+        pytest.param(
+            [Stub("unit", score=1.0), SilentJudge("the judge timed out after 300 s")],
+            "yellow",
+            1.0,
+            "judge judge unavailable: the judge timed out after 300 s",
+            id="timeout-caps-green",
+        ),
+        pytest.param(
+            [Stub("unit", score=1.0), SilentJudge("the judge could not reach its model: 401")],
+            "yellow",
+            1.0,
+            "could not reach its model: 401",
+            id="unreachable-model-caps-green",
+        ),
+        pytest.param(
+            [Stub("unit", score=1.0), SilentJudge("timed out", required=True)],
+            "yellow",
+            1.0,
+            "capped at yellow",
+            id="required-judge-unavailable-is-yellow-not-red",
+        ),
+        pytest.param(
+            [Stub("unit", score=1.0), SilentJudge("no verdict"), _verdict(1.0)],
+            "yellow",
+            1.0,
+            "capped at yellow",
+            id="one-of-two-judges-silent",
+        ),
+        pytest.param(
+            [Stub("unit", score=0.6), SilentJudge("no verdict")],
+            "yellow",
+            0.6,
+            "judge judge unavailable: no verdict",
+            id="yellow-stays-yellow",
+        ),
+        pytest.param(
+            [Stub("unit", passed=False, score=0.2), SilentJudge("no verdict")],
+            "red",
+            0.2,
+            "judge judge unavailable: no verdict",
+            id="red-stays-red",
+        ),
+        pytest.param(
+            [SilentJudge("no verdict")],
+            "yellow",
+            0.0,
+            "no evidence",
+            id="only-judge-silent-is-no-evidence",
+        ),
+        pytest.param(
+            [Stub("unit", score=1.0), _verdict(0.9)],
+            "green",
+            0.95,
+            "2 of 2 verifiers passed",
+            id="judge-answers-green",
+        ),
+    ],
+)
+def test_a_judge_without_a_verdict_caps_at_yellow(
+    tmp_path: Path,
+    ctx: VerificationContext,
+    verifiers: list[object],
+    level: str,
+    score: float,
+    says: str,
 ) -> None:
-    verifiers = [Stub("unit", score=1.0), LlmVerifier(lambda p: "no json here", name="judge")]
-    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)
-    assert result.composite_score == 1.0 and result.confidence_level is ConfidenceLevel.GREEN
-    assert "judge judge unavailable" in result.summary
-    assert result.verifier_results[1].score is None
+    """A configured judge that gave no verdict never leaves the step green: it is
+    left out of the score, and the level is capped at yellow with its reason."""
+    result = CompositeEvaluator(verifiers).evaluate(tmp_path, ctx)  # type: ignore[arg-type]
+    assert (result.confidence_level, result.composite_score) == (level, pytest.approx(score))
+    assert says in result.summary
+    if level != "green":
+        assert result.rework_instructions is not None
+    silent = [r for r in result.verifier_results if r.unavailable]
+    for r in silent:
+        assert r.score is None
+        assert f"Reviewer ({r.name}) gave no verdict" in (result.rework_instructions or "")
+
+
+@pytest.mark.parametrize(
+    "level, unreviewed, capped",
+    [
+        (ConfidenceLevel.GREEN, True, ConfidenceLevel.YELLOW),
+        (ConfidenceLevel.GREEN, False, ConfidenceLevel.GREEN),
+        (ConfidenceLevel.YELLOW, True, ConfidenceLevel.YELLOW),
+        (ConfidenceLevel.YELLOW, False, ConfidenceLevel.YELLOW),
+        (ConfidenceLevel.RED, True, ConfidenceLevel.RED),
+        (ConfidenceLevel.RED, False, ConfidenceLevel.RED),
+    ],
+)
+def test_capped_level(level: ConfidenceLevel, unreviewed: bool, capped: ConfidenceLevel) -> None:
+    assert capped_level(level, unreviewed=unreviewed) is capped
 
 
 def test_low_judge_score_pulls_the_mean_and_its_feedback_is_quoted(

@@ -17,6 +17,7 @@ from directorate.verifiers import (
     VerifierType,
     build_verifiers,
 )
+from directorate.verifiers.tools import DEFAULT_TABLE, Price
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "hello" / "directive.toml"
 
@@ -68,6 +69,52 @@ def test_full_configuration(tmp_path: Path) -> None:
     )
     assert isinstance(judge, LlmVerifier)
     assert (judge.argv, judge.timeout_s, judge.verifier_type) == (["claude", "-p"], 120.0, "llm")
+
+
+@pytest.mark.parametrize(
+    "llm, kind, argv, model, extra",
+    [
+        ({"command": "claude -p"}, "command", ["claude", "-p"], None, ()),
+        ({"kind": "claude-code"}, "claude-code", [], None, ()),
+        (
+            {"kind": "claude-code", "command": ["/opt/claude"], "model": "claude-sonnet-4-5"},
+            "claude-code",
+            ["/opt/claude"],
+            "claude-sonnet-4-5",
+            (),
+        ),
+        (
+            {"kind": "codex", "model": "gpt-5.5", "extra_args": ["-c", "x=1"]},
+            "codex",
+            [],
+            "gpt-5.5",
+            ("-c", "x=1"),
+        ),
+    ],
+)
+def test_judge_kinds(
+    tmp_path: Path,
+    llm: dict[str, Any],
+    kind: str,
+    argv: list[str],
+    model: str | None,
+    extra: tuple[str, ...],
+) -> None:
+    """A tool kind's judge needs no command (its binary); the model and extra
+    arguments go to the kind's run settings, as a judge's: no session kept."""
+    [judge] = build_verifiers({"auto_detect": False, "llm": llm}, tmp_path)
+    assert isinstance(judge, LlmVerifier)
+    assert (judge.kind.name, judge.argv) == (kind, argv)
+    assert (judge.settings.model, judge.settings.extra_args) == (model, extra)
+    assert judge.settings.purpose == "judge" and judge.settings.keep_session is False
+
+
+def test_judge_prices_override_the_default_table(tmp_path: Path) -> None:
+    llm = {"kind": "codex", "prices": {"gpt-5.5": {"input": 2, "output": 20}}}
+    [judge] = build_verifiers({"auto_detect": False, "llm": llm}, tmp_path)
+    assert isinstance(judge, LlmVerifier)
+    assert judge.prices.price_for("gpt-5.5") == Price(input=2.0, output=20.0)
+    assert judge.prices.price_for("gpt-5") == DEFAULT_TABLE.price_for("gpt-5")
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -148,7 +195,23 @@ def test_auto_detect_adds_checks_unless_named_alike(
         ({"llm": "claude"}, "verifiers.llm: must be a table"),
         ({"llm": {"timeout_s": 5}}, "verifiers.llm.command: required"),
         ({"llm": {"command": "c", "timeout_s": -5}}, "verifiers.llm.timeout_s: must be a positive"),
-        ({"llm": {"command": "c", "model": "x"}}, "verifiers.llm.model: unknown key"),
+        ({"llm": {"command": "c", "modle": "x"}}, "verifiers.llm.modle: unknown key"),
+        ({"llm": {"command": "c", "model": "x"}}, "verifiers.llm.model: only for a tool kind"),
+        ({"llm": {"kind": "gemini"}}, "verifiers.llm.kind: unknown kind 'gemini'"),
+        ({"llm": {"kind": 3}}, "verifiers.llm.kind: must be a str"),
+        ({"llm": {"kind": "codex", "model": ""}}, "verifiers.llm.model: must be a non-empty"),
+        ({"llm": {"kind": "codex", "command": []}}, "verifiers.llm.command: required"),
+        ({"llm": {"kind": "codex", "extra_args": "-q"}}, "verifiers.llm.extra_args: must be"),
+        ({"llm": {"kind": "codex", "extra_args": ["a\x00"]}}, "verifiers.llm.extra_args: contains"),
+        (
+            {"llm": {"kind": "codex", "prices": {"m": {"input": 1}}}},
+            "verifiers.llm.prices.m: output is missing",
+        ),
+        (
+            {"llm": {"kind": "codex", "prices": {"m": {"input": -1, "output": 1}}}},
+            "verifiers.llm.prices.m.input: must be between",
+        ),
+        ({"llm": {"kind": "codex", "prices": []}}, "verifiers.llm.prices: must be a table"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, settings: Any, message: str) -> None:
