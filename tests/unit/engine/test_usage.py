@@ -15,9 +15,10 @@ import pytest
 
 from directorate.actors import CallableRunner, CommandRunner
 from directorate.actors.directive_file import load_directive_file
+from directorate.actors.evaluation import changed_nothing
 from directorate.actors.runners import runner_for
 from directorate.actors.usage import budget_text
-from directorate.persistence.models import Task, TaskKind, TaskStatus
+from directorate.persistence.models import StepType, Task, TaskKind, TaskStatus
 from directorate.verifiers.tools.figures import read_tokens, read_turns
 
 HUGE = "1" + "0" * 400  # a 401-digit integer: no float holds it
@@ -238,3 +239,23 @@ def test_the_claude_code_recipe_hands_the_budget_to_max_budget_usd(
     assert report["argv"] == argv  # the value is one argument; nothing else was added
     assert report["stdin"] == instructions  # through sh to claude untouched
     assert (result.tokens, result.turns) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "step_type, changed, nothing",
+    [
+        (StepType.IMPLEMENT, [], True),
+        (StepType.TEST, [], True),
+        (StepType.DESIGN, [], True),
+        (StepType.DOCUMENT, [], True),
+        (StepType.RESEARCH, [], False),
+        (StepType.REVIEW, [], False),
+        (StepType.IMPLEMENT, ["a.py"], False),
+        (StepType.IMPLEMENT, None, False),
+        (None, [], False),
+    ],
+)
+def test_changed_nothing(
+    step_type: StepType | None, changed: list[str] | None, nothing: bool
+) -> None:
+    assert changed_nothing(step_type, changed) is nothing
