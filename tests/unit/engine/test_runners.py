@@ -81,8 +81,8 @@ def test_instructions_on_stdin_environment_and_json_result(
     ("code", "status"),
     [
         ("import sys; sys.exit(3)", TaskStatus.FAILED),
-        ('print(\'{"success": false, "total_cost_usd": 1.5}\')', TaskStatus.FAILED),
-        ('print(\'{"result": "done", "total_cost_usd": 1.5}\')', TaskStatus.SUCCEEDED),
+        ("print('{\"success\": false, \"total_cost_usd\": 1.5}')", TaskStatus.FAILED),
+        ("print('{\"result\": \"done\", \"total_cost_usd\": 1.5}')", TaskStatus.SUCCEEDED),
     ],
 )
 def test_exit_status_and_reported_success_decide(
@@ -163,7 +163,7 @@ def test_missing_agent_is_a_failed_task_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_large_instructions_do_not_deadlock_an_agent_that_never_reads(tmp_path: Path) -> None:
-    agent = python('print(\'{"summary": "ignored stdin"}\')', timeout_s=10)
+    agent = python("print('{\"summary\": \"ignored stdin\"}')", timeout_s=10)
     result = agent.run(make_task(tmp_path, instructions="y" * 5_000_000), threading.Event())
     assert result.status is TaskStatus.SUCCEEDED and result.summary == "ignored stdin"
 
