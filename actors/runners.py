@@ -15,16 +15,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from directorate.persistence.errors import RunnerError
-from directorate.persistence.models import AgentSpec, Task, TaskStatus
+from directorate.persistence.models import AgentSpec, Task, TaskKind, TaskStatus
 from directorate.verifiers.environment import CleanEnvironment, mask, mask_file, mask_optional
 from directorate.verifiers.supervised import Supervised, SupervisedProcess
-from directorate.verifiers.tools.figures import last_json_object, read_cost, read_counts
-from directorate.verifiers.tools.outcomes import permission_denials, report_failure
+from directorate.verifiers.tools import (
+    DEFAULT_TABLE,
+    AgentKind,
+    PriceTable,
+    Purpose,
+    RunSettings,
+    kind_named,
+    parse_prices,
+)
+from directorate.verifiers.tools.command import report_of
 
 from .usage import budget_text
 
@@ -123,10 +131,18 @@ def kill_grace_for(agent: AgentSpec | None, default: TaskRunner | None) -> float
 
 
 def runner_for(agent: AgentSpec | None, default: TaskRunner | None) -> TaskRunner:
-    """The runner for a directive: its own agent command, else the engine's runner."""
+    """The runner for a directive: its own agent (a tool kind or a command), else the
+    engine's runner."""
     if agent is not None:
         return CommandRunner(
-            agent.command, timeout_s=agent.timeout_s, env=agent.env, pass_env=agent.pass_env
+            agent.command,
+            kind=kind_named(agent.kind),
+            model=agent.model,
+            extra_args=agent.extra_args,
+            prices=DEFAULT_TABLE.with_overrides(parse_prices(agent.prices, "agent.prices")),
+            timeout_s=agent.timeout_s,
+            env=agent.env,
+            pass_env=agent.pass_env,
         )
     if default is None:
         raise RunnerError("no task runner: set EngineConfig.runner or the directive's [agent]")
@@ -160,9 +176,8 @@ class CallableRunner:
         if isinstance(value, TaskResult):
             return value
         report = _report_from(value)
-        cost, cost_note = read_cost(report)
-        counts = read_counts(report)
-        ok = report.get("success", True) is not False
+        read = report_of(report)
+        ok = read.failure is None
         if cancel.is_set():  # what it spent before it stopped still counts
             status = TaskStatus.CANCELLED
         else:
@@ -170,27 +185,36 @@ class CallableRunner:
         return TaskResult(
             status=status,
             exit_code=0 if ok else 1,
-            cost_usd=cost,
-            cost_note=cost_note,
-            **counts,
-            summary=_summary(report),
-            session_id=read_session_id(report),
-            output_tail=_summary(report) or "",
+            cost_usd=read.cost_usd,
+            cost_note=read.cost_note,
+            tokens=read.tokens,
+            tokens_note=read.tokens_note,
+            turns=read.turns,
+            turns_note=read.turns_note,
+            summary=read.result or (read.failure if not ok else None),
+            session_id=read.session_id,
+            unavailable=read.unavailable,
+            denials=read.denials,
+            error=None if ok else read.failure,
+            output_tail=read.result or "",
             started_at=started,
             finished_at=time.time(),
         )
 
 
 class CommandRunner:
-    """Runs an agent command line (for example ``claude -p --output-format json``).
+    """Runs an agent's command-line tool: a known kind (``claude-code``, ``codex``...)
+    or any command line (kind ``command``, for example ``claude -p --output-format
+    json``), as ``directorate.verifiers.tools`` builds its argv and reads its output.
 
-    The task's instructions go on stdin (never into an argument or a shell line);
-    the task's identity goes in ``DIRECTORATE_*`` environment variables. The agent's
-    environment is a clean one (``verifiers.environment``): the base variables
-    (``PATH``, ``HOME``, locale...), the engine's variables named in ``pass_env``,
-    ``env`` and the task variables; never the engine's DSN or other secrets. Values
-    of passed variables with secret-looking names are masked (``***``) in the log
-    files and in the result. The agent runs under a supervisor of its own
+    The task's instructions go on stdin, or in a file the argv names (never into an
+    argument or a shell line); the task's identity goes in ``DIRECTORATE_*``
+    environment variables. The agent's environment is a clean one
+    (``verifiers.environment``): the base variables (``PATH``, ``HOME``, locale...),
+    the kind's own settings, the engine's variables named in ``pass_env``, ``env``
+    and the task variables; never the engine's DSN or other secrets. Values of
+    passed variables with secret-looking names are masked (``***``) in the log files
+    and in the result. The agent runs under a supervisor of its own
     (``verifiers.supervisor``), which outlives every process the agent starts,
     those that leave its process group included: a timeout or a cancel ends the
     agent (SIGTERM, ``kill_grace_s``, SIGKILL) and all of them, and when the agent
@@ -200,19 +224,29 @@ class CommandRunner:
 
     def __init__(
         self,
-        argv: Sequence[str],
+        argv: Sequence[str] = (),
         *,
+        kind: AgentKind | None = None,
+        model: str | None = None,
+        extra_args: Sequence[str] = (),
+        prices: PriceTable = DEFAULT_TABLE,
         timeout_s: float = 3600.0,
         env: Mapping[str, str] | None = None,
         pass_env: Sequence[str] = (),
         kill_grace_s: float = DEFAULT_KILL_GRACE_S,
         poll_interval_s: float = 0.05,
     ) -> None:
-        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+        self.kind = kind or kind_named("command")
+        if isinstance(argv, str) or not all(isinstance(a, str) for a in argv):
+            raise RunnerError("the agent command must be a list of strings")
+        if not argv and self.kind.name == "command":
             raise RunnerError("the agent command must be a non-empty list of strings")
         if timeout_s <= 0:
             raise RunnerError("timeout_s must be positive")
         self.argv = list(argv)
+        self.model = model
+        self.extra_args = tuple(extra_args)
+        self.prices = prices
         self.timeout_s = timeout_s
         self.env = dict(env or {})
         self.pass_env = list(pass_env)
@@ -223,6 +257,20 @@ class CommandRunner:
         self.kill_grace_s = kill_grace_s
         self.poll_interval_s = poll_interval_s
 
+    def settings(self, task: Task) -> RunSettings:
+        """What this task's run asks of the tool."""
+        planning = task.kind is TaskKind.PLANNING
+        return RunSettings(
+            purpose=Purpose.PLAN if planning else Purpose.EDIT,
+            executable=tuple(self.argv),
+            model=self.model,
+            extra_args=self.extra_args,
+            resume_session=task.resume_session if self.kind.resumes else None,
+            # No one resumes a planning session: the tool need not keep it.
+            keep_session=not planning,
+            budget_usd=task.budget_usd,
+        )
+
     def run(self, task: Task, cancel: threading.Event) -> TaskResult:
         return self.run_process(task, cancel, lambda process: None)
 
@@ -232,77 +280,95 @@ class CommandRunner:
         """``run``, telling ``started`` which processes run the agent as soon as it runs."""
         started_at = time.time()
         stdout_path, stderr_path = self._log_paths(task)
-        environment = self._environment(task)
-        secrets = self.environment.secrets(environment)
-        try:
-            with (
-                _stdin_file(task.instructions) as stdin,
-                stdout_path.open("wb") as stdout,
-                stderr_path.open("wb") as stderr,
-            ):
-                proc = Supervised.start(
-                    [*self.argv, *task.agent_args],
-                    cwd=task.workdir or None,
-                    env=environment,
-                    grace_s=self.kill_grace_s,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
+        settings = self.settings(task)
+        workdir = Path(task.workdir) if task.workdir else None
+        with _instructions_file(task.instructions) as instructions:
+            invocation = self.kind.invocation(settings, instructions, workdir)
+            argv = [*invocation.argv, *task.agent_args]
+            environment = self._environment(task, invocation.env)
+            secrets = self.environment.secrets(environment)
+            try:
+                with (
+                    (instructions.open("rb") if invocation.stdin else open(os.devnull, "rb"))
+                    as stdin,
+                    stdout_path.open("wb") as stdout,
+                    stderr_path.open("wb") as stderr,
+                ):
+                    proc = Supervised.start(
+                        argv,
+                        cwd=task.workdir or None,
+                        env=environment,
+                        grace_s=self.kill_grace_s,
+                        stdin=stdin,
+                        stdout=stdout,
+                        stderr=stderr,
+                    )
+            except OSError as exc:
+                message = mask(f"could not start the agent {argv[0]!r}: {exc}", secrets)
+                return TaskResult(
+                    status=TaskStatus.FAILED,
+                    error=message,
+                    output_tail=message,
+                    started_at=started_at,
+                    finished_at=time.time(),
                 )
-        except OSError as exc:
-            message = mask(f"could not start the agent {self.argv[0]!r}: {exc}", secrets)
-            return TaskResult(
-                status=TaskStatus.FAILED,
-                error=message,
-                output_tail=message,
-                started_at=started_at,
-                finished_at=time.time(),
-            )
-        try:
-            started(proc.process)
-            status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
-        finally:
-            if proc.poll() is None:  # the callback or the wait raised: leave nothing behind
-                proc.stop_and_wait(self.kill_grace_s)
-            proc.close()
+            try:
+                started(proc.process)
+                status = self._wait(proc, cancel, deadline=time.monotonic() + self.timeout_s)
+            finally:
+                if proc.poll() is None:  # the callback or the wait raised: leave nothing behind
+                    proc.stop_and_wait(self.kill_grace_s)
+                proc.close()
         if secrets:
             for path in (stdout_path, stderr_path):
                 mask_file(path, secrets)
         out_tail = _tail(stdout_path)
         err_tail = _tail(stderr_path)
-        # The report line may be long (an agent's whole answer): look further back.
-        report = last_json_object(_tail(stdout_path, REPORT_BYTES))
-        cost, cost_note = read_cost(report)
-        counts = read_counts(report)
-        failure = report_failure(report)
+        # The report may be long (an agent's whole answer): look further back.
+        report = self.kind.read(
+            _tail(stdout_path, REPORT_BYTES),
+            _tail(stderr_path, REPORT_BYTES),
+            proc.returncode,
+            settings,
+            self.prices,
+        )
+        failure = report.failure
         if status is None:  # exited by itself: failed by its status, or by its own word
             ok = proc.returncode == 0 and failure is None
             status = TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED
-        denied = permission_denials(report)
-        if denied:  # said where a person reads the attempt: its output tail
-            refused = f"{denied} tool use(s) refused by the agent's permissions"
+        if report.denials:  # said where a person reads the attempt: its output tail
+            refused = f"{report.denials} tool use(s) refused by the agent's permissions"
             err_tail = f"{err_tail}\n{refused}".strip()
         output = out_tail if not err_tail else f"{out_tail}\n--- stderr ---\n{err_tail}"
+        failed = status is TaskStatus.FAILED
         return TaskResult(
             status=status,
             exit_code=proc.returncode,
-            cost_usd=cost,
-            cost_note=cost_note,
-            **counts,
+            cost_usd=report.cost_usd,
+            cost_note=report.cost_note,
+            tokens=report.tokens,
+            tokens_note=report.tokens_note,
+            turns=report.turns,
+            turns_note=report.turns_note,
             # The tool's own reason when its report has no answer (Claude's max turns).
-            summary=mask_optional(
-                _summary(report) or (failure if status is TaskStatus.FAILED else None), secrets
-            ),
-            session_id=read_session_id(report),
+            summary=mask_optional(report.result or (failure if failed else None), secrets),
+            session_id=report.session_id,
+            unavailable=mask_optional(report.unavailable, secrets) if failed else None,
+            denials=report.denials,
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
             else mask_optional(failure, secrets)
-            if status is TaskStatus.FAILED
+            if failed
             else None,
             started_at=started_at,
             finished_at=time.time(),
         )
+
+    def session_files(self, workdir: Path, session_ids: Sequence[str]) -> list[Path]:
+        """What the tool persisted for these sessions in ``workdir``, as this runner's
+        agents see their home (to remove with the worktree)."""
+        return self.kind.session_files(self._environment_base(), workdir, session_ids)
 
     def _wait(
         self, proc: Supervised, cancel: threading.Event, deadline: float
@@ -327,8 +393,14 @@ class CommandRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         return log, log.with_name(log.name + ".stderr")
 
-    def _environment(self, task: Task) -> dict[str, str]:
-        return self.environment.build(
+    def _environment_base(self) -> dict[str, str]:
+        return self.environment.build()
+
+    def _environment(self, task: Task, kind_env: Mapping[str, str]) -> dict[str, str]:
+        environment = self.environment.build()
+        for name, value in kind_env.items():  # the kind's defaults: the directive's win
+            environment.setdefault(name, value)
+        environment.update(
             {
                 "DIRECTORATE_DIRECTIVE_ID": str(task.directive_id),
                 "DIRECTORATE_STEP_ID": str(task.step_id or ""),
@@ -339,16 +411,18 @@ class CommandRunner:
                 "DIRECTORATE_BUDGET_USD": budget_text(task.budget_usd),
             }
         )
+        return environment
 
 
 @contextlib.contextmanager
-def _stdin_file(text: str) -> Iterator[IO[bytes]]:
-    """The instructions in an unlinked temporary file: a pipe could deadlock an agent
-    that prints a lot before it reads, and a file needs no feeder thread."""
-    with tempfile.TemporaryFile() as file:
-        file.write(text.encode("utf-8", errors="replace"))
-        file.seek(0)
-        yield file
+def _instructions_file(text: str) -> Iterator[Path]:
+    """The instructions in a private temporary file, removed after the run: the agent
+    reads it as its stdin (a pipe could deadlock an agent that prints a lot before it
+    reads, and a file needs no feeder thread) or by its name (Aider's --message-file)."""
+    with tempfile.TemporaryDirectory(prefix="directorate-task-") as folder:
+        path = Path(folder) / "instructions.md"
+        path.write_bytes(text.encode("utf-8", errors="replace"))
+        yield path
 
 
 def _tail(path: Path, limit: int = TAIL_BYTES) -> str:

@@ -329,15 +329,56 @@ class StepSpec:
     """This step's own ``[verifiers]`` settings, laid over the directive's."""
 
 
+AGENT_KINDS = ("command", "claude-code", "codex", "gemini", "aider")
+"""``[agent] kind``: the tools directorate knows (``directorate.verifiers.tools``)."""
+
+
+def _check_kind(field: str, value: Any) -> None:
+    if value not in AGENT_KINDS:
+        raise InvalidInput(f"{field}: {value!r} is not one of {', '.join(AGENT_KINDS)}")
+
+
+def _check_agent_command(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check.check_text_list("command", value)
+    if not value and instance.kind == "command":
+        raise InvalidInput("command: must not be empty or missing (kind 'command' runs it)")
+
+
+def _check_prices(field: str, value: Any) -> None:
+    from directorate.verifiers.tools.prices import parse_prices  # a leaf module: attrs only
+
+    try:
+        parse_prices(value, field)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _check_model(field: str, value: Any) -> None:
+    if value is None:
+        return
+    check.check_text(field, value)
+    if not value.strip() or value.startswith("-"):
+        raise InvalidInput(f"{field}: must be a model name (not blank, not an option)")
+
+
 @attrs.frozen(kw_only=True)
 class AgentSpec:
-    """The agent command a directive file asks for (argv; instructions go on stdin).
+    """The agent a directive file asks for: a known tool (``kind``) or any command.
+
+    ``kind = "command"`` (the default) runs ``command`` as written, the instructions
+    on stdin. A tool kind (``claude-code``, ``codex``, ``gemini``, ``aider``) builds
+    its own argv (``directorate.verifiers.tools``); ``command``, if given, is the
+    tool's executable (and leading arguments), ``model`` and ``extra_args`` go on
+    its argv, ``prices`` adds to the price table for tools that report only tokens.
 
     The agent runs in a clean environment: the base variables (``PATH``, ``HOME``,
     locale...), the engine's variables named in ``pass_env``, then ``env``.
     """
 
-    command: list[str] = attrs.field(validator=_checked(_check_command))
+    kind: str = attrs.field(default="command", validator=_checked(_check_kind))
+    command: list[str] = attrs.field(factory=list, validator=_check_agent_command)
+    model: str | None = attrs.field(default=None, validator=_checked(_check_model))
+    extra_args: list[str] = attrs.field(factory=list, validator=_text_list)
     timeout_s: float = attrs.field(
         default=3600.0,
         validator=_checked(lambda f, v: check.check_limit(f, v, math.inf, optional=False)),
@@ -345,8 +386,12 @@ class AgentSpec:
     env: dict[str, str] = attrs.field(factory=dict, validator=_checked(check.check_env_table))
     pass_env: list[str] = attrs.field(factory=list, validator=_checked(check.check_env_names))
     resume_args: list[str] = attrs.field(factory=list, validator=_text_list)
-    """Added on a rework attempt when the previous one reported a session id, each
-    ``{session_id}`` replaced by it (Claude Code: ``["--resume", "{session_id}"]``)."""
+    """Kind ``command``: added on a rework attempt when the previous one reported a
+    session id, each ``{session_id}`` replaced by it. Tool kinds resume by themselves."""
+    prices: dict[str, dict[str, float]] = attrs.field(
+        factory=dict, validator=_checked(_check_prices)
+    )
+    """Dollars per million tokens by model (``input``, ``output``, ``cached_input``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -476,7 +521,8 @@ class DirectiveSpec:
         _revalidate("notify", self.notify)
         if self.agent is not None:
             _revalidate("agent", self.agent)
-            check.check_not_blank("agent.command[0]", self.agent.command[0])
+            if self.agent.command:
+                check.check_not_blank("agent.command[0]", self.agent.command[0])
             check.check_at_most("agent.timeout_s", self.agent.timeout_s, check.MAX_TIMEOUT_S)
         return self
 
@@ -715,6 +761,9 @@ class Task(_Record):
     agent_args: tuple[str, ...] = ()
     """Added to the agent's command for this attempt (``[agent] resume_args``); not
     stored: made again from the previous attempt's session id."""
+    resume_session: str | None = None
+    """The agent's session this attempt goes on with (a rework attempt of a tool
+    kind); not stored, like ``agent_args``."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None

@@ -202,15 +202,27 @@ def step_workspace(state: StepState, *, update_first: bool = False) -> StepWorks
     )
 
 
-def resume_args(state: StepState, workspace: StepWorkspace | None) -> tuple[str, ...]:
-    """``[agent] resume_args`` for a rework attempt in the same worktree whose previous
-    attempt reported its session: the agent goes on with its own conversation."""
+def resumed_session(state: StepState, workspace: StepWorkspace | None) -> str | None:
+    """The session a rework attempt goes on with: its previous attempt's, when it ran
+    in the same worktree and reported one, and the agent can resume (a tool kind, or
+    ``[agent] resume_args``)."""
     agent, previous = state.directive.agent, state.last_task
-    if agent is None or not agent.resume_args or workspace is None or previous is None:
-        return ()
+    if agent is None or workspace is None or previous is None:
+        return None
+    if agent.kind == "command" and not agent.resume_args:
+        return None
     if not state.step.rework_count or not previous.session_id:
+        return None
+    return previous.session_id
+
+
+def resume_args(state: StepState, workspace: StepWorkspace | None) -> tuple[str, ...]:
+    """Kind ``command``: ``[agent] resume_args`` with the resumed session in them (a
+    tool kind builds its own, from ``Task.resume_session``)."""
+    agent, session = state.directive.agent, resumed_session(state, workspace)
+    if agent is None or agent.kind != "command" or session is None:
         return ()
-    return tuple(arg.replace("{session_id}", previous.session_id) for arg in agent.resume_args)
+    return tuple(arg.replace("{session_id}", session) for arg in agent.resume_args)
 
 
 def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
@@ -248,6 +260,7 @@ def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
         log_path=str(log_dir / f"{step.name}-{attempt}-{task_id.hex[:8]}.log"),
         budget_usd=remaining_budget(directive),
         agent_args=resume_args(state, workspace),
+        resume_session=resumed_session(state, workspace),
         started_at=state.now,
     )
     return Decision(

@@ -47,6 +47,8 @@ class Codex:
         argv += ["--sandbox", sandbox]
         if settings.model:
             argv += ["--model", settings.model]
+        if not settings.keep_session and not settings.resume_session:
+            argv.append("--ephemeral")  # no rollout file for a run no one resumes
         argv += settings.extra_args
         if settings.resume_session:
             argv += ["resume", settings.resume_session]
