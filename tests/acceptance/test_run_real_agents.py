@@ -23,7 +23,7 @@ HAS_HELLO = (
 )
 
 
-def directive_file(tmp_path: Path, agent: list[str]) -> tuple[Path, Path]:
+def directive_file(tmp_path: Path, agent: list[str], *, planned: bool = False) -> tuple[Path, Path]:
     work = tmp_path / "work"
     make_repository(work)
     lines = [
@@ -41,13 +41,16 @@ def directive_file(tmp_path: Path, agent: list[str]) -> tuple[Path, Path]:
         "[[verifiers.command]]",
         'name = "hello-exists"',
         f"run = {toml_string(HAS_HELLO)}",
-        "",
-        "[[steps]]",
-        'name = "hello"',
-        'step_type = "implement"',
-        'description = "Write hello.txt"',
-        'task_plan = "Create hello.txt holding hi"',
     ]
+    if not planned:
+        lines += [
+            "",
+            "[[steps]]",
+            'name = "hello"',
+            'step_type = "implement"',
+            'description = "Write hello.txt"',
+            'task_plan = "Create hello.txt holding hi"',
+        ]
     path = tmp_path / "directive.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, work
@@ -99,6 +102,49 @@ def test_claude_code_kind_completes_with_its_change_and_cost(
     assert keys == ["test", "test"]
     # Its transcript went with the worktree.
     assert list((agent_home / ".claude" / "projects").glob("*worktrees*")) == []
+
+
+PLAN = {
+    "steps": [
+        {
+            "name": "say-hello",
+            "step_type": "implement",
+            "description": "Write hello.txt",
+            "depends_on": [],
+            "task_plan": "Create hello.txt holding hi",
+        }
+    ]
+}
+
+
+def test_claude_code_plans_the_chain_itself_then_does_it(
+    cli: Cli, tmp_path: Path, claude_bin: Path, agent_home: Path, loopback: LoopbackServer
+) -> None:
+    # The planning session writes the file its instructions name (also in its env).
+    write_plan = bash(f"printf '%s' '{json.dumps(PLAN)}' > \"$DIRECTORATE_PLAN_FILE\"")
+    loopback.use(
+        Script(
+            [write_plan, Text("Planned."), bash("echo hi > hello.txt"), Text("Wrote hello.txt.")]
+        )
+    )
+    path, work = directive_file(
+        tmp_path,
+        [
+            'kind = "claude-code"',
+            f"command = [{toml_string(claude_bin)}]",
+            'extra_args = ["--allowedTools", "Bash"]',
+            env_table(tools.claude_env(agent_home, loopback.url)),
+        ],
+        planned=True,
+    )
+    ran = cli("run", str(path), "--in-place", timeout=150)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    status, cost, branch = outcome(cli)
+    assert status == "completed"
+    assert [name for (name,) in cli.rows("SELECT name FROM chain_steps")] == ["say-hello"]
+    assert cli.rows("SELECT 1 FROM directive_events WHERE event_type = 'plan_rejected'") == []
+    assert on_branch(work, branch, "hello.txt") == "hi\n"
+    assert cost == pytest.approx(4 * 0.0064)  # two sessions of two calls, as Claude priced them
 
 
 PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch\n"
