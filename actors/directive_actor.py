@@ -57,7 +57,8 @@ from .pool import PooledActor
 from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
 from .tx import Tx
-from .workspaces import review_checkout, wrap_up
+from .workspace.names import short_id
+from .workspaces import remove_transcripts, review_checkout, wrap_up
 from .writes import stale_attempt, write
 
 log = logging.getLogger(__name__)
@@ -336,12 +337,16 @@ class DirectiveActor(PooledActor):
         if not finished or not directive.result_branch:
             return
         completed = finished[-1] is DirectiveStatus.COMPLETED
-        writer, worktrees = self.ctx.writer, self.ctx.settings.worktrees
+        writer, worktrees, reads = self.ctx.writer, self.ctx.settings.worktrees, self.ctx.reads
 
         def job() -> None:
+            home = worktrees / short_id(directive.id)
+            tasks = reads.tasks_of_directive(directive.id) if directive.agent else []
+            # Before the worktrees go: Claude's transcripts are found by their folder.
+            removed = remove_transcripts(directive.agent, tasks, home)
             done = wrap_up(directive, worktrees, completed=completed)
             tx = Tx(directive.id)
-            for kind, data in done.events:
+            for kind, data in (*done.events, *([removed] if removed else [])):
                 severity = Severity.WARNING if kind.endswith("failed") else Severity.INFO
                 tx.event(kind, data, severity=severity)
             try:

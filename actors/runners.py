@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from directorate.verifiers.tools import (
     PriceTable,
     Purpose,
     RunSettings,
+    ToolReport,
     kind_named,
     parse_prices,
 )
@@ -185,16 +185,9 @@ class CallableRunner:
         return TaskResult(
             status=status,
             exit_code=0 if ok else 1,
-            cost_usd=read.cost_usd,
-            cost_note=read.cost_note,
-            tokens=read.tokens,
-            tokens_note=read.tokens_note,
-            turns=read.turns,
-            turns_note=read.turns_note,
+            **_figures(read),
             summary=read.result or (read.failure if not ok else None),
-            session_id=read.session_id,
             unavailable=read.unavailable,
-            denials=read.denials,
             error=None if ok else read.failure,
             output_tail=read.result or "",
             started_at=started,
@@ -344,17 +337,10 @@ class CommandRunner:
         return TaskResult(
             status=status,
             exit_code=proc.returncode,
-            cost_usd=report.cost_usd,
-            cost_note=report.cost_note,
-            tokens=report.tokens,
-            tokens_note=report.tokens_note,
-            turns=report.turns,
-            turns_note=report.turns_note,
+            **_figures(report),
             # The tool's own reason when its report has no answer (Claude's max turns).
             summary=mask_optional(report.result or (failure if failed else None), secrets),
-            session_id=report.session_id,
             unavailable=mask_optional(report.unavailable, secrets) if failed else None,
-            denials=report.denials,
             output_tail=mask(output, secrets)[-TAIL_BYTES:],
             error=f"timed out after {self.timeout_s:g} s"
             if status is TaskStatus.TIMED_OUT
@@ -436,28 +422,23 @@ def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
     return data.decode("utf-8", errors="replace").replace("\x00", "").strip()
 
 
+def _figures(report: ToolReport) -> dict[str, Any]:
+    """A tool report's figures as ``TaskResult`` fields."""
+    return {
+        "cost_usd": report.cost_usd,
+        "cost_note": report.cost_note,
+        "tokens": report.tokens,
+        "tokens_note": report.tokens_note,
+        "turns": report.turns,
+        "turns_note": report.turns_note,
+        "session_id": report.session_id,
+        "denials": report.denials,
+    }
+
+
 def _report_from(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
         return {"summary": value}
     return {}
-
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
-
-
-def read_session_id(report: Mapping[str, Any]) -> str | None:
-    """The agent's session id, if it is a plain token (it goes into an argv later)."""
-    value = report.get("session_id")
-    if isinstance(value, str) and _SESSION_ID.fullmatch(value):
-        return value
-    return None
-
-
-def _summary(report: Mapping[str, Any]) -> str | None:
-    for key in ("summary", "result"):
-        value = report.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.replace("\x00", "")[:4000]
-    return None

@@ -17,11 +17,13 @@ exception in an actor.
 from __future__ import annotations
 
 import contextlib
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
-from directorate.persistence.errors import InvalidInput, NotFound
+from directorate.persistence.errors import InvalidInput, NotFound, RunnerError
 from directorate.persistence.models import (
     AgentSpec,
     Delivery,
@@ -35,7 +37,7 @@ from directorate.persistence.models import (
 from directorate.verifiers.environment import CleanEnvironment
 
 from . import workspace as git
-from .runners import TaskResult, WorkCommit
+from .runners import CommandRunner, TaskResult, WorkCommit, runner_for
 
 SETUP_TIMEOUT_S = 1800.0
 
@@ -217,6 +219,45 @@ def wrap_up(directive: Directive, worktrees: Path, *, completed: bool) -> Wrappe
         events.append(("workspace_cleanup_failed", {"reason": str(exc)}))
     events.append(("workspace_removed", {"branch": branch}))
     return WrappedUp(events=tuple(events))
+
+
+def remove_transcripts(
+    agent: AgentSpec | None, tasks: Sequence[Task], worktrees: Path
+) -> tuple[str, dict[str, object]] | None:
+    """Remove what the agent's tool persisted for the sessions it ran in this
+    directive's worktrees (Claude's project folder, Codex's rollout files): they
+    go with the worktrees (issue 15 point 6). An event saying what was removed, or
+    None when there was nothing."""
+    if agent is None:
+        return None
+    try:
+        runner = runner_for(agent, None)
+    except RunnerError:
+        return None
+    if not isinstance(runner, CommandRunner):
+        return None
+    by_folder: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.workdir and Path(task.workdir).is_relative_to(worktrees):
+            by_folder.setdefault(task.workdir, [])
+            if task.session_id:
+                by_folder[task.workdir].append(task.session_id)
+    removed, failed = 0, []
+    for folder, sessions in sorted(by_folder.items()):
+        for path in runner.session_files(Path(folder), sessions):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed += 1
+            except OSError as exc:
+                failed.append(f"{path}: {exc}")
+    if failed:
+        return "workspace_cleanup_failed", {"transcripts": failed[:20]}
+    if removed:
+        return "transcripts_removed", {"kind": agent.kind, "count": removed}
+    return None
 
 
 def _deliver(

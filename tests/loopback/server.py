@@ -1,6 +1,8 @@
 """A loopback model server for the real agent CLIs: the Anthropic Messages API (Claude
-Code, through ``ANTHROPIC_BASE_URL``) and the OpenAI Responses API (codex, through a
-``model_providers`` override), answering from a per-test ``Script``.
+Code, through ``ANTHROPIC_BASE_URL``), the OpenAI Responses API (codex, through a
+``model_providers`` override), the Gemini API (Gemini CLI, through
+``GOOGLE_GEMINI_BASE_URL``; see ``gemini_api``) and OpenAI Chat Completions (Aider,
+through ``--openai-api-base``; see ``chat_api``), answering from a per-test ``Script``.
 
 Started on 127.0.0.1, port 0, in a thread; every request is recorded (``requests``)
 so a test can assert what the tool sent. Requests that are not the session's own
@@ -19,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from loopback import chat_api, gemini_api
 from loopback.script import Failure, Script, Text, ToolCalls, Turn, Usage
 
 
@@ -34,8 +37,9 @@ class Request:
     @property
     def tool_results(self) -> list[dict[str, Any]]:
         """The tool results this request carried back (Anthropic ``tool_result`` blocks,
-        Responses ``function_call_output`` / ``custom_tool_call_output`` items)."""
-        found: list[dict[str, Any]] = []
+        Responses ``function_call_output`` / ``custom_tool_call_output`` items, Gemini
+        ``functionResponse`` parts, Chat Completions ``tool`` messages)."""
+        found: list[dict[str, Any]] = gemini_api.tool_results(self.body)
         body = self.body if isinstance(self.body, dict) else {}
         for message in body.get("messages", []):
             content = message.get("content")
@@ -43,6 +47,8 @@ class Request:
                 found += [
                     b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
                 ]
+            if isinstance(message, dict) and message.get("role") == "tool":
+                found.append(message)
         for item in body.get("input", []) if isinstance(body.get("input"), list) else []:
             if isinstance(item, dict) and str(item.get("type", "")).endswith("call_output"):
                 found.append(item)
@@ -51,10 +57,12 @@ class Request:
 
 def is_session_request(path: str, body: Any) -> bool:
     """Whether a model request belongs to the agent's session: it offers tools.
-    Claude Code's side requests (session titles, quota checks) offer none."""
+    Claude Code's side requests (session titles, quota checks) and Gemini CLI's (its
+    model router's classifier) offer none. Every Responses request (codex) and Chat
+    Completions request (Aider, which offers no tools: its edits are text) is one."""
     if not isinstance(body, dict):
         return False
-    if path.endswith("/responses"):
+    if path.endswith(("/responses", "/chat/completions")):
         return True
     return bool(body.get("tools"))
 
@@ -155,6 +163,10 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 self._json(200, {"input_tokens": server.script.usage.input_tokens})
             elif path.endswith("/responses"):
                 self._responses(path, body)
+            elif path.endswith("/chat/completions"):
+                self._chat(path, body)
+            elif gemini_api.action(path):
+                self._gemini(path, body)
             else:
                 self._answer_other(body)
 
@@ -199,7 +211,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _sse(self, events: Iterator[tuple[str, dict[str, Any]]]) -> None:
+        def _sse(self, events: Iterator[tuple[str | None, dict[str, Any] | str]]) -> None:
+            """Server-sent events; a None name sends only ``data:`` (Gemini, Chat
+            Completions), a str payload as it is (``[DONE]``)."""
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -207,7 +221,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             for name, data in events:
-                self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                payload = data if isinstance(data, str) else json.dumps(data)
+                head = f"event: {name}\n" if name is not None else ""
+                self.wfile.write(f"{head}data: {payload}\n\n".encode())
                 self.wfile.flush()
 
         def _failure(self, failure: Failure, openai: bool) -> None:
@@ -285,6 +301,59 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     server.script.usage,
                 )
             )
+
+        # -- Gemini API ------------------------------------------------------------
+
+        def _gemini(self, path: str, body: Any) -> None:
+            found = gemini_api.action(path)
+            assert found is not None
+            model, verb = found
+            if verb == "countTokens":
+                self._record(path, body, False, "other")
+                self._json(200, {"totalTokens": server.script.usage.input_tokens})
+                return
+            turn, session = server.choose(path, body)
+            if isinstance(turn, Failure):
+                self._record(path, body, session, "failure")
+                self._json(turn.status, gemini_api.error_body(turn))
+                return
+            if turn is None:
+                turn = Text("ok")
+            self._record(path, body, session, _kind(turn) if session else "side")
+            usage = server.script.usage
+            response_id = server.new_id("gen")
+            if verb == "streamGenerateContent":
+                chunks = gemini_api.stream(turn, model, usage, response_id)
+                self._sse((None, chunk) for chunk in chunks)
+            else:
+                self._json(200, gemini_api.response(turn, model, usage, response_id))
+
+        # -- OpenAI Chat Completions -----------------------------------------------
+
+        def _chat(self, path: str, body: Any) -> None:
+            turn, session = server.choose(path, body)
+            if isinstance(turn, Failure):
+                self._record(path, body, session, "failure")
+                self._failure(turn, openai=True)
+                return
+            if turn is None:
+                turn = Text("ok")
+            self._record(path, body, session, _kind(turn))
+            request = body if isinstance(body, dict) else {}
+            model = str(request.get("model") or "gpt-4.1")
+            usage = server.script.usage
+            completion_id = server.new_id("chatcmpl")
+            ids = iter(lambda: server.new_id("call"), None)
+            if request.get("stream"):
+                options = request.get("stream_options")
+                include_usage = isinstance(options, dict) and options.get("include_usage") is True
+                chunks = chat_api.chunks(turn, model, usage, completion_id, ids, include_usage)
+                events: list[tuple[str | None, dict[str, Any] | str]] = [
+                    (None, chunk) for chunk in chunks
+                ]
+                self._sse(iter([*events, (None, "[DONE]")]))
+            else:
+                self._json(200, chat_api.completion(turn, model, usage, completion_id, ids))
 
     return Handler
 

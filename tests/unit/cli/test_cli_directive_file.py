@@ -68,8 +68,10 @@ def test_the_examples_load() -> None:
     assert hello.agent is not None
     assert hello.agent.command[1] == str(REPO / "examples" / "hello" / "agent.py")
     claude = load_directive_file(REPO / "examples" / "claude-code" / "directive.toml")
-    assert claude.agent is not None and claude.agent.command[:2] == ["sh", "-c"]
-    assert claude.agent.command[3:6] == ["claude", "--output-format", "json"]
+    assert claude.agent is not None and claude.agent.kind == "claude-code"
+    assert claude.agent.command == [] and claude.agent.extra_args[0] == "--allowedTools"
+    codex = load_directive_file(REPO / "examples" / "codex" / "directive.toml")
+    assert codex.agent is not None and (codex.agent.kind, codex.agent.model) == ("codex", "gpt-5.5")
     assert (claude.max_total_tokens, claude.max_agent_turns) == (2_000_000, 300)
 
 

@@ -194,16 +194,10 @@ def test_the_agent_gets_the_dollars_left_in_its_environment(
     assert budget_text(budget) == shown
 
 
-#: the recipe the README recommends, as the Claude Code example directive uses it
+#: the Claude Code example directive (kind "claude-code") as shipped
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "claude-code" / "directive.toml"
-CLAUDE_ARGS = [
-    "--output-format",
-    "json",
-    "--permission-mode",
-    "acceptEdits",
-    "--allowedTools",
-    "Bash(git diff:*),Bash(python -m pytest:*)",
-]
+CLAUDE_ARGS = ["--output-format", "json", "--permission-mode", "acceptEdits"]
+ALLOWED = ["--allowedTools", "Bash(git diff:*),Bash(python -m pytest:*)"]
 
 FAKE_CLAUDE = """#!{python}
 import json, sys
@@ -216,11 +210,13 @@ print(json.dumps({{"argv": sys.argv[1:], "stdin": stdin, "num_turns": 1,
 @pytest.mark.parametrize(
     ("budget", "argv"),
     [
-        pytest.param(3.75, ["-p", "--max-budget-usd", "3.75", *CLAUDE_ARGS], id="a-dollar-limit"),
-        pytest.param(None, ["-p", *CLAUDE_ARGS], id="no-dollar-limit-no-flag"),
+        pytest.param(
+            3.75, ["-p", *CLAUDE_ARGS, "--max-budget-usd", "3.75", *ALLOWED], id="a-dollar-limit"
+        ),
+        pytest.param(None, ["-p", *CLAUDE_ARGS, *ALLOWED], id="no-dollar-limit-no-flag"),
     ],
 )
-def test_the_claude_code_recipe_hands_the_budget_to_max_budget_usd(
+def test_the_claude_code_kind_hands_the_budget_to_max_budget_usd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: float | None, argv: list[str]
 ) -> None:
     bin_dir = tmp_path / "bin"
@@ -237,7 +233,7 @@ def test_the_claude_code_recipe_hands_the_budget_to_max_budget_usd(
     assert result.status is TaskStatus.SUCCEEDED, result.output_tail
     report = json.loads(Path(t.log_path or "").read_text().splitlines()[-1])
     assert report["argv"] == argv  # the value is one argument; nothing else was added
-    assert report["stdin"] == instructions  # through sh to claude untouched
+    assert report["stdin"] == instructions  # on stdin, untouched
     assert (result.tokens, result.turns) == (1, 1)
 
 

@@ -1,0 +1,56 @@
+"""What a tool persisted for a directive's sessions goes with its worktrees (issue 15
+point 6): Claude Code's project folder per worktree, Codex's rollout files by thread."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from directorate.actors.workspaces import remove_transcripts
+from directorate.persistence.models import AgentSpec, Task, TaskKind
+
+
+def task(workdir: Path, session: str | None) -> Task:
+    return Task(
+        id=uuid.uuid4(),
+        directive_id=uuid.uuid4(),
+        kind=TaskKind.STEP,
+        instructions="x",
+        workdir=str(workdir),
+        session_id=session,
+    )
+
+
+def test_claude_code_project_folders_of_the_worktrees_are_removed(tmp_path: Path) -> None:
+    config, worktrees = tmp_path / "claude", tmp_path / "worktrees" / "d1"
+    mine = worktrees / "step-a"
+    other = tmp_path / "elsewhere"  # a project of the user's: never touched
+    for folder in (mine, other):
+        escaped = "".join(c if c.isalnum() else "-" for c in str(folder))
+        (config / "projects" / escaped).mkdir(parents=True)
+        (config / "projects" / escaped / "s.jsonl").write_text("{}")
+    agent = AgentSpec(kind="claude-code", env={"CLAUDE_CONFIG_DIR": str(config)})
+    event = remove_transcripts(agent, [task(mine, "s"), task(other, "t")], worktrees)
+    assert event == ("transcripts_removed", {"kind": "claude-code", "count": 1})
+    left = sorted(p.name for p in (config / "projects").iterdir())
+    assert left == ["".join(c if c.isalnum() else "-" for c in str(other))]
+
+
+def test_codex_rollouts_of_the_directive_sessions_are_removed(tmp_path: Path) -> None:
+    home, worktrees = tmp_path / "codex", tmp_path / "worktrees" / "d1"
+    day = home / "sessions" / "2026" / "12" / "03"
+    day.mkdir(parents=True)
+    ours = day / "rollout-2026-12-03T10-00-00-01a2-ours.jsonl"
+    theirs = day / "rollout-2026-12-03T10-00-00-01a2-theirs.jsonl"
+    for path in (ours, theirs):
+        path.write_text("{}")
+    agent = AgentSpec(kind="codex", env={"CODEX_HOME": str(home)})
+    event = remove_transcripts(agent, [task(worktrees / "step-a", "01a2-ours")], worktrees)
+    assert event == ("transcripts_removed", {"kind": "codex", "count": 1})
+    assert not ours.exists() and theirs.exists()
+
+
+def test_a_command_agent_or_none_removes_nothing(tmp_path: Path) -> None:
+    tasks = [task(tmp_path / "w" / "a", "s")]
+    assert remove_transcripts(None, tasks, tmp_path / "w") is None
+    assert remove_transcripts(AgentSpec(command=["x"]), tasks, tmp_path / "w") is None
