@@ -116,9 +116,41 @@ def judge(
     output_tail: str,
     base_commit: str | None = None,
     workdir: Path | None = None,
+    denials: int = 0,
 ) -> Judgement:
     """Evaluate a step (or, with ``step=None``, the whole directive), in ``workdir``
-    (a step's worktree) or else the directive's ``local_path``."""
+    (a step's worktree) or else the directive's ``local_path``. ``denials``, the tool
+    uses the agent's permissions refused, are named in the verdict's summary."""
+    judgement = _judged(
+        config,
+        directive,
+        step,
+        task_id=task_id,
+        task_status=task_status,
+        exit_code=exit_code,
+        output_tail=output_tail,
+        base_commit=base_commit,
+        workdir=workdir,
+    )
+    if denials <= 0:
+        return judgement
+    refused = f"{denials} tool use(s) were refused by the agent's permissions"
+    summary = f"{judgement.summary}; {refused}" if judgement.summary else refused
+    return attrs.evolve(judgement, summary=summary)
+
+
+def _judged(
+    config: EngineConfig,
+    directive: Directive,
+    step: Step | None,
+    *,
+    task_id: uuid.UUID | None,
+    task_status: TaskStatus,
+    exit_code: int | None,
+    output_tail: str,
+    base_commit: str | None,
+    workdir: Path | None,
+) -> Judgement:
     if task_status is not TaskStatus.SUCCEEDED:
         return _agent_failed(task_status, exit_code, output_tail)
 

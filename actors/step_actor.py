@@ -312,6 +312,7 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
                 output_tail=result.output_tail or "",
                 workdir=Path(workspace.worktree) if workspace else None,
                 base_commit=fork_point(workspace) if workspace else None,
+                denials=result.denials,
             )
 
         return job

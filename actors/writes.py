@@ -431,6 +431,8 @@ def _task_recorded(tx: Tx, directive_id: uuid.UUID, change: c.TaskRecorded) -> N
     }
     if step is not None:
         data |= {"step_name": step.name, "summary": summary}
+    if result.denials:  # tool uses the agent's permissions refused, by its own report
+        data["denials"] = result.denials
     if result.error:  # why it failed: a timeout, or the agent's own report of an error
         data["error"] = strip_nul(result.error)[:500]
     for event_type, note in (

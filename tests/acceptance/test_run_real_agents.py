@@ -13,7 +13,7 @@ import pytest
 from clihelp import Cli, make_repository, toml_string
 from loopback import tools
 from loopback.fixtures import *  # noqa: F403 - the real tools and the loopback server
-from loopback.script import Script, Text, ToolCall, ToolCalls, bash
+from loopback.script import Script, Text, ToolCall, ToolCalls, bash, verdict
 from loopback.server import LoopbackServer
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
@@ -173,3 +173,96 @@ def test_codex_kind_completes_with_its_change_and_priced_tokens(
     # Codex reports tokens only (2 calls x 1200 in, 80 out): priced at gpt-5's list price.
     assert cost == pytest.approx((2400 * 1.25 + 160 * 10.0) / 1e6)
     assert list((agent_home / ".codex" / "sessions").rglob("rollout-*.jsonl")) == []
+
+
+def with_judge(path: Path, claude_bin: Path, env: dict[str, str]) -> None:
+    """Add the claude-code judge to a directive file (its own session, read-only)."""
+    judge = [
+        "",
+        "[verifiers.llm]",
+        'kind = "claude-code"',
+        f"command = [{toml_string(claude_bin)}]",
+        "timeout_s = 120",
+    ]
+    text = path.read_text().replace(
+        "auto_detect = false\n", f"auto_detect = false\n{env_table(env)}\n", 1
+    )
+    path.write_text(text.replace("\n[[steps]]", "\n".join(judge) + "\n\n[[steps]]", 1))
+
+
+def test_the_judges_session_counts_in_the_directives_cost(
+    cli: Cli, tmp_path: Path, claude_bin: Path, agent_home: Path, loopback: LoopbackServer
+) -> None:
+    """Agent and judge are both real Claude sessions: the directive's cost is the sum
+    of what each reported, so the cost breaker sees the judge too."""
+    loopback.use(
+        Script(
+            [
+                bash("echo hi > hello.txt"),
+                Text("Wrote hello.txt."),
+                verdict(0.9, "it is there"),
+                verdict(0.9, "the directive is done"),
+            ]
+        )
+    )
+    env = tools.claude_env(agent_home, loopback.url)
+    path, work = directive_file(
+        tmp_path,
+        [
+            'kind = "claude-code"',
+            f"command = [{toml_string(claude_bin)}]",
+            'extra_args = ["--allowedTools", "Bash"]',
+            env_table(env),
+        ],
+    )
+    with_judge(path, claude_bin, env)
+    ran = cli("run", str(path), "--in-place", timeout=150)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    status, cost, branch = outcome(cli)
+    assert status == "completed"
+    assert on_branch(work, branch, "hello.txt") == "hi\n"
+    # Two agent calls, then the judge once for the step and once for the directive
+    # at its end: every session's reported cost is in the total, as Claude priced it.
+    calls = loopback.session_requests()
+    assert len(calls) == 4, [r.answer for r in calls]
+    assert cost == pytest.approx(4 * 0.0064)
+    judged = cli.rows("SELECT data FROM directive_events WHERE event_type = 'judge_usage'")
+    assert [float(d["cost_usd"]) for (d,) in judged] == pytest.approx([0.0064, 0.0064])
+
+
+def test_denied_edits_do_not_pass(
+    cli: Cli, tmp_path: Path, claude_bin: Path, agent_home: Path, loopback: LoopbackServer
+) -> None:
+    """Claude may run only `git diff` here: its edit through Bash is denied, it exits
+    0 with the denial in its report, and the unchanged repository is not green work:
+    the step is red, and with no rework left a person is asked (guardrails)."""
+    edit = "python3 -c \"open('hello.txt', 'w').write('hello')\""
+    loopback.use(Script([bash(edit), Text("I could not write it.")]))
+    path, work = directive_file(
+        tmp_path,
+        [
+            'kind = "claude-code"',
+            f"command = [{toml_string(claude_bin)}]",
+            'extra_args = ["--allowedTools", "Bash(git diff:*)"]',
+            env_table(tools.claude_env(agent_home, loopback.url)),
+        ],
+    )
+    # The check would pass without the agent (hello.txt is there from the start), so
+    # only the empty diff tells that nothing was done.
+    (work / "hello.txt").write_text("hi\n")
+    subprocess.run(["git", "-C", str(work), "add", "hello.txt"], check=True)
+    subprocess.run(["git", "-C", str(work), "commit", "-qm", "hello"], check=True)
+    text = path.read_text().replace("max_total_cost_usd = 5.0", "max_rework_cycles = 0", 1)
+    text = text.replace('"full_auto"', '"guardrails"', 1)
+    path.write_text(text)
+    ran = cli("run", str(path), "--in-place", timeout=150)
+    status, _cost, _branch = outcome(cli)
+    assert status != "completed" and ran.returncode != 0, ran.stdout + ran.stderr
+    denials = cli.rows(
+        "SELECT (data->>'denials')::int FROM directive_events"
+        " WHERE event_type = 'task_finished' AND data->>'kind' = 'step'"
+    )
+    assert denials and all(n >= 1 for (n,) in denials), denials
+    verdicts = cli.rows("SELECT confidence_level, summary FROM directive_evaluations")
+    assert verdicts and all(level == "red" for level, _ in verdicts), verdicts
+    assert "changed nothing" in verdicts[0][1] and "refused" in verdicts[0][1], verdicts

@@ -18,7 +18,12 @@ The script is JSON:
              "session_id": "...",                     # named in the report
              "output_chars": 0,                       # print this much output first
              "summary": "...", "summary_chars": 0,    # the report's summary (or N x "s")
+             "changes": true,                         # false: leave the workdir as it was
              "attempts": {"2": {...overrides for attempt 2...}}}}}
+
+A step that writes nothing of its own (no "write", "commands" or "write_after") leaves
+a note at .agent-work/<step>-<attempt>.txt, as a real agent leaves its work: the engine
+fails a step whose agent changed nothing. "changes": false is the agent that does not.
 """
 
 from __future__ import annotations
@@ -65,6 +70,10 @@ def log_runs(path: str) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def _file_name(step_name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in step_name) or "step"
+
+
 def main() -> int:
     script = json.loads(Path(sys.argv[1]).read_text())
     if script.get("log"):
@@ -102,6 +111,12 @@ def main() -> int:
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         for relative, content in behaviour.get("write_after", {}).items():
             (Path.cwd() / relative).write_text(content)
+        if behaviour.get("changes", True) and not any(
+            behaviour.get(key) for key in ("write", "commands", "write_after")
+        ):
+            note = Path.cwd() / ".agent-work" / f"{_file_name(step_name)}-{attempt}.txt"
+            note.parent.mkdir(parents=True, exist_ok=True)
+            note.write_text(f"{step_name} attempt {attempt}\n")
         gate = behaviour.get("gate")
         while gate and not Path(gate).exists():  # held until the test opens the gate
             time.sleep(0.02)

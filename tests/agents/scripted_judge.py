@@ -5,7 +5,9 @@ Usage: scripted_judge.py SCORES.json
 
 SCORES.json is ``{"step": 0.6, "review": 1.0}``: the score given to a step, and to
 the final review of the whole directive (told apart by the prompt's heading). The
-file is read on every call, so a test can change its mind mid-run. Each prompt is
+file is read on every call, so a test can change its mind mid-run. With ``"cost": X``
+each session also prints a report line saying it cost $X (``total_cost_usd``, as
+Claude Code's JSON report does). Each prompt is
 appended to ``SCORES.json.prompts`` (separated by a NUL line) for tests to inspect.
 """
 
@@ -32,6 +34,8 @@ def main() -> int:
     }
     # Real models wrap their answer in prose and a fenced block.
     print(f"Here is my review.\n```json\n{json.dumps(verdict)}\n```")
+    if "cost" in scores:
+        print(json.dumps({"total_cost_usd": float(scores["cost"])}))
     return 0
 
 

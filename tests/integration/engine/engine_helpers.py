@@ -60,16 +60,20 @@ class ScriptedJudge:
     """An LLM judge run as a real subprocess (``tests/agents/scripted_judge.py``)
     that scores steps and the final directive review as told."""
 
-    def __init__(self, root: Path, step: float = 1.0, review: float = 1.0) -> None:
+    def __init__(
+        self, root: Path, step: float = 1.0, review: float = 1.0, cost: float | None = None
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.path = root / "judge-scores.json"
         self.workdir = str(root / "work")
         """A repository folder for the directive (verifiers run only where there is one)."""
         Path(self.workdir).mkdir(exist_ok=True)
-        self.set(step=step, review=review)
+        self.set(step=step, review=review, cost=cost)
 
-    def set(self, *, step: float, review: float) -> None:
-        self.path.write_text(json.dumps({"step": step, "review": review}))
+    def set(self, *, step: float, review: float, cost: float | None = None) -> None:
+        """The scores to give, and what each judge session says it cost (None: nothing)."""
+        scores = {"step": step, "review": review}
+        self.path.write_text(json.dumps(scores if cost is None else {**scores, "cost": cost}))
 
     def prompts(self) -> list[str]:
         log = Path(f"{self.path}.prompts")

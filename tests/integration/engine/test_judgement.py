@@ -362,3 +362,34 @@ def test_red_directive_review_regenerates_under_full_auto(
     assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
     assert len(scripted.step_runs("a")) == 1
 
+
+
+@pytest.mark.timeout(60)
+def test_the_judges_cost_counts_and_trips_the_cost_breaker(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    """Each judge session says it cost $2; the agent's costs $0.5. After the first
+    step the directive has spent $2.5 of its $2: the breaker trips on the judge's
+    spending before the second step starts."""
+    scripted.write({"steps": {"*": {"cost": 0.5}}})
+    judge = ScriptedJudge(tmp_path, 1.0, 1.0, cost=2.0)
+    engine = engine_factory(runner=scripted.runner(), verifiers=[],
+                            verifier_config=judge.config())
+    directive_id = engine.submit(spec(
+        local_path=judge.workdir, autonomy_level="full_auto", max_total_cost_usd=2.0,
+        steps=[StepSpec(name="first"), StepSpec(name="second", depends_on=["first"])],
+    ))
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=30) is DirectiveStatus.PAUSED
+    [approval] = pending(engine, directive_id, "circuit_breaker")
+    assert approval.context["limit"] == "max_total_cost_usd"
+    assert engine.db.reads.directive(directive_id).total_cost_usd == pytest.approx(2.5)
+    [used] = events(engine, directive_id, "judge_usage")
+    assert used.data["cost_usd"] == pytest.approx(2.0)
+    assert step_named(engine, directive_id, "first").status is StepStatus.PASSED
+    assert step_named(engine, directive_id, "second").attempt == 0
+
+    engine.approve(approval.id, responded_by="ana", max_total_cost_usd=50.0)
+    assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+    # Two steps and the final review, each judged once: 2 x 0.5 + 3 x 2.0.
+    assert engine.db.reads.directive(directive_id).total_cost_usd == pytest.approx(7.0)
