@@ -11,7 +11,7 @@ keeps calling tools, for max-turns and budget cases), else the model answers
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -58,7 +58,15 @@ class Failure:
     should_retry: bool | None = None
 
 
-Turn = Text | ToolCalls | Failure
+@attrs.frozen
+class FromRequest:
+    """A turn made from the request it answers: ``make`` gets the request's JSON text
+    (for example, to write the plan file whose path the prompt names)."""
+
+    make: Callable[[str], Text | ToolCalls | Failure]
+
+
+Turn = Text | ToolCalls | Failure | FromRequest
 
 
 def unauthorized() -> Failure:
