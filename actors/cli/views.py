@@ -113,6 +113,11 @@ def describe_event(event: Event) -> str:
     if kind == "approval_resolved":
         by = f" by {d['responded_by']}" if d.get("responded_by") else ""
         return f"approval {short(d.get('approval_id'))} {d.get('status')}{by}"
+    if kind == "agent_unavailable":
+        return (
+            f"{step}: the agent could not reach its model (attempt {d.get('attempt')}): "
+            f"{d.get('message')}; paused, approve to retry"
+        )
     if kind == "circuit_breaker_tripped":
         return f"circuit breaker: {d.get('message')}"
     if kind == "directive_reviewed":
