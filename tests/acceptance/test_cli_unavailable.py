@@ -50,6 +50,11 @@ def test_auto_approve_leaves_an_unavailable_agent_to_the_user(cli: Cli, tmp_path
         (directive_id,),
     ) == [("agent_unavailable", "pending")]
     assert "sent back for rework" not in out and "Traceback" not in result.stderr
+    # Why it is paused, where a person looks.
+    shown = cli("show", directive_id)
+    assert f"paused: agent unavailable: {LOGIN}" in shown.stdout, shown.stdout + shown.stderr
+    listed = cli("list")
+    assert f"(agent unavailable: {LOGIN})" in listed.stdout, listed.stdout + listed.stderr
 
 
 def test_json_names_the_tools_message(cli: Cli, tmp_path: Path) -> None:
