@@ -7,15 +7,18 @@ judged, sent back or regenerated; approving retries, denying fails."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from callable_agent import CallableAgent
 from engine_helpers import AGENTS, Scripted, wait_for
 
 from directorate.actors import DirectiveSpec, DirectiveStatus, StepSpec
-from directorate.persistence.models import ApprovalType, StepStatus
+from directorate.actors.runners import TaskResult
+from directorate.persistence.models import ApprovalType, StepStatus, TaskStatus
 from directorate.verifiers.tools import kind_named
 
 RECORDED = AGENTS / "recorded" / "claude"
@@ -197,3 +200,75 @@ def test_an_unavailable_planning_agent_pauses_and_approve_plans_again(
     plans = [r["replayed"] for r in scripted.runs("planning")]
     assert plans == [True, False]
     assert not events(engine, directive_id, "plan_rejected")
+
+
+# ----------------------------------------------------------------- races, steered in-process
+
+
+def unreachable_until(working: threading.Event, wait: Any) -> Any:
+    """A step whose agent reports the tool's not-logged-in until ``working`` is set,
+    reaching that report once ``wait()`` returns, whatever cancel it was sent."""
+
+    def run(task: Any, cancel: threading.Event) -> Any:
+        if working.is_set():
+            return {"cost_usd": 0.0}
+        wait()
+        return TaskResult(status=TaskStatus.FAILED, exit_code=1, summary=LOGIN, unavailable=LOGIN)
+
+    return run
+
+
+def test_two_agents_unavailable_at_the_same_moment_ask_once(engine_factory: Any) -> None:
+    working, barrier = threading.Event(), threading.Barrier(2, timeout=30)
+    step = unreachable_until(working, barrier.wait)  # both report at once, cancel or not
+    agent = CallableAgent(steps={"left": step, "right": step})
+    engine = engine_factory(runner=agent.runner())
+    directive_id = engine.submit(
+        DirectiveSpec(title="Race", goal="g", steps=[StepSpec(name="left"), StepSpec(name="right")])
+    )
+    engine.start_directive(directive_id)
+    approval = paused_asking(engine, directive_id)
+    wait_for(
+        lambda: all(s.status is StepStatus.READY for s in steps_of(engine, directive_id).values()),
+        timeout=30,
+    )
+    finished = [t.status for t in engine.db.reads.tasks_of_directive(directive_id)]
+    assert sorted(finished) == ["failed", "failed"]  # both reported unavailable
+    assert len(events(engine, directive_id, "agent_unavailable")) == 1
+    assert [a.id for a in engine.db.reads.pending_approvals(directive_id)] == [approval.id]
+    working.set()
+    engine.approve(approval.id, "ann")
+    wait_status(engine, directive_id, DirectiveStatus.COMPLETED)
+
+
+def test_paused_by_a_person_while_two_agents_fail_unavailable_it_asks_once(
+    engine_factory: Any,
+) -> None:
+    working, release = threading.Event(), threading.Event()
+    step = unreachable_until(working, lambda: release.wait(30))  # deaf to the pause's cancel
+    agent = CallableAgent(steps={"left": step, "right": step})
+    engine = engine_factory(runner=agent.runner())
+    directive_id = engine.submit(
+        DirectiveSpec(
+            title="Paused", goal="g", steps=[StepSpec(name="left"), StepSpec(name="right")]
+        )
+    )
+    engine.start_directive(directive_id)
+    wait_for(lambda: len(agent.runs) == 2, timeout=30)
+    assert engine.pause(directive_id, by="ann") is DirectiveStatus.PAUSED
+    release.set()
+    approval = paused_asking(engine, directive_id)
+    wait_for(
+        lambda: all(s.status is StepStatus.READY for s in steps_of(engine, directive_id).values()),
+        timeout=30,
+    )
+    assert len(events(engine, directive_id, "agent_unavailable")) == 1
+    assert [a.id for a in engine.db.reads.pending_approvals(directive_id)] == [approval.id]
+    moves = [
+        (e.data["old_status"], e.data["new_status"])
+        for e in events(engine, directive_id, "status_changed")
+    ]
+    assert moves.count(("active", "paused")) == 1  # the person's; the question moved nothing
+    working.set()
+    assert engine.resume(directive_id, by="ann") is DirectiveStatus.ACTIVE
+    wait_status(engine, directive_id, DirectiveStatus.COMPLETED)
