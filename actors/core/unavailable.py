@@ -8,8 +8,9 @@ directive and asks a human instead. Two signs, in order of trust:
 
 - the tool said so: ``TaskResult.unavailable`` holds its own message (set by the
   agent kinds in ``verifiers.tools``);
-- the same failure line ``n`` times in a row with usage *reported* as zero (no
-  tokens, no turns, no cost): the model was never reached. Unknown usage is not
+- the same failure line ``n`` times in a row with usage *reported* as zero (tokens
+  or turns reported, all of them 0, and no cost): the model was never reached; for
+  a tool whose words the kinds do not know yet. Unknown usage is not
   zero: a script that fails without reporting figures failed at its own work, and
   goes through rework as before (our scripted test agents do exactly that).
 
@@ -19,8 +20,9 @@ Pure: the caller hands in the step's earlier tasks (latest first).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from directorate.persistence.models import ApprovalType, Severity, Step, Task, TaskStatus
 
@@ -32,7 +34,8 @@ REPEATS = 2
 """How many identical zero-usage failures in a row count as unavailable."""
 
 EARLIER_TASKS = 4
-"""How many of a step's earlier tasks its state carries: enough for any ``n`` used."""
+"""How many of a step's earlier tasks its state carries: enough for any ``n`` used
+(the ``LIMIT`` of ``earlier_tasks`` in ``step_state``, persistence/sql/queries.sql)."""
 
 _NOT_WORK = (TaskStatus.SUCCEEDED, TaskStatus.CANCELLED)
 """Outcomes that never are an unavailable agent: it worked, or we stopped it."""
@@ -135,7 +138,7 @@ def asked(
     )
 
 
-def denied_reason(context: object) -> str:
-    """Why the directive fails when a human denies the retry (or it expires)."""
-    message = context.get("message") if isinstance(context, dict) else None
-    return f"the agent could not reach its model: {message or 'unavailable'}"
+def denied_reason(context: Mapping[str, Any]) -> str:
+    """Why the directive fails when a human denies the retry (or it expires): the
+    tool's message, kept in the approval's context."""
+    return f"the agent could not reach its model: {context.get('message') or 'unavailable'}"

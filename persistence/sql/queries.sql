@@ -151,7 +151,7 @@ SELECT to_jsonb(s) AS step,
        (SELECT coalesce(jsonb_agg(e.task ORDER BY e.attempt DESC, e.created_at DESC), '[]')
         FROM (SELECT to_jsonb(t) - 'instructions' AS task, t.attempt, t.created_at FROM tasks t
               WHERE t.step_id = s.id ORDER BY t.attempt DESC, t.created_at DESC
-              OFFSET 1 LIMIT 4) e) AS earlier_tasks,
+              OFFSET 1 LIMIT 4) e) AS earlier_tasks,  -- core.unavailable.EARLIER_TASKS
        EXISTS (SELECT 1 FROM directive_approvals a
                WHERE a.step_id = s.id AND a.status = 'pending'
                  AND a.approval_type = 'step_review') AS review_pending,
