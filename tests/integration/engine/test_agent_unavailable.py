@@ -272,3 +272,26 @@ def test_paused_by_a_person_while_two_agents_fail_unavailable_it_asks_once(
     working.set()
     assert engine.resume(directive_id, by="ann") is DirectiveStatus.ACTIVE
     wait_status(engine, directive_id, DirectiveStatus.COMPLETED)
+
+
+@pytest.mark.timeout(90)
+def test_the_question_outlives_the_engine_and_a_new_one_retries(
+    engine_factory: Any, scripted: Scripted, tmp_path: Path
+) -> None:
+    logged_in = tmp_path / "logged-in"
+    scripted.write({"steps": {"build": not_logged_in(logged_in)}})
+    first = claude_engine(engine_factory, scripted)
+    directive_id = first.submit(
+        DirectiveSpec(title="Restart", goal="g", steps=[StepSpec(name="build")])
+    )
+    first.start_directive(directive_id)
+    approval = paused_asking(first, directive_id)
+    first.shutdown()
+
+    second = claude_engine(engine_factory, scripted)  # recovers the paused directive
+    assert paused_asking(second, directive_id).id == approval.id
+    logged_in.touch()
+    second.approve(approval.id, "ann")
+    wait_status(second, directive_id, DirectiveStatus.COMPLETED)
+    # One attempt before the answer (recovery ran none), one after.
+    assert [r["replayed"] for r in scripted.step_runs("build")] == [True, False]
