@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 NOTABLE = {
     "approval_requested": "approval_required",
     "circuit_breaker_tripped": "breaker_tripped",
+    "agent_unavailable": "agent_unavailable",
     "directive_completed": "directive_ended",
     "directive_failed": "directive_ended",
 }

@@ -227,6 +227,12 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
                     ref = self.peers.get(dependent)
                     if ref is not None:
                         _tell(ref, m.DependencyPassed(self.step_id))
+            elif isinstance(effect, c.CancelJobs):
+                # Our write paused the directive (our agent could not reach its model):
+                # the other steps' agents stop too, as a pause stops them.
+                for step_id, ref in self.peers.items():
+                    if step_id != self.step_id:
+                        _tell(ref, m.CancelTask(effect.reason))
             elif isinstance(effect, c.StopSelf):
                 self.stopping = True
 

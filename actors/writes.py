@@ -71,6 +71,8 @@ class Written:
             return "the directive is not active or the chain is no longer current"
         if isinstance(change, c.ChainSuperseded):
             return f"chain {change.chain_id} is no longer current"
+        if isinstance(change, c.RequireNoPending):
+            return f"a {change.kind} approval is pending already"
         return f"statement {op_index} changed nothing"
 
     def index_of(self, kind: type[c.Change]) -> int | None:
@@ -176,6 +178,8 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
         tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status], **held))
     elif isinstance(change, c.RequireLiveChain):
         tx.op(ops.require_live_chain(directive_id, change.chain_id))
+    elif isinstance(change, c.RequireNoPending):
+        tx.op(ops.require_no_pending_approval(directive_id, str(change.kind)))
     elif isinstance(change, c.ChainProgress):
         tx.op(ops.steps_in_progress(change.chain_id))
     elif isinstance(change, c.ChainCreated):

@@ -159,6 +159,8 @@ class ApprovalType(enum.StrEnum):
     CHAIN_BLOCKED = "chain_blocked"
     CIRCUIT_BREAKER = "circuit_breaker"
     DIRECTIVE_REVIEW = "directive_review"
+    AGENT_UNAVAILABLE = "agent_unavailable"
+    """The agent could not reach its model: approve to retry, deny to fail."""
 
 
 class ApprovalStatus(enum.StrEnum):

@@ -160,6 +160,15 @@ def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
     )
 
 
+def require_no_pending_approval(directive_id: uuid.UUID, approval_type: str) -> Op:
+    """Guard: no approval of ``approval_type`` is pending for the directive."""
+    return Op(
+        query("require_no_pending_approval"),
+        {"directive_id": directive_id, "approval_type": approval_type},
+        guard=True,
+    )
+
+
 def cancel_pending_approvals(directive_id: uuid.UUID) -> Op:
     return Op(query("cancel_pending_approvals"), {"directive_id": directive_id})
 

@@ -26,7 +26,7 @@ from directorate.persistence.database import Database
 from directorate.persistence.embedded import resolve_dsn
 from directorate.persistence.errors import DirectorateError, InvalidInput, NotFound
 from directorate.persistence.migrate import migrate
-from directorate.persistence.models import CommandType
+from directorate.persistence.models import Approval, CommandType
 from directorate.persistence.ownership import engines
 
 from ..commands.client import issue_command
@@ -102,7 +102,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     with open_db(args) as db:
         directives = db.reads.directives(limit=args.limit)
-    lines = [views.directive_line(d) for d in directives] or ["no directives yet"]
+        pending: dict[uuid.UUID, list[Approval]] = {}
+        for approval in db.reads.pending_approvals():
+            pending.setdefault(approval.directive_id, []).append(approval)
+    lines = [
+        views.directive_line(d, views.pause_reason(pending.get(d.id, []))) for d in directives
+    ] or ["no directives yet"]
     emit(args, directives, lines)
     return EXIT_OK
 
@@ -125,6 +130,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"elapsed {views.elapsed(directive.started_at, directive.completed_at)}"
     )
     print(views.usage_line(directive))
+    why = views.pause_reason(approvals)
+    if why:
+        print(f"paused: {why}")
     if directive.local_path:
         print(f"working directory {directive.local_path}")
     for line in views.result_branch_lines(directive):

@@ -235,9 +235,11 @@ class Follower:
 
     def _answer(self, approval: Approval, *, auto_approve: bool, ask: bool) -> bool:
         """Answer one approval; False when it has to wait for a human."""
-        breaker = approval.approval_type is ApprovalType.CIRCUIT_BREAKER
+        # Never answered for a person: a breaker's new limit, and whether the agent
+        # can reach its model again (logged in, key set), are theirs to say.
+        personal = approval.approval_type in _ASKED_OF_A_PERSON
         limits: dict[str, float] = {}
-        if auto_approve and not breaker:
+        if auto_approve and not personal:
             approved, by = True, "auto-approve"
         elif ask:
             self._undraw()
@@ -278,14 +280,21 @@ class Follower:
         if self.as_json:
             outcome = self._outcome(directive)
             outcome["waiting"] = why
-            outcome["pending_approvals"] = [
-                str(a.id) for a in self.reads.pending_approvals(self.directive_id)
-            ]
+            pending = self.reads.pending_approvals(self.directive_id)
+            outcome["pending_approvals"] = [str(a.id) for a in pending]
+            unreachable = _unreachable(pending)
+            if unreachable:
+                outcome["agent_unavailable"] = unreachable
             print(json.dumps(outcome), flush=True)
             return EXIT_WAITING
+        pending = self.reads.pending_approvals(self.directive_id)
         print(f"\n{why}; the directive {directive.id} is {directive.status}.")
+        unreachable = _unreachable(pending)
+        if unreachable:  # the tool's own words, and what to do about them
+            print(f"The agent could not reach its model: {unreachable}")
+            print("Fix that (log in, set the key, check the network), then approve to retry:")
         print("Answer or continue it with a daemon running (`directorate daemon`):")
-        for approval in self.reads.pending_approvals(self.directive_id):
+        for approval in pending:
             print(f"  directorate approve {approval.id}   (or: directorate deny ...)")
         if directive.status is DirectiveStatus.PAUSED:
             print(f"  directorate resume {directive.id}")
@@ -335,6 +344,19 @@ class Follower:
             lines.append(f"  work in      {directive.local_path}")
         lines.extend(views.result_branch_lines(directive, indent="  "))
         return lines
+
+
+_ASKED_OF_A_PERSON = (ApprovalType.CIRCUIT_BREAKER, ApprovalType.AGENT_UNAVAILABLE)
+"""Approvals ``--auto-approve`` leaves to a person."""
+
+
+def _unreachable(pending: list[Approval]) -> str | None:
+    """The tool's message when the directive waits because its agent could not
+    reach its model."""
+    for approval in pending:
+        if approval.approval_type is ApprovalType.AGENT_UNAVAILABLE:
+            return str(approval.context.get("message") or approval.description)
+    return None
 
 
 def _prompt(approval: Approval) -> tuple[bool, dict[str, float]] | None:

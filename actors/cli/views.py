@@ -113,6 +113,11 @@ def describe_event(event: Event) -> str:
     if kind == "approval_resolved":
         by = f" by {d['responded_by']}" if d.get("responded_by") else ""
         return f"approval {short(d.get('approval_id'))} {d.get('status')}{by}"
+    if kind == "agent_unavailable":
+        return (
+            f"{step}: the agent could not reach its model (attempt {d.get('attempt')}): "
+            f"{d.get('message')}; paused, approve to retry"
+        )
     if kind == "circuit_breaker_tripped":
         return f"circuit breaker: {d.get('message')}"
     if kind == "directive_reviewed":
@@ -132,9 +137,22 @@ def event_line(event: Event) -> str:
     return one_line(f"{when} {event.seq:>4} {marker} {describe_event(event)}")
 
 
-def directive_line(d: Directive) -> str:
+def directive_line(d: Directive, why: str | None = None) -> str:
+    """One directive; ``why``: what it waits for (``pause_reason``)."""
     cost = f"${d.total_cost_usd:.2f}"
-    return one_line(f"{short(d.id)}  {d.status:<10} {cost:>8}  {d.title}")
+    waits = f"  ({why})" if why else ""
+    return one_line(f"{short(d.id)}  {d.status:<10} {cost:>8}  {d.title}{waits}")
+
+
+def pause_reason(pending: list[Approval]) -> str | None:
+    """Why a directive is paused, when it says more than its status: an agent that
+    could not reach its model, with the tool's words. Derived from the pending
+    approval (not a column of its own): the approval is the one fact, answered or
+    not, so the reason cannot outlive it."""
+    for approval in pending:
+        if approval.approval_type == "agent_unavailable":
+            return f"agent unavailable: {approval.context.get('message') or approval.description}"
+    return None
 
 
 def step_depths(steps: list[Step]) -> dict[uuid.UUID, int]:

@@ -76,6 +76,14 @@ class RequireLiveChain:
 
 
 @attrs.frozen(kw_only=True)
+class RequireNoPending:
+    """Guard only: no approval of ``kind`` is pending for the directive (an approval
+    there is at most one of, opened by whichever write comes first)."""
+
+    kind: ApprovalType
+
+
+@attrs.frozen(kw_only=True)
 class ChainProgress:
     """Read in the same write: how many steps of the chain are still at work (ready,
     running, evaluating, sent back) or about to be (pending, dependencies passed)."""
@@ -212,6 +220,7 @@ Change = (
     | StepMoved
     | StepHeld
     | RequireLiveChain
+    | RequireNoPending
     | ChainProgress
     | ChainCreated
     | ChainSuperseded

@@ -7,6 +7,7 @@ with the error the caller gets, and nothing else.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,7 @@ from .flow import (
 )
 from .recovery import stale_agent_note
 from .state import DirectiveState
+from .unavailable import asked, denied_reason, unavailable_reason
 
 
 def decide(state: DirectiveState, message: m.DirectiveMessage) -> Decision:
@@ -182,6 +184,10 @@ def _pause(state: DirectiveState, message: m.Pause) -> Decision:
 def _resume(state: DirectiveState, message: m.Resume) -> Decision:
     if state.directive.status is not DirectiveStatus.PAUSED:
         return _refused(state, DirectiveStatus.ACTIVE)
+    waiting = state.pending(ApprovalType.AGENT_UNAVAILABLE)
+    if waiting:  # resuming says the agent works again: that approval's yes
+        answer = m.AnswerApproval(waiting[0].id, True, message.by, "resumed")
+        return _answer(state, answer)
     return _resumed(state, message.by)
 
 
@@ -267,6 +273,10 @@ def _answer(state: DirectiveState, message: m.AnswerApproval) -> Decision:
     kind = found.approval_type
     if kind is ApprovalType.STEP_REVIEW:
         return _answer_review(after, found, status, answered)
+    if kind is ApprovalType.AGENT_UNAVAILABLE:
+        if not approved:
+            return answered + fail(after, f"{denied_reason(found.context)} (retry {status})")
+        return answered + _retry(after, found, message.by)
     if not approved:
         return answered + fail(after, f"{kind} approval {status}")
     if kind is ApprovalType.CIRCUIT_BREAKER:
@@ -302,6 +312,17 @@ def _answer_review(
         for s in state.steps
     )
     return decision + advance(attrs.evolve(state, steps=steps))
+
+
+def _retry(state: DirectiveState, found: Approval, by: str | None) -> Decision:
+    """A human says the agent can reach its model again: plan again (the planning
+    agent was the one that could not), or go active and grant the waiting steps
+    their next attempt (their rework counts as they were)."""
+    if state.chain is None and found.step_id is None:
+        return plan(state, by=by).replying(DirectiveStatus.PLANNING)
+    if state.directive.status is DirectiveStatus.PAUSED:
+        return _resumed(state, by)
+    return advance(state).replying(state.directive.status)
 
 
 def _raise_limit(
@@ -384,6 +405,9 @@ def _planning_finished(state: DirectiveState, message: m.PlanningFinished) -> De
     recorded = Decision(changes=(TaskRecorded(task_id=message.task_id, result=message.result),))
     after = attrs.evolve(state, directive=with_spent(state.directive, message.result))
     current = state.planning is not None and state.planning.id == message.task_id
+    reason = unavailable_reason(message.result)  # the tool's own word only (planning is one go)
+    if current and state.chain is None and reason is not None:
+        return recorded + _planning_unavailable(after, message.task_id, reason)
     usable = message.result.status != "cancelled" and state.plan is not None
     if (
         current
@@ -395,6 +419,27 @@ def _planning_finished(state: DirectiveState, message: m.PlanningFinished) -> De
         return recorded + ingest(after, state.plan)
     # Stale, cancelled, or paused as it finished (resume ingests it): recorded only.
     return recorded + advance(after)
+
+
+_PLANNING_OR_PAUSED = (DirectiveStatus.PLANNING, DirectiveStatus.PAUSED)
+
+
+def _planning_unavailable(state: DirectiveState, task_id: uuid.UUID, reason: str) -> Decision:
+    """The planning agent could not reach its model: no plan to use and none to
+    reject (no default chain); pause and ask, once, to plan again."""
+    status = state.directive.status
+    if state.unavailable_pending or status not in _PLANNING_OR_PAUSED:
+        return NOTHING
+    paused = (moved(state, DirectiveStatus.PAUSED),) if status is DirectiveStatus.PLANNING else ()
+    question = asked(
+        reason,
+        step=None,
+        task_id=task_id,
+        attempt=state.planning.attempt if state.planning else 1,
+        now=state.now,
+        timeout_s=state.settings.approval_timeout_s,
+    )
+    return Decision(changes=(*paused, *question))
 
 
 def _directive_reviewed(state: DirectiveState, message: m.DirectiveReviewed) -> Decision:

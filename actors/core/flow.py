@@ -73,6 +73,8 @@ def advance(state: DirectiveState) -> Decision:
     directive = state.directive
     if state.halted or directive.status not in _WORKING or state.breaker_open:
         return NOTHING
+    if state.unavailable_pending:  # nothing runs until a human says the agent works
+        return NOTHING
     trip = check_breakers(directive, now=state.now)  # before every dispatch (DESIGN §8)
     if trip is not None:
         return tripped(state, trip)

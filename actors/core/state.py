@@ -135,6 +135,11 @@ class DirectiveState:
         return bool(self.pending(ApprovalType.CIRCUIT_BREAKER))
 
     @property
+    def unavailable_pending(self) -> bool:
+        """An agent could not reach its model and a human is asked to retry."""
+        return bool(self.pending(ApprovalType.AGENT_UNAVAILABLE))
+
+    @property
     def waiting_on_human(self) -> frozenset[uuid.UUID]:
         """Steps whose review waits for a human."""
         return frozenset(
@@ -202,6 +207,11 @@ class StepState:
     live_tasks: frozenset[uuid.UUID] = frozenset()
     """Tasks whose agents run in this engine now (any actor's)."""
     halted: bool = False
+    earlier_tasks: tuple[Task, ...] = ()
+    """The step's tasks before ``last_task``, latest first (a few: see
+    ``core.unavailable.EARLIER_TASKS``)."""
+    unavailable_pending: bool = False
+    """An agent of the directive could not reach its model and a human is asked."""
 
     @classmethod
     def from_row(
@@ -224,6 +234,11 @@ class StepState:
             last_task=row_converter.structure({**last, "instructions": ""}, Task) if last else None,
             review_pending=bool(row["review_pending"]),
             breaker_open=bool(row["breaker_open"]),
+            earlier_tasks=tuple(
+                row_converter.structure({**t, "instructions": ""}, Task)
+                for t in row.get("earlier_tasks") or []
+            ),
+            unavailable_pending=bool(row.get("unavailable_pending")),
             now=now,
             settings=settings,
             job=job,

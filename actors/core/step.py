@@ -37,8 +37,10 @@ from ..workspaces import StepWorkspace
 from .changes import (
     NOTHING,
     ApprovalOpened,
+    CancelJobs,
     ChainProgress,
     Decision,
+    DirectiveMoved,
     Evaluate,
     EvaluationStored,
     MergeStep,
@@ -52,12 +54,14 @@ from .changes import (
     TaskCreated,
     TaskRecorded,
     TasksAbandoned,
+    TasksCancelRequested,
     TellDependents,
     TellDirective,
 )
 from .escalation import check_breakers, remaining_budget
 from .recovery import stale_agent_note
 from .state import StepState
+from .unavailable import EARLIER_TASKS, asked, unavailable_reason
 
 _WAITING_TO_RUN = (StepStatus.READY, StepStatus.REWORK)
 
@@ -236,6 +240,7 @@ def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
         directive.status is DirectiveStatus.ACTIVE
         and state.chain_current
         and not state.breaker_open
+        and not state.unavailable_pending
         and not state.halted
         and check_breakers(directive, now=state.now) is None
     )
@@ -304,6 +309,9 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
         return Decision(
             changes=(recorded, _moved(state, StepStatus.READY)), effects=(TellDirective(),)
         )
+    reason = unavailable_reason(result, state.earlier_tasks)
+    if reason is not None:
+        return _agent_unavailable(state, message.task_id, reason, recorded)
     committed: tuple[Note, ...] = ()
     values: dict[str, Any] = {}
     workspace = step_workspace(state)
@@ -329,6 +337,35 @@ def _task_finished(state: StepState, message: m.TaskFinished) -> Decision:
     return Decision(
         changes=(recorded, _moved(state, StepStatus.EVALUATING, **values), *committed),
         effects=(*tell, Evaluate(message.task_id, result)),
+    )
+
+
+def _agent_unavailable(
+    state: StepState, task_id: uuid.UUID, reason: str, recorded: TaskRecorded
+) -> Decision:
+    """The agent could not reach its model: no work was done, so none is judged. The
+    step waits, ready, with its rework count as it was; the directive pauses and asks
+    a human once (a second step failing so meanwhile only waits with it), and the
+    other agents stop, for they would fail alike."""
+    ready = _moved(state, StepStatus.READY)
+    if state.unavailable_pending:
+        return Decision(changes=(recorded, ready))
+    directive = state.directive
+    paused: tuple[DirectiveMoved, ...] = ()
+    if directive.status is DirectiveStatus.ACTIVE:  # paused meanwhile: ask all the same
+        paused = (DirectiveMoved(old=directive.status, new=DirectiveStatus.PAUSED),)
+    question = asked(
+        reason,
+        step=state.step,
+        task_id=task_id,
+        attempt=state.step.attempt,
+        now=state.now,
+        timeout_s=state.settings.approval_timeout_s,
+    )
+    why = "an agent could not reach its model"
+    return Decision(
+        changes=(recorded, ready, *paused, TasksCancelRequested(reason=why), *question),
+        effects=(CancelJobs(why),),
     )
 
 
@@ -585,12 +622,17 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
     step, last_task, directive = state.step, state.last_task, state.directive
     rework, review = state.rework_instructions, state.review_pending
     judged: list[Judgement] = []
+    earlier, unavailable = state.earlier_tasks, state.unavailable_pending
     for change in decision.changes:
-        if isinstance(change, StepMoved):
+        if isinstance(change, DirectiveMoved):
+            directive = attrs.evolve(directive, status=change.new)
+        elif isinstance(change, StepMoved):
             step = attrs.evolve(step, status=change.new, **change.values)
         elif isinstance(change, StepHeld):
             step = attrs.evolve(step, **change.values)
         elif isinstance(change, TaskCreated):
+            if last_task is not None:
+                earlier = (last_task, *earlier)[:EARLIER_TASKS]
             last_task = change.task
         elif isinstance(change, TaskRecorded) and last_task and last_task.id == change.task_id:
             result = change.result
@@ -600,6 +642,8 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
                 exit_code=result.exit_code,
                 tokens=kept_tokens(result),
                 turns=kept_turns(result),
+                cost_usd=max(0.0, float(result.cost_usd or 0.0)),
+                summary=result.summary or None,  # as stored: the next attempt compares it
                 session_id=result.session_id,
                 output_tail=result.output_tail,
                 finished_at=state.now,
@@ -615,7 +659,8 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
                 last_evaluation_id=verdict.evaluation_id,
             )
         elif isinstance(change, ApprovalOpened):
-            review = True
+            review = review or change.kind is ApprovalType.STEP_REVIEW
+            unavailable = unavailable or change.kind is ApprovalType.AGENT_UNAVAILABLE
     if totals is not None:
         directive = attrs.evolve(
             directive,
@@ -632,4 +677,6 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
         directive=directive,
         rework_instructions=rework,
         review_pending=review,
+        earlier_tasks=earlier,
+        unavailable_pending=unavailable,
     )

@@ -102,6 +102,16 @@ SELECT * FROM directive_evaluations WHERE directive_id = %(directive_id)s ORDER 
 UPDATE directive_approvals SET status = 'cancelled', responded_at = now()
 WHERE directive_id = %(directive_id)s AND status = 'pending';
 
+-- name: require_no_pending_approval
+-- A guard for opening an approval there must be one of at most: none of its type is
+-- pending for the directive (two steps whose agents could not reach their model at
+-- once ask once: the writer applies writes in order, so the second sees the first's).
+SELECT 1 FROM directives d
+WHERE d.id = %(directive_id)s
+  AND NOT EXISTS (SELECT 1 FROM directive_approvals a
+                  WHERE a.directive_id = d.id AND a.status = 'pending'
+                    AND a.approval_type = %(approval_type)s);
+
 -- name: require_live_chain
 -- A guard for dispatching a step: its directive is active and its chain current,
 -- so a dispatch that raced a pause, a stop or a regeneration changes nothing.
@@ -136,8 +146,10 @@ FROM directives d WHERE d.id = %(id)s;
 -- name: step_state
 -- What a step actor decides on: its step, its directive, whether the step's chain is
 -- current, its dependencies' statuses, its last evaluation's rework instructions, its
--- latest task, and whether a human is asked about it or about a circuit breaker. (The
--- directive's explicit steps, which only its start needs, are left out.)
+-- latest task and the few before it (``core.unavailable``: the same failure again?),
+-- and whether a human is asked about it, about a circuit breaker or about an agent
+-- that could not reach its model. (The directive's explicit steps, which only its
+-- start needs, are left out.)
 SELECT to_jsonb(s) AS step,
        to_jsonb(d) - 'explicit_steps' AS directive,
        (c.status = 'active') AS chain_current,
@@ -147,11 +159,19 @@ SELECT to_jsonb(s) AS step,
         WHERE e.id = s.last_evaluation_id) AS rework_instructions,
        (SELECT to_jsonb(t) - 'instructions' FROM tasks t
         WHERE t.step_id = s.id ORDER BY t.attempt DESC, t.created_at DESC LIMIT 1) AS last_task,
+       (SELECT coalesce(jsonb_agg(e.task ORDER BY e.attempt DESC, e.created_at DESC), '[]')
+        FROM (SELECT to_jsonb(t) - 'instructions' AS task, t.attempt, t.created_at FROM tasks t
+              WHERE t.step_id = s.id ORDER BY t.attempt DESC, t.created_at DESC
+              OFFSET 1 LIMIT 4) e) AS earlier_tasks,  -- core.unavailable.EARLIER_TASKS
        EXISTS (SELECT 1 FROM directive_approvals a
-               WHERE a.step_id = s.id AND a.status = 'pending') AS review_pending,
+               WHERE a.step_id = s.id AND a.status = 'pending'
+                 AND a.approval_type = 'step_review') AS review_pending,
        EXISTS (SELECT 1 FROM directive_approvals a
                WHERE a.directive_id = d.id AND a.status = 'pending'
-                 AND a.approval_type = 'circuit_breaker') AS breaker_open
+                 AND a.approval_type = 'circuit_breaker') AS breaker_open,
+       EXISTS (SELECT 1 FROM directive_approvals a
+               WHERE a.directive_id = d.id AND a.status = 'pending'
+                 AND a.approval_type = 'agent_unavailable') AS unavailable_pending
 FROM chain_steps s
 JOIN directives d ON d.id = s.directive_id
 JOIN directive_chains c ON c.id = s.chain_id

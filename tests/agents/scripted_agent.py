@@ -19,11 +19,12 @@ The script is JSON:
              "output_chars": 0,                       # print this much output first
              "summary": "...", "summary_chars": 0,    # the report's summary (or N x "s")
              "changes": true,                         # false: leave the workdir as it was
-             "attempts": {"2": {...overrides for attempt 2...}}}}}
-
-A step that writes nothing of its own (no "write", "commands" or "write_after") leaves
-a note at .agent-work/<step>-<attempt>.txt, as a real agent leaves its work: the engine
-fails a step whose agent changed nothing. "changes": false is the agent that does not.
+             "attempts": {"2": {...overrides for attempt 2...}},
+             "replay": "/path/x.stdout",                # print a real tool's recorded
+             "replay_stderr": "/path/x.stderr",         # output instead (and do nothing,
+             "replay_exit": 1,                          # exit with its status), as long
+             "until": "/path"}},                        # as this file does not exist
+   "planning": {"replay": ..., "until": ...}}          # the same for the planning agent
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def log_runs(path: str) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def replaying(behaviour: dict) -> bool:
+    """Replay a recorded output (the tool could not work) until the file ``until``
+    names exists (then it works again)."""
+    until = behaviour.get("until")
+    return bool(behaviour.get("replay")) and not (until and Path(until).exists())
+
+
 def _file_name(step_name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in step_name) or "step"
 
@@ -84,19 +92,23 @@ def main() -> int:
     attempt = os.environ["DIRECTORATE_ATTEMPT"]
     step_name = ""
     behaviour: dict = {}
+    replay = False
     if kind == "planning":
         time.sleep(script.get("planning_sleep", 0.0))
+        behaviour = script.get("planning", {})
+        replay = replaying(behaviour)
         plan = script.get("plan")
-        if plan is not None:
+        if plan is not None and not replay:
             text = plan if isinstance(plan, str) else json.dumps(plan)
             Path(os.environ["DIRECTORATE_PLAN_FILE"]).write_text(text)
-        behaviour = script.get("planning", {})
     else:
         first = instructions.splitlines()[0] if instructions else ""
         step_name = first.removeprefix("## Step: ").strip()
         steps = script.get("steps", {})
         behaviour = dict(steps.get(step_name) or steps.get("*") or {})
         behaviour.update(behaviour.pop("attempts", {}).get(attempt, {}))
+        replay = replaying(behaviour)
+    if kind != "planning" and not replay:
         for relative, content in behaviour.get("write", {}).items():
             target = Path.cwd() / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,9 +129,10 @@ def main() -> int:
             note = Path.cwd() / ".agent-work" / f"{_file_name(step_name)}-{attempt}.txt"
             note.parent.mkdir(parents=True, exist_ok=True)
             note.write_text(f"{step_name} attempt {attempt}\n")
-        gate = behaviour.get("gate")
-        while gate and not Path(gate).exists():  # held until the test opens the gate
-            time.sleep(0.02)
+    gate = behaviour.get("gate")
+    while gate and not Path(gate).exists():  # held until the test opens the gate
+        time.sleep(0.02)
+    if not replay:
         time.sleep(behaviour.get("sleep", 0.0))
     record = {
         "kind": kind,
@@ -134,11 +147,17 @@ def main() -> int:
         "workdir": str(Path.cwd()),
         "argv": sys.argv,
         "listing": sorted(p.name for p in Path.cwd().iterdir()),
+        "replayed": replay,
     }
     record_dir = script.get("record_dir")
     if record_dir:
         name = f"{kind}-{step_name or 'plan'}-{attempt}-{os.environ['DIRECTORATE_TASK_ID']}.json"
         (Path(record_dir) / name).write_text(json.dumps(record))
+    if replay:  # the real tool's own output, byte for byte
+        sys.stdout.write(Path(behaviour["replay"]).read_text())
+        if behaviour.get("replay_stderr"):
+            sys.stderr.write(Path(behaviour["replay_stderr"]).read_text())
+        return int(behaviour.get("replay_exit", 1))
     print(f"working on {step_name or 'the plan'} (attempt {attempt})")
     output = behaviour.get("output_chars", 0)
     for start in range(0, output, 1000):

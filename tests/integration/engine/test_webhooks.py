@@ -177,6 +177,7 @@ def test_only_what_a_person_wants_to_hear_is_told() -> None:
     table = [
         (event("approval_requested"), "approval_required"),
         (event("circuit_breaker_tripped"), "breaker_tripped"),
+        (event("agent_unavailable"), "agent_unavailable"),
         (event("directive_completed"), "directive_ended"),
         (event("directive_failed"), "directive_ended"),
         (event("status_changed", new_status="cancelled"), "directive_ended"),

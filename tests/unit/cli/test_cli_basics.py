@@ -102,3 +102,21 @@ def test_events_read_as_one_line() -> None:
         data={"task_id": "0123456789abcdef", "pid": 42, "detail": "stopped pid 41, 42"},
     )
     assert views.describe_event(killed) == "old agent of task 01234567 stopped: stopped pid 41, 42"
+
+
+def test_an_unavailable_agent_is_described_with_the_tools_words() -> None:
+    def unavailable(step_name: str | None) -> Event:
+        data = {"message": "Not logged in · Please run /login", "attempt": 1}
+        return Event(
+            id=uuid.uuid4(),
+            directive_id=uuid.uuid4(),
+            seq=3,
+            event_type="agent_unavailable",
+            data={**data, "step_name": step_name},
+        )
+
+    assert views.describe_event(unavailable("build")) == (
+        "build: the agent could not reach its model (attempt 1): "
+        "Not logged in · Please run /login; paused, approve to retry"
+    )
+    assert views.describe_event(unavailable(None)).startswith("planning: the agent could not")

@@ -391,6 +391,10 @@ class World:
                 for a in pending
             ),
             breaker_open=any(a.approval_type is ApprovalType.CIRCUIT_BREAKER for a in pending),
+            unavailable_pending=any(
+                a.approval_type is ApprovalType.AGENT_UNAVAILABLE for a in pending
+            ),
+            earlier_tasks=tuple(reversed(tasks[:-1])),
             now=self.now,
             job=self.jobs.get(step_id),
             live_tasks=frozenset(self.live),
@@ -417,6 +421,8 @@ class World:
             ch = self.current_chain()
             assert d.status is DirectiveStatus.ACTIVE and ch is not None
             assert ch.id == change.chain_id
+        elif isinstance(change, c.RequireNoPending):
+            assert not any(a.approval_type is change.kind for a in self.pending())
         elif isinstance(change, c.ChainCreated):
             self.chains.append(
                 Chain(
@@ -440,7 +446,13 @@ class World:
                 res = change.result
                 cost = max(0.0, res.cost_usd or 0.0)
                 self.tasks[old.id] = attrs.evolve(
-                    old, status=res.status, cost_usd=cost, tokens=res.tokens, turns=res.turns
+                    old,
+                    status=res.status,
+                    cost_usd=cost,
+                    tokens=res.tokens,
+                    turns=res.turns,
+                    summary=res.summary,
+                    output_tail=res.output_tail,
                 )
                 self.directive = attrs.evolve(
                     d,
@@ -577,6 +589,8 @@ class Simulation:
             elif isinstance(effect, c.TellDirective):
                 if not effect.if_chain_idle or self._chain_idle(state.step.chain_id):
                     self.send(None, m.StepChanged(step_id))
+            elif isinstance(effect, c.CancelJobs):
+                self._cancel_agents()
             elif isinstance(effect, c.TellDependents):
                 for s in w.chain_steps(state.step.chain_id):
                     if step_id in s.depends_on:
