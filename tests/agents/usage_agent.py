@@ -14,9 +14,12 @@ The script is JSON:
        "started": "path",              # touched as the agent starts
        "after": "path",                # report only once this file exists (30 s at most)
        "hang": false,                  # work until stopped; on SIGTERM report, exit 143
+       "changes": true,                # false: leave the workdir as it was
        "attempts": {"2": {...overrides for attempt 2...}}}}}
 
-Every run first prints its DIRECTORATE_* environment as a JSON line.
+Every run first prints its DIRECTORATE_* environment as a JSON line. A step run
+leaves a note of its work at .agent-work/<step>-<attempt>.txt (the engine fails a
+step whose agent changed nothing), unless "changes" is false.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ def main() -> int:
         steps = script.get("steps", {})
         behaviour = dict(steps.get(name) or steps.get("*") or {})
         behaviour.update(behaviour.pop("attempts", {}).get(attempt, {}))
+        if behaviour.get("changes", True):
+            safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "step"
+            note = Path.cwd() / ".agent-work" / f"{safe}-{attempt}.txt"
+            note.parent.mkdir(parents=True, exist_ok=True)
+            note.write_text(f"{name} attempt {attempt}\n")
     record = {"kind": kind, "step": name, "attempt": int(attempt), "pid": os.getpid(), **env}
     (Path(script["record_dir"]) / f"{env['DIRECTORATE_TASK_ID']}.json").write_text(
         json.dumps(record)
