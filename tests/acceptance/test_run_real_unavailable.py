@@ -90,3 +90,41 @@ def test_claude_that_cannot_reach_its_model_pauses_after_one_attempt(
     events = [e for (e,) in cli.rows("SELECT event_type FROM directive_events")]
     assert events.count("agent_unavailable") == 1
     assert not {"step_rework", "step_blocked", "chain_superseded"} & set(events)
+
+
+@pytest.mark.parametrize("case", ["refused-key", "no-key"])
+def test_codex_that_cannot_reach_its_model_pauses_after_one_attempt(
+    cli: Cli,
+    tmp_path: Path,
+    codex_bin: Path,
+    agent_home: Path,
+    loopback: LoopbackServer,
+    case: str,
+) -> None:
+    loopback.use(Script([unauthorized()], repeat_last=True))
+    env = tools.codex_env(agent_home)
+    if case == "no-key":
+        del env["OPENAI_API_KEY"]
+    extra = json.dumps(tools.codex_provider_args(loopback.url))
+    path = directive_file(
+        tmp_path,
+        [
+            'kind = "codex"',
+            f"command = [{toml_string(codex_bin)}]",
+            f"extra_args = {extra}",
+            env_table(env),
+        ],
+    )
+    ran = cli("run", str(path), "--in-place", "--auto-approve", timeout=150)
+    out = ran.stdout
+    assert ran.returncode == 3, out + ran.stderr
+    assert "The agent could not reach its model: " in out
+    assert cli.rows("SELECT count(*) FROM tasks WHERE kind = 'step'") == [(1,)]
+    [(message,)] = cli.rows(
+        "SELECT data->>'message' FROM directive_events WHERE event_type = 'agent_unavailable'"
+    )
+    # Codex's own words: the refused key's status, or the variable it lacks.
+    assert ("401" in message) if case == "refused-key" else ("OPENAI_API_KEY" in message), message
+    assert cli.rows("SELECT approval_type, status FROM directive_approvals") == [
+        ("agent_unavailable", "pending")
+    ]
