@@ -172,6 +172,8 @@ def test_codex_kind_completes_with_its_change_and_priced_tokens(
     assert on_branch(work, branch, "hello.txt") == "hi\n"
     # Codex reports tokens only (2 calls x 1200 in, 80 out): priced at gpt-5's list price.
     assert cost == pytest.approx((2400 * 1.25 + 160 * 10.0) / 1e6)
+    # ... and its tokens feed the token breaker's total like any tool's.
+    assert cli.rows("SELECT total_tokens FROM directives") == [(2400 + 160,)]
     assert list((agent_home / ".codex" / "sessions").rglob("rollout-*.jsonl")) == []
 
 
