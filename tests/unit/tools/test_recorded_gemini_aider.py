@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from directorate.actors.directive_file import load_directive_file
 from directorate.verifiers.tools import DEFAULT_TABLE, Purpose, RunSettings, ToolReport, kind_named
 from directorate.verifiers.tools.prices import Price, PriceTable
 
@@ -337,3 +338,18 @@ def test_gemini_session_files_are_its_project_folders_of_that_worktree(tmp_path:
 
 def test_aider_persists_nothing_to_clean(tmp_path: Path) -> None:
     assert kind_named("aider").session_files({"HOME": str(tmp_path)}, tmp_path, ["s"]) == []
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(("kind", "model"), [("gemini", "gemini-2.5-pro"), ("aider", "gpt-4.1")])
+def test_the_examples_load_with_their_kind(kind: str, model: str) -> None:
+    directive = load_directive_file(REPO / "examples" / kind / "directive.toml")
+    assert directive.agent is not None
+    assert (directive.agent.kind, directive.agent.model, directive.agent.command) == (
+        kind,
+        model,
+        [],
+    )
+    assert DEFAULT_TABLE.price_for(model) is not None
