@@ -11,7 +11,7 @@ keeps calling tools, for max-turns and budget cases), else the model answers
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -61,6 +61,14 @@ class Failure:
 Turn = Text | ToolCalls | Failure
 
 
+@attrs.frozen
+class FromRequest:
+    """A turn made from the request it answers (its JSON body): for a path the test
+    cannot know in advance, such as the plan file the planning instructions name."""
+
+    make: Callable[[Any], Turn]
+
+
 def unauthorized() -> Failure:
     return Failure(401, "authentication_error", "invalid x-api-key")
 
@@ -77,13 +85,13 @@ class Usage:
 
 @attrs.define
 class Script:
-    turns: list[Turn]
+    turns: Sequence[Turn | FromRequest]
     repeat_last: bool = False
     exhausted_text: str = "Nothing more to do."
     usage: Usage = attrs.field(factory=Usage)
     _next: int = 0
 
-    def take(self) -> Turn:
+    def take(self) -> Turn | FromRequest:
         """The turn for the next session request (not thread-safe: the server locks)."""
         if self._next < len(self.turns):
             turn = self.turns[self._next]

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from loopback import chat_api, gemini_api
-from loopback.script import Failure, Script, Text, ToolCalls, Turn, Usage
+from loopback.script import Failure, FromRequest, Script, Text, ToolCalls, Turn, Usage
 
 
 @attrs.frozen
@@ -119,7 +119,8 @@ class LoopbackServer:
         session = is_session_request(path, body)
         with self._lock:
             if session:
-                return self.script.take(), True
+                turn = self.script.take()
+                return (turn.make(body) if isinstance(turn, FromRequest) else turn), True
             nxt = (
                 self.script.turns[self.script.taken]
                 if self.script.taken < len(self.script.turns)
