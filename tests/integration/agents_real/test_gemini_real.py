@@ -212,3 +212,28 @@ def test_an_untrusted_folder_exits_55(
     record_run("gemini", "untrusted", run, "no --skip-trust")
     assert run.returncode == 55
     assert "not running in a trusted directory" in run.stderr and run.stdout == ""
+
+
+def test_a_google_login_it_does_not_have_exits_41(
+    gemini_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    env = tools.gemini_env(agent_home, loopback.url, api_key=None)
+    del env["GOOGLE_GEMINI_BASE_URL"]  # as a user of a Google login runs it
+    tools.write_gemini_settings(agent_home, auth="oauth-personal")
+    run = _gemini(gemini_bin, agent_home, loopback, git_repo, env=env)
+    record_run("gemini", "not-logged-in", run, "oauth-personal selected, no credentials")
+    # Plain text (red), no JSON document: the login needs a terminal.
+    assert (run.returncode, run.stdout) == (41, "")
+    assert "Manual authorization is required" in run.stderr and '"error"' not in run.stderr
+
+
+def test_no_auth_method_and_no_key_exits_41(
+    gemini_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    env = tools.gemini_env(agent_home, loopback.url, api_key=None)
+    del env["GOOGLE_GEMINI_BASE_URL"]
+    tools.write_gemini_settings(agent_home, auth=None)
+    run = _gemini(gemini_bin, agent_home, loopback, git_repo, env=env)
+    record_run("gemini", "no-auth", run, "no auth method in settings.json, no key in env")
+    assert run.returncode == 41
+    assert "Please set an Auth method" in _report(run.stderr)["error"]["message"]

@@ -55,6 +55,8 @@ GEMINI_CASES = [
     ("no-key", "must specify the GEMINI_API_KEY", True, 0, 0, None),
     ("invalid-auth", "Invalid auth method selected.", True, 0, 0, None),
     ("untrusted", "not running in a trusted directory", True, 0, 0, None),
+    ("not-logged-in", "Manual authorization is required", True, 0, 0, None),
+    ("no-auth", "Please set an Auth method", True, 0, 0, None),
     ("resume-unknown", "Error resuming session", False, 0, 0, None),
 ]
 
@@ -92,7 +94,7 @@ def test_gemini_reads_each_recorded_case(
     else:
         assert (report.tokens, report.cost_usd, report.turns) == (None, None, None)
     # A session id whenever it got as far as starting one (not before its checks).
-    started = case not in ("untrusted", "resume-unknown")
+    started = case not in ("untrusted", "resume-unknown", "not-logged-in")
     assert (report.session_id is not None) is started
     if started:
         assert report.session_id and len(report.session_id) == 36
