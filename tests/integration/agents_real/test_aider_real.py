@@ -8,6 +8,7 @@ case records the tool's output (LOOPBACK_RECORD) for the parsers' unit tests.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -47,14 +48,16 @@ def _aider(
     *args: str,
     env: dict[str, str] | None = None,
     message: str = "Bump the version to 1.1",
+    base_url: str | None = None,
+    timeout: float = 120,
 ) -> tools.Run:
     instructions = home / "instructions.md"
     instructions.write_text(message)
     argv = [
         str(aider_bin), "--message-file", str(instructions), *QUIET,
-        *tools.aider_provider_args(server.url), *args,
+        *tools.aider_provider_args(base_url or server.url), *args,
     ]  # fmt: skip
-    return tools.run(argv, env=env or tools.aider_env(home), cwd=cwd, stdin=None, timeout=120)
+    return tools.run(argv, env=env or tools.aider_env(home), cwd=cwd, stdin=None, timeout=timeout)
 
 
 def _status(repo: Path) -> str:
@@ -161,3 +164,17 @@ def test_a_refusal_it_retries_then_an_answer(
     assert run.returncode == 0, run.stderr
     assert "litellm.APIError" in run.stdout and "Retrying in" in run.stdout
     assert (git_repo / "app.py").read_text() == 'VERSION = "1.1"\n'
+
+
+def test_a_model_server_that_is_down_is_retried_then_given_up_with_exit_0(
+    aider_bin: Path, agent_home: Path, loopback: LoopbackServer, git_repo: Path
+) -> None:
+    with socket.socket() as probe:  # a port no one listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = _aider(aider_bin, agent_home, loopback, git_repo, base_url=closed, timeout=200)
+    record_run("aider", "connection-refused", run, "nothing listening: retried for ~90 s")
+    assert run.returncode == 0
+    assert run.stdout.count("litellm.InternalServerError") >= 5
+    assert "Connection error." in [line for line in run.stdout.splitlines() if line][-2]
+    assert _status(git_repo) == ""
