@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clihelp import Cli, make_repository, toml_string
@@ -38,15 +39,15 @@ PLAN = {
 }
 
 
-def write_plan(request: str) -> ToolCalls:
+def write_plan(request: Any) -> ToolCalls:
     """The planning session writes the plan where its instructions say."""
-    [path] = set(re.findall(r"the file (/\S+?\.json)", request))
+    [path] = set(re.findall(r"the file (/\S+?\.json)", json.dumps(request)))
     return write_file(path, json.dumps(PLAN))
 
 
-def edit_in_worktree(request: str) -> ToolCalls:
+def edit_in_worktree(request: Any) -> ToolCalls:
     """The step session writes a file in the folder Claude Code says it works in."""
-    [folder] = set(re.findall(r"Primary working directory: (/[^\s\\]+)", request))
+    [folder] = set(re.findall(r"Primary working directory: (/[^\s\\]+)", json.dumps(request)))
     return write_file(f"{folder}/VERSION", "1.0.0\n")
 
 

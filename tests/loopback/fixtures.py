@@ -17,7 +17,16 @@ import pytest
 from loopback import tools
 from loopback.server import LoopbackServer
 
-__all__ = ["agent_home", "claude_bin", "codex_bin", "git_repo", "loopback", "record_run"]
+__all__ = [
+    "agent_home",
+    "aider_bin",
+    "claude_bin",
+    "codex_bin",
+    "gemini_bin",
+    "git_repo",
+    "loopback",
+    "record_run",
+]
 
 # Set (outside DIRECTORATE_*, which the tests' hermetic environment removes) to a
 # folder to keep each run's stdout, stderr and argv/env there, as
@@ -44,6 +53,22 @@ def codex_bin() -> Path:
     found = tools.binary("codex")
     if found is None:
         pytest.skip(tools.missing_reason("codex"))
+    return found
+
+
+@pytest.fixture
+def gemini_bin() -> Path:
+    found = tools.binary("gemini")
+    if found is None:
+        pytest.skip(tools.missing_reason("gemini"))
+    return found
+
+
+@pytest.fixture
+def aider_bin() -> Path:
+    found = tools.binary("aider")
+    if found is None:
+        pytest.skip(tools.missing_reason("aider"))
     return found
 
 

@@ -58,15 +58,15 @@ class Failure:
     should_retry: bool | None = None
 
 
+Turn = Text | ToolCalls | Failure
+
+
 @attrs.frozen
 class FromRequest:
-    """A turn made from the request it answers: ``make`` gets the request's JSON text
-    (for example, to write the plan file whose path the prompt names)."""
+    """A turn made from the request it answers (its JSON body): for a path the test
+    cannot know in advance, such as the plan file the planning instructions name."""
 
-    make: Callable[[str], Text | ToolCalls | Failure]
-
-
-Turn = Text | ToolCalls | Failure | FromRequest
+    make: Callable[[Any], Turn]
 
 
 def unauthorized() -> Failure:
@@ -85,13 +85,13 @@ class Usage:
 
 @attrs.define
 class Script:
-    turns: list[Turn]
+    turns: Sequence[Turn | FromRequest]
     repeat_last: bool = False
     exhausted_text: str = "Nothing more to do."
     usage: Usage = attrs.field(factory=Usage)
     _next: int = 0
 
-    def take(self) -> Turn:
+    def take(self) -> Turn | FromRequest:
         """The turn for the next session request (not thread-safe: the server locks)."""
         if self._next < len(self.turns):
             turn = self.turns[self._next]

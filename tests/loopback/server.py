@@ -120,9 +120,7 @@ class LoopbackServer:
         with self._lock:
             if session:
                 turn = self.script.take()
-                if isinstance(turn, FromRequest):
-                    turn = turn.make(json.dumps(body))
-                return turn, True
+                return (turn.make(body) if isinstance(turn, FromRequest) else turn), True
             nxt = (
                 self.script.turns[self.script.taken]
                 if self.script.taken < len(self.script.turns)

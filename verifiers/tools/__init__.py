@@ -7,13 +7,17 @@ permissions, output and sessions.
 
 from __future__ import annotations
 
+from .aider import Aider
 from .base import AgentKind, Invocation, Purpose, RunSettings, ToolReport
 from .claude import ClaudeCode
 from .codex import Codex
 from .command import Command
+from .gemini import Gemini
 from .prices import DEFAULT_TABLE, Price, PriceTable, parse_prices
 
-KINDS: dict[str, AgentKind] = {kind.name: kind for kind in (Command(), ClaudeCode(), Codex())}
+KINDS: dict[str, AgentKind] = {
+    kind.name: kind for kind in (Command(), ClaudeCode(), Codex(), Gemini(), Aider())
+}
 
 
 def kind_named(name: str) -> AgentKind:

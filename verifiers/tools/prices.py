@@ -44,7 +44,7 @@ class Price:
 
 
 DEFAULT_PRICES: dict[str, Price] = {
-    # OpenAI (Codex, Aider)
+    # OpenAI (Codex; Aider, which prices these itself): https://openai.com/api/pricing
     "gpt-5": Price(input=1.25, cached_input=0.125, output=10.0),
     "gpt-5-mini": Price(input=0.25, cached_input=0.025, output=2.0),
     "gpt-5-nano": Price(input=0.05, cached_input=0.005, output=0.40),
@@ -53,7 +53,8 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4o": Price(input=2.5, cached_input=1.25, output=10.0),
     "o3": Price(input=2.0, cached_input=0.5, output=8.0),
     "o4-mini": Price(input=1.1, cached_input=0.275, output=4.4),
-    # Google (Gemini CLI)
+    # Google (Gemini CLI, which reports tokens only): https://ai.google.dev/gemini-api/docs/pricing,
+    # paid tier, prompts up to 200k tokens (2.5 Pro costs more above); thinking is output.
     "gemini-2.5-pro": Price(input=1.25, cached_input=0.31, output=10.0),
     "gemini-2.5-flash": Price(input=0.30, cached_input=0.075, output=2.5),
     "gemini-2.5-flash-lite": Price(input=0.10, cached_input=0.025, output=0.40),

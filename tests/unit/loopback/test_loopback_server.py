@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from loopback.script import Failure, Script, Text, ToolCall, ToolCalls, unauthorized, verdict
+from loopback.script import (
+    Failure,
+    FromRequest,
+    Script,
+    Text,
+    ToolCall,
+    ToolCalls,
+    unauthorized,
+    verdict,
+)
 from loopback.server import LoopbackServer
 
 
@@ -100,6 +109,20 @@ def test_an_exhausted_script_answers_text_or_repeats_its_last_turn(server: Loopb
     assert answers == ["one", "no more"]
     server.use(Script([Failure(529, "overloaded_error", "busy")], repeat_last=True))
     assert [_post(server, "/v1/messages", TOOLS)[0] for _ in "ab"] == [529, 529]
+
+
+def test_a_turn_from_the_request_is_made_from_its_body(server: LoopbackServer) -> None:
+    seen: list[Any] = []
+
+    def echo(body: Any) -> Text:
+        seen.append(body)
+        return Text(f"you said {body['messages'][0]['content']}")
+
+    server.use(Script([FromRequest(echo)]))
+    body = {**TOOLS, "messages": [{"role": "user", "content": "plan-1234"}]}
+    answer = json.loads(_post(server, "/v1/messages", body)[2])
+    assert answer["content"][0]["text"] == "you said plan-1234"
+    assert seen == [body] and server.session_requests()[0].answer == "text"
 
 
 def test_responses_stream_custom_and_function_calls_as_codex_reads_them(
