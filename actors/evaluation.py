@@ -18,8 +18,10 @@ from .context import EngineConfig
 TAIL_CHARS = 4000
 NO_CHANGE_CHECK = "no-change"
 """The check a step fails when its agent changed nothing (named in a block reason)."""
-ALLOWS_NO_CHANGE = frozenset({StepType.RESEARCH, StepType.REVIEW})
-"""Step types whose work may leave the repository as it was: they read and report."""
+ALLOWS_NO_CHANGE = frozenset({StepType.RESEARCH, StepType.REVIEW, StepType.TEST})
+"""Step types whose work may leave the repository as it was: they read and report,
+or run and verify (the default chain's last step, "Test and verify the
+implementation", may rightly find nothing to add)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -243,6 +243,8 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
         tx.op(ops.cancel_pending_approvals(directive_id))
     elif isinstance(change, c.EvaluationStored):
         _evaluation_stored(tx, directive_id, change)
+    elif isinstance(change, c.JudgeSpent):
+        _judge_usage(tx, directive_id, change)
     elif isinstance(change, c.LimitRaised):
         raised: dict[str, Any] = {change.limit: change.new}
         tx.op(ops.update("directives", directive_id, **raised))
@@ -535,7 +537,9 @@ def _evaluation_stored(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStor
     )
 
 
-def _judge_usage(tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStored) -> None:
+def _judge_usage(
+    tx: Tx, directive_id: uuid.UUID, change: c.EvaluationStored | c.JudgeSpent
+) -> None:
     verdict, step = change.judgement, change.step
     cost = max(0.0, verdict.cost_usd)
     tokens, turns = _count(verdict.tokens, MAX_TASK_TOKENS), _count(verdict.turns, MAX_TASK_TURNS)

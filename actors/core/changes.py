@@ -196,6 +196,25 @@ class EvaluationStored:
     task_id: uuid.UUID | None = None
 
 
+@attrs.frozen
+class JudgeSpent:
+    """What the judges of an evaluation that is not stored spent (it came after the
+    step or the directive moved on): added to the directive's totals all the same,
+    for the sessions ran and cost what they cost."""
+
+    judgement: Judgement
+    step: Step | None = None
+    task_id: uuid.UUID | None = None
+
+
+def late_judge_spending(
+    verdict: Judgement, step: Step | None, task_id: uuid.UUID | None
+) -> tuple[JudgeSpent, ...]:
+    """The change that counts a verdict's spending when the verdict itself is dropped
+    (none when its judges spent nothing)."""
+    return (JudgeSpent(judgement=verdict, step=step, task_id=task_id),) if verdict.spent else ()
+
+
 @attrs.frozen(kw_only=True)
 class LimitRaised:
     limit: str
@@ -234,6 +253,7 @@ Change = (
     | ApprovalAnswered
     | ApprovalsCancelled
     | EvaluationStored
+    | JudgeSpent
     | LimitRaised
     | Note
 )

@@ -52,6 +52,7 @@ from .changes import (
     TaskRecorded,
     TasksAbandoned,
     TasksCancelRequested,
+    late_judge_spending,
     refuse,
 )
 from .escalation import (
@@ -444,13 +445,15 @@ def _planning_unavailable(state: DirectiveState, task_id: uuid.UUID, reason: str
 
 def _directive_reviewed(state: DirectiveState, message: m.DirectiveReviewed) -> Decision:
     chain = state.chain
-    if chain is None or chain.id != message.chain_id:
-        return NOTHING  # a review of a chain since superseded
-    if state.directive.status is not DirectiveStatus.ACTIVE:
-        return NOTHING  # paused meanwhile: resume reviews again
-    if state.pending(ApprovalType.DIRECTIVE_REVIEW):
-        return NOTHING
     verdict = message.judgement
+    # Not stored in these three cases; what its judges spent counts all the same.
+    spent = Decision(changes=late_judge_spending(verdict, None, None))
+    if chain is None or chain.id != message.chain_id:
+        return spent  # a review of a chain since superseded
+    if state.directive.status is not DirectiveStatus.ACTIVE:
+        return spent  # paused meanwhile: resume reviews again
+    if state.pending(ApprovalType.DIRECTIVE_REVIEW):
+        return spent
     level = verdict.confidence_level
     stored = Decision(changes=(EvaluationStored(judgement=verdict, chain_id=chain.id),))
     full_auto = state.directive.autonomy_level is AutonomyLevel.FULL_AUTO

@@ -43,6 +43,7 @@ from .changes import (
     DirectiveMoved,
     Evaluate,
     EvaluationStored,
+    JudgeSpent,
     MergeStep,
     Note,
     RequireLiveChain,
@@ -57,6 +58,7 @@ from .changes import (
     TasksCancelRequested,
     TellDependents,
     TellDirective,
+    late_judge_spending,
 )
 from .escalation import check_breakers, remaining_budget
 from .recovery import stale_agent_note
@@ -349,7 +351,9 @@ def _agent_unavailable(
     other agents stop, for they would fail alike."""
     ready = _moved(state, StepStatus.READY)
     if state.unavailable_pending:
-        return Decision(changes=(recorded, ready))
+        # The directive decides: still paused, it waits; answered meanwhile, it grants
+        # this step again (else it would stay ready with no one to dispatch it).
+        return Decision(changes=(recorded, ready), effects=(TellDirective(),))
     directive = state.directive
     paused: tuple[DirectiveMoved, ...] = ()
     if directive.status is DirectiveStatus.ACTIVE:  # paused meanwhile: ask all the same
@@ -372,10 +376,12 @@ def _agent_unavailable(
 def _evaluation_finished(state: StepState, message: m.EvaluationFinished) -> Decision:
     step, verdict = state.step, message.judgement
     current = state.last_task is not None and state.last_task.id == message.task_id
+    # A verdict that comes too late is not stored, but what its judges spent is.
+    spent = late_judge_spending(verdict, step, message.task_id)
     if not state.chain_current or state.directive.status.terminal:
-        return Decision(effects=(StopSelf(),))
+        return Decision(changes=spent, effects=(StopSelf(),))
     if not current or step.status is not StepStatus.EVALUATING:
-        return NOTHING
+        return Decision(changes=spent)
     # The judges' spending is added with the evaluation: a rework this decision
     # dispatches sees it (the breakers, the budget it hands on).
     state = attrs.evolve(state, directive=with_judged(state.directive, verdict))
@@ -648,6 +654,8 @@ def applied(state: StepState, decision: Decision, totals: Totals | None) -> Step
                 output_tail=result.output_tail,
                 finished_at=state.now,
             )
+        elif isinstance(change, JudgeSpent):
+            judged.append(change.judgement)
         elif isinstance(change, EvaluationStored):
             verdict = change.judgement
             judged.append(verdict)

@@ -53,7 +53,8 @@ def unavailable_reason(
         return result.unavailable.strip()
     if result.status is not TaskStatus.FAILED or n < 2:
         return None
-    line = failure_line(result.summary or result.error, result.output_tail)
+    # Keyed as the stored attempts are (their summary: ``error`` is not stored).
+    line = failure_line(result.summary, result.output_tail)
     used = _used_nothing(result.cost_usd, kept_tokens(result), kept_turns(result))
     if line is None or not used:
         return None

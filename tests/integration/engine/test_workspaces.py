@@ -75,7 +75,7 @@ def test_parallel_steps_work_apart_and_the_joining_step_sees_both(
             "steps": {
                 "left": {"write": {"left.txt": "L\n"}},
                 "right": {"write": {"right.txt": "R\n"}},
-                "*": {},
+                "join": {"changes": False},  # a review: it reads both, changes nothing
             }
         }
     )
@@ -86,7 +86,7 @@ def test_parallel_steps_work_apart_and_the_joining_step_sees_both(
         [
             StepSpec(name="left"),
             StepSpec(name="right"),
-            StepSpec(name="join", depends_on=["left", "right"]),
+            StepSpec(name="join", step_type="review", depends_on=["left", "right"]),
         ],
     )
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED

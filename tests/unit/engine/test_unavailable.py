@@ -117,3 +117,17 @@ def test_the_output_line_stands_in_for_a_missing_summary() -> None:
     now = res(summary=None, output_tail="...\nECONNRESET", **ZERO)
     before = earlier(summary=None, output_tail="ECONNRESET")
     assert unavailable_reason(now, [before]) is not None
+
+
+def test_the_same_failure_only_in_error_twice_with_zero_usage_is_unavailable() -> None:
+    """Keyed as stored attempts are: ``error`` is not stored, so it is not the key."""
+
+    def failed() -> TaskResult:
+        return TaskResult(status=TaskStatus.FAILED, exit_code=1, error="connection refused",
+                          output_tail="connecting...\nretrying", tokens=0, turns=0)  # fmt: skip
+
+    first = failed()
+    stored = Task(id=uuid.uuid4(), directive_id=uuid.uuid4(), kind=TaskKind.STEP,
+                  instructions="", status=TaskStatus.FAILED, summary=first.summary or None,
+                  output_tail=first.output_tail, tokens=0, turns=0, cost_usd=0.0)  # fmt: skip
+    assert unavailable_reason(failed(), [stored]) is not None

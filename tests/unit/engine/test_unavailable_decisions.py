@@ -103,7 +103,8 @@ def test_a_second_unavailable_step_only_waits_with_the_first() -> None:
     decision = run_step(state, m.TaskFinished(t.id, unavailable()))
     assert changes_of(decision) == ["TaskRecorded", "StepMoved"]
     assert step_moves(decision) == [(S.RUNNING, S.READY)]
-    assert decision.effects == ()
+    # The directive is told: still paused it waits; answered meanwhile, it grants the step.
+    assert effects_of(decision) == ["TellDirective"]
 
 
 def test_paused_by_a_person_meanwhile_it_still_asks_without_moving() -> None:
@@ -303,3 +304,30 @@ def test_parallel_unavailable_steps_ask_once_then_a_retry_completes() -> None:
     sim.run()
     assert w.directive.status is D.COMPLETED
     assert len([t for t in w.tasks.values() if t.kind is TaskKind.STEP]) == 4
+
+
+def test_a_step_that_waited_on_a_question_answered_meanwhile_is_dispatched_again() -> None:
+    """B read its state while the question was pending; a person approved before B's
+    report was written. B ends ready in an active directive: the directive must be
+    told, or no one dispatches B."""
+    d = directive(status=D.PAUSED)
+    ch = chain(d)
+    a_step = step(d, ch, "a", S.READY)
+    b_step = step(d, ch, "b", S.RUNNING, attempt=1)
+    t = task(d, step_id=b_step.id, attempt=1)
+    asked = approval(d, A.AGENT_UNAVAILABLE, step_id=a_step.id, context={"message": LOGIN})
+    w = World(directive=d, chains=[ch], steps={a_step.id: a_step, b_step.id: b_step},
+              tasks={t.id: t}, approvals={asked.id: asked})  # fmt: skip
+    b_state = w.step_state(b_step.id)
+    assert b_state.unavailable_pending
+    answered = run_directive(w.directive_state(), m.AnswerApproval(asked.id, True, "me", None))
+    w.apply(answered.changes)
+    granted = one(answered, c.Grant).step_ids
+    assert b_step.id not in granted  # b was still running
+    decision = run_step(b_state, m.TaskFinished(t.id, unavailable()))
+    w.apply(decision.changes)
+    assert w.directive.status is D.ACTIVE and w.steps[b_step.id].status is S.READY
+    assert effects_of(decision) == ["TellDirective"]
+    # Told, the directive grants b.
+    told = run_directive(w.directive_state(), m.Tick())
+    assert b_step.id in one(told, c.Grant).step_ids

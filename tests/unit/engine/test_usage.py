@@ -241,7 +241,7 @@ def test_the_claude_code_kind_hands_the_budget_to_max_budget_usd(
     "step_type, changed, nothing",
     [
         (StepType.IMPLEMENT, [], True),
-        (StepType.TEST, [], True),
+        (StepType.TEST, [], False),
         (StepType.DESIGN, [], True),
         (StepType.DOCUMENT, [], True),
         (StepType.RESEARCH, [], False),

@@ -197,7 +197,7 @@ def test_auto_detect_adds_checks_unless_named_alike(
         ({"llm": {"command": "c", "timeout_s": -5}}, "verifiers.llm.timeout_s: must be a positive"),
         ({"llm": {"command": "c", "modle": "x"}}, "verifiers.llm.modle: unknown key"),
         ({"llm": {"command": "c", "model": "x"}}, "verifiers.llm.model: only for a tool kind"),
-        ({"llm": {"kind": "gemini"}}, "verifiers.llm.kind: unknown kind 'gemini'"),
+        ({"llm": {"kind": "gpt-pilot"}}, "verifiers.llm.kind: unknown kind 'gpt-pilot'"),
         ({"llm": {"kind": 3}}, "verifiers.llm.kind: must be a str"),
         ({"llm": {"kind": "codex", "model": ""}}, "verifiers.llm.model: must be a non-empty"),
         ({"llm": {"kind": "codex", "command": []}}, "verifiers.llm.command: required"),
