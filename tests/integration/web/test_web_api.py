@@ -63,6 +63,9 @@ def test_every_route_refuses_a_request_without_the_token_and_changes_nothing(
     engine, gate, directive_id = held(engine_factory, cost_usd=2.0, max_total_cost_usd=1.0)
     gate.open("a")  # $2 of $1: the breaker trips and asks a human
     approval = wait_for(lambda: engine.snapshot(directive_id).pending_approvals, timeout=30)
+    # The step's work is still judged and merged after the pause: wait until it is,
+    # so that nothing but the requests could change the directive from here.
+    wait_for(lambda: engine.snapshot(directive_id).steps[0].status == "passed", timeout=30)
     before = (engine.db.reads.directive(directive_id), commands_stored(engine))
     anonymous = client_for(engine, bearer=False)
     body = {"title": "x", "goal": "y"}
