@@ -60,9 +60,11 @@ def insert(table: str, **values: Any) -> Op:
     _check(table, values)
     columns = ", ".join(values)
     marks = ", ".join(f"%({c})s" for c in values)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
     return Op(
-        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+        sql,
         {c: _value(c, v) for c, v in values.items()},
+        group=_inserts(sql, table, tuple(values)),
     )
 
 
@@ -105,10 +107,14 @@ def update(
     elif _where_status is not None:
         where += " AND status = ANY(%(_expected)s)"
         params["_expected"] = [str(s) for s in _where_status]
+    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE {where}"
+    many = _where_status is not None and len(_where_status) > 1
     return Op(
-        f"UPDATE {table} SET {', '.join(sets)} WHERE {where}",
+        sql,
         params,
         guard=_where_status is not None,
+        # A guard on one of several statuses is rare: such a statement runs alone.
+        group=None if many else _updates(sql, table, tuple(values), tuple(sets[len(values) :])),
     )
 
 
@@ -319,11 +325,11 @@ def insert_many(table: str, rows: Sequence[dict[str, Any]]) -> Op:
         raise ValueError(f"rows of different columns for {table}")
     cells = [{c: _json_cell(c, row[c]) for c in columns} for row in rows]
     names = ", ".join(columns)
-    return Op(
+    sql = (
         f"INSERT INTO {table} ({names})"
-        f" SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %(rows)s)",
-        {"rows": Jsonb(cells)},
+        f" SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %(rows)s)"
     )
+    return Op(sql, {"rows": Jsonb(cells)}, group=_recordsets(sql))
 
 
 def _json_cell(column: str, value: Any) -> Any:
@@ -449,3 +455,117 @@ def record_stale_attempt(
     turns are counted once, its outcome is not the task's (DESIGN §17)."""
     params = _report(directive_id, task_id, exit_code, cost, summary, output_tail, tokens, turns)
     return Op(query("record_stale_attempt"), params, returning=True)
+
+
+# ----------------------------------------------------------------- groups (grouping.py)
+# How the same statement of a group's writes runs as one (``Op.group``): the rows of
+# every write's INSERT in one INSERT, every write's UPDATE by id in one UPDATE ... FROM
+# VALUES that returns the ids it changed, so that each guard's outcome is still known.
+
+_MAX_PARAMETERS = 30_000
+"""PostgreSQL takes at most 65,535 parameters in a statement; a group past this many
+runs its statements one by one."""
+
+
+@attrs.frozen
+class _Inserts:
+    """Single-row INSERTs of the same columns as one multi-row INSERT (VALUES in an
+    INSERT are coerced to the columns' types, as the single rows' are)."""
+
+    key: str
+    table: str
+    columns: tuple[str, ...]
+
+    def combine(self, inserts: Sequence[Op]) -> Op | None:
+        if len(inserts) * len(self.columns) > _MAX_PARAMETERS:
+            return None
+        row = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
+        params = [_param(op, c) for op in inserts for c in self.columns]
+        return Op(
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES "
+            + ", ".join([row] * len(inserts)),
+            params,
+        )
+
+    def split(
+        self, inserts: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        return [() for _ in inserts]
+
+
+@attrs.frozen
+class _Recordsets:
+    """``insert_many`` statements of the same table and columns as one: their rows in
+    one jsonb parameter."""
+
+    key: str
+
+    def combine(self, inserts: Sequence[Op]) -> Op:
+        cells = [cell for op in inserts for cell in _param(op, "rows").obj]
+        return Op(self.key, {"rows": Jsonb(cells)})
+
+    def split(
+        self, inserts: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        return [() for _ in inserts]
+
+
+@attrs.frozen
+class _Updates:
+    """UPDATEs of one row by id, setting the same columns (guarded on one status, or
+    not), as one ``UPDATE ... FROM (VALUES ...) RETURNING id``. The VALUES follow a
+    typed empty SELECT of the table's own columns, so that each parameter is taken as
+    its column's type, as in the single statement."""
+
+    key: str
+    table: str
+    columns: tuple[str, ...]
+    extra: tuple[str, ...]
+    """The SET items that take no parameter (``c = now()``)."""
+
+    def combine(self, updates: Sequence[Op]) -> Op | None:
+        guarded = updates[0].guard
+        keys = ("_id", "_expected", *self.columns) if guarded else ("_id", *self.columns)
+        if len(updates) * len(keys) > _MAX_PARAMETERS:
+            return None
+        if len({_param(op, "_id") for op in updates}) < len(updates):
+            return None  # one row twice: which one matched would not be known
+        typed = ", ".join(
+            ["id AS _id", *(["status AS _expected"] if guarded else []), *self.columns]
+        )
+        row = "(" + ", ".join(["%s"] * len(keys)) + ")"
+        sets = [f"{c} = v.{c}" for c in self.columns] + list(self.extra)
+        where = "t.id = v._id" + (" AND t.status = v._expected" if guarded else "")
+        return Op(
+            f"UPDATE {self.table} AS t SET {', '.join(sets)}"
+            f" FROM (SELECT {typed} FROM {self.table} WHERE false"
+            f" UNION ALL VALUES {', '.join([row] * len(updates))}) AS v"
+            f" WHERE {where} RETURNING t.id",
+            [_param(op, k) for op in updates for k in keys],
+        )
+
+    def split(
+        self, updates: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        changed = {row[0] for row in rows}
+        return [((i,),) if (i := _param(op, "_id")) in changed else () for op in updates]
+
+
+def _param(op: Op, name: str) -> Any:
+    assert isinstance(op.params, dict)
+    return op.params[name]
+
+
+@functools.cache
+def _inserts(sql: str, table: str, columns: tuple[str, ...]) -> _Inserts:
+    return _Inserts(sql, table, columns)
+
+
+@functools.cache
+def _recordsets(sql: str) -> _Recordsets:
+    return _Recordsets(sql)
+
+
+@functools.cache
+def _updates(sql: str, table: str, columns: tuple[str, ...], extra: tuple[str, ...]) -> _Updates:
+    return _Updates(sql, table, columns, extra)
