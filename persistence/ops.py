@@ -479,12 +479,12 @@ class _Inserts:
     def combine(self, inserts: Sequence[Op]) -> Op | None:
         if len(inserts) * len(self.columns) > _MAX_PARAMETERS:
             return None
-        row = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
         params = [_param(op, c) for op in inserts for c in self.columns]
         return Op(
             f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES "
-            + ", ".join([row] * len(inserts)),
+            + _rows(len(inserts), len(self.columns)),
             params,
+            raw=True,
         )
 
     def split(
@@ -533,15 +533,15 @@ class _Updates:
         typed = ", ".join(
             ["id AS _id", *(["status AS _expected"] if guarded else []), *self.columns]
         )
-        row = "(" + ", ".join(["%s"] * len(keys)) + ")"
         sets = [f"{c} = v.{c}" for c in self.columns] + list(self.extra)
         where = "t.id = v._id" + (" AND t.status = v._expected" if guarded else "")
         return Op(
             f"UPDATE {self.table} AS t SET {', '.join(sets)}"
             f" FROM (SELECT {typed} FROM {self.table} WHERE false"
-            f" UNION ALL VALUES {', '.join([row] * len(updates))}) AS v"
+            f" UNION ALL VALUES {_rows(len(updates), len(keys))}) AS v"
             f" WHERE {where} RETURNING t.id",
             [_param(op, k) for op in updates for k in keys],
+            raw=True,
         )
 
     def split(
@@ -549,6 +549,15 @@ class _Updates:
     ) -> list[tuple[tuple[Any, ...], ...]]:
         changed = {row[0] for row in rows}
         return [((i,),) if (i := _param(op, "_id")) in changed else () for op in updates]
+
+
+def _rows(rows: int, columns: int) -> str:
+    """``($1, $2), ($3, $4)``: the VALUES of ``rows`` rows (PostgreSQL's own
+    placeholders, which psycopg sends as they are: see ``Op.raw``)."""
+    return ", ".join(
+        "(" + ", ".join(f"${r * columns + c + 1}" for c in range(columns)) + ")"
+        for r in range(rows)
+    )
 
 
 def _param(op: Op, name: str) -> Any:

@@ -90,6 +90,10 @@ class Op:
     merge: Merge | None = attrs.field(default=None, eq=False)
     """The write's last statement may be run at the end of its batch, as one statement
     with the same kind of last statement of the batch's other writes (see ``Merge``)."""
+    raw: bool = False
+    """``sql`` has PostgreSQL's own placeholders ($1, $2, ...) for positional ``params``:
+    psycopg sends it as it is (a ``RawCursor``), where it would parse a ``%s`` statement
+    of thousands of parameters afresh each time (it caches only short ones)."""
     group: Merge | None = attrs.field(default=None, eq=False)
     """The statement may be run as one with the same statement of the other writes of
     its group (``grouping``): where the group's first write stands, not at the end."""
@@ -610,7 +614,7 @@ class PersistenceActor(pykka.ThreadingActor):
                 op = writes[w].ops[o]
                 sent[w][o] = conn.execute(op.sql, op.params)
             return []
-        return [_Merged(places, group, conn.execute(combined.sql, combined.params), how)]
+        return [_Merged(places, group, _execute(conn, combined), how)]
 
     def _run_write_by_write(
         self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
@@ -758,6 +762,13 @@ class _Merged:
         got = [tuple(r) for r in self.cursor.fetchall()] if returned else []
         split = self.how.split(self.ops, got)
         return dict(zip(self.places, split, strict=True))
+
+
+def _execute(conn: psycopg.Connection[Any], op: Op) -> psycopg.Cursor[Any]:
+    if op.raw:
+        cursor: psycopg.Cursor[Any] = psycopg.RawCursor(conn)
+        return cursor.execute(op.sql, op.params)
+    return conn.execute(op.sql, op.params)
 
 
 def _shape(write: Write) -> Shape | None:

@@ -20,8 +20,9 @@ def test_single_row_inserts_become_one_multi_row_insert() -> None:
     assert how is not None and how.key == inserts[1].group.key  # type: ignore[union-attr]
     combined = how.combine(inserts)
     assert combined is not None
+    assert combined.raw  # sent unparsed: PostgreSQL's own placeholders
     assert combined.sql == (
-        "INSERT INTO directive_commands (id, command, args) VALUES (%s, %s, %s), (%s, %s, %s)"
+        "INSERT INTO directive_commands (id, command, args) VALUES ($1, $2, $3), ($4, $5, $6)"
     )
     params = list(combined.params)
     assert params[:2] == [A, "pause"] and params[3:5] == [B, "pause"]
@@ -39,7 +40,7 @@ def test_updates_by_id_become_one_update_from_values_returning_the_ids() -> None
     assert combined is not None
     assert combined.sql.startswith("UPDATE directives AS t SET status = v.status, title = v.title")
     typed = "SELECT id AS _id, status AS _expected, status, title FROM directives WHERE false"
-    assert f"FROM ({typed} UNION ALL VALUES (%s, %s, %s, %s), (" in combined.sql
+    assert f"FROM ({typed} UNION ALL VALUES ($1, $2, $3, $4), ($5," in combined.sql
     assert combined.sql.endswith("WHERE t.id = v._id AND t.status = v._expected RETURNING t.id")
     assert list(combined.params)[:4] == [A, "draft", "active", "t1"]
     # B's guard missed: it returned no row.
