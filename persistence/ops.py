@@ -383,26 +383,28 @@ class _EventsOfBatch:
     key: str = "append_events"
 
     def combine(self, appends: Sequence[Op]) -> Op | None:
-        fences: dict[uuid.UUID, tuple[Any, Any]] = {}
-        counts: dict[uuid.UUID, int] = {}
+        # Keyed by the directive's id as text, made once per write: a UUID's str() and
+        # hash() are Python code, which ran for every event of a 500-write batch.
+        fences: dict[str, tuple[Any, Any]] = {}
+        counts: dict[str, int] = {}
         events: list[dict[str, Any]] = []
         for op in appends:
             params = op.params
             assert isinstance(params, dict)
-            directive_id = params["directive_id"]
+            directive_id = str(params["directive_id"])
             fence = (params["owner"], params["epoch"])
             if fences.setdefault(directive_id, fence) != fence:
                 return None  # two fences on one directive: each write on its own
             counts[directive_id] = counts.get(directive_id, 0) + params["n"]
-            events.extend({"directive_id": str(directive_id), **e} for e in params["events"].obj)
+            events.extend({"directive_id": directive_id, **e} for e in params["events"].obj)
         directives = [
             {
-                "directive_id": str(d),
+                "directive_id": d,
                 "n": n,
                 "owner": str(fences[d][0]) if fences[d][0] else None,
                 "epoch": fences[d][1],
             }
-            for d, n in sorted(counts.items())  # one lock order for every batch
+            for d, n in sorted(counts.items())  # one lock order (the text sorts as the ids)
         ]
         return Op(
             query("append_events_of_batch"),
