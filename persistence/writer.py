@@ -41,6 +41,10 @@ If a guard missed or a statement failed, that transaction is rolled back and the
 batch runs again statement by statement with a savepoint around each write, so
 that the writes that fail are undone alone (the rare path: one round trip per
 statement, as before).
+
+Same-shaped writes of different owners (``Write.owner``: a directive's starts, say)
+are sent as one statement per statement kind rather than one each (``grouping``);
+the writes' event appends are one statement at the end of the batch (``Merge``).
 """
 
 from __future__ import annotations
