@@ -37,6 +37,7 @@ from directorate.persistence.errors import (
 )
 from directorate.persistence.models import (
     ApprovalStatus,
+    Directive,
     DirectiveStatus,
     Severity,
     Step,
@@ -153,8 +154,9 @@ class DirectiveActor(PooledActor):
 
     def _handle(self, message: m.DirectiveMessage) -> object:
         asked = isinstance(message, _ASKED)
+        known = message.draft if isinstance(message, m.Start) else None
         for _ in range(_RETRIES):
-            state = self._load(message)
+            state, known = self._load(message, known), None  # a retry reads afresh
             if (
                 isinstance(message, m.AnswerApproval)
                 and state.approval(message.approval_id) is None
@@ -196,10 +198,13 @@ class DirectiveActor(PooledActor):
         log.warning("directive %s: gave up on %s: %s", self.directive_id, message, error)
         return None
 
-    def _load(self, message: m.DirectiveMessage) -> DirectiveState:
+    def _load(
+        self, message: m.DirectiveMessage, known: Directive | None = None
+    ) -> DirectiveState:
+        """``known``: the directive's row, just read by the engine (a start)."""
         now, settings = datetime.now(UTC), self.ctx.settings
         if isinstance(message, m.Start):
-            directive = self.ctx.reads.directive(self.directive_id)
+            directive = known or self.ctx.reads.directive(self.directive_id)
             if directive.status is DirectiveStatus.DRAFT:
                 # A draft has no chain, task or approval yet: its row is all there is.
                 return DirectiveState.of_draft(directive, now=now, settings=settings)

@@ -451,7 +451,7 @@ class Engine:
         recorded = {}
         for index, directive in list(drafts.items()):
             try:
-                recorded[index] = self._start_workspace(directive)
+                recorded[index], drafts[index] = self._start_workspace(directive)
             except DirectorateError as exc:
                 outcomes[index] = exc
                 del drafts[index]
@@ -459,7 +459,9 @@ class Engine:
         for index, directive in drafts.items():
             try:
                 self._workspace_recorded(directive, recorded[index])
-                sent[index] = self._send(directive.id, m.Start(), spawn=True, known=directive)
+                # The actor decides from the draft read here rather than reading it again.
+                start = m.Start(draft=directive)
+                sent[index] = self._send(directive.id, start, spawn=True, known=directive)
             except DirectorateError as exc:
                 outcomes[index] = exc
         for index, future in sent.items():
@@ -494,18 +496,21 @@ class Engine:
             for claim in claimed:
                 self._record_claim(claim)
 
-    def _start_workspace(self, directive: Directive) -> pykka.Future[WriteResult] | None:
+    def _start_workspace(
+        self, directive: Directive
+    ) -> tuple[pykka.Future[WriteResult] | None, Directive]:
         """Make the directive's result branch (git, so here, on the caller's thread, not
-        an actor's) and hand its record to the writer; None when it has one already or
-        needs none. A start tried again reuses the branch."""
+        an actor's) and hand its record to the writer: that record's future (None when
+        it has one already or needs none) and the directive as the record leaves it.
+        A start tried again reuses the branch."""
         if directive.result_branch is not None:
-            return None
+            return None, directive
         try:
             started = start_result_branch(directive)
         except GitError as exc:
             raise InvalidInput(f"workspace: {exc}") from None
         if started is None:
-            return None
+            return None, directive
         tx = Tx(directive.id)
         tx.op(
             Op(
@@ -530,7 +535,14 @@ class Engine:
                 "branch": started.result_branch,
             },
         )
-        return self._ctx.writer.submit(tx)
+        recorded = attrs.evolve(
+            directive,
+            repository=started.repository,
+            base_ref=started.base_ref,
+            base_sha=started.base_sha,
+            result_branch=started.result_branch,
+        )
+        return self._ctx.writer.submit(tx), recorded
 
     def _workspace_recorded(
         self, directive: Directive, recorded: pykka.Future[WriteResult] | None

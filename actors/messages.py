@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from directorate.persistence.models import ApprovalStatus
+from directorate.persistence.models import ApprovalStatus, Directive
 from directorate.verifiers.stale_agents import StaleAgentCheck
 
 from .evaluation import Judgement
@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 @attrs.frozen
 class Start:
     """Begin a draft directive: plan it, or go straight to its explicit steps."""
+
+    draft: Directive | None = attrs.field(default=None, eq=False, repr=False)
+    """The draft as the engine has just read it (``start_many`` reads a thousand at
+    once), so that the actor need not read it again; None: the actor reads it. Only
+    the first decision uses it: the start's write is guarded on the draft status, so a
+    draft that moved meanwhile conflicts, and the decision is made again from a read."""
 
 
 @attrs.frozen

@@ -105,7 +105,13 @@ class Tx:
         """Write and wait until it is durable; during an outage, until the database
         is back (or the engine, stopping, gives the write up)."""
         statements, notices = self.statements(fence)
-        return db.writer.write(*statements, notices=notices, what=self.what(), timeout=timeout)
+        return db.writer.write(
+            *statements,
+            notices=notices,
+            what=self.what(),
+            owner=self.directive_id,
+            timeout=timeout,
+        )
 
     def what(self) -> str:
         """For the report of writes an engine stopping during an outage gave up."""
@@ -115,7 +121,10 @@ class Tx:
     def submit(self, db: Database, *, fence: Lease | None = None) -> pykka.Future[WriteResult]:
         """Hand the write to the writer without waiting for its commit."""
         statements, notices = self.statements(fence)
-        return db.writer.submit(Write(ops=tuple(statements), notices=notices, what=self.what()))
+        write = Write(
+            ops=tuple(statements), notices=notices, what=self.what(), owner=self.directive_id
+        )
+        return db.writer.submit(write)
 
 
 def _jsonable(value: Any) -> Any:

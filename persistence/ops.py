@@ -60,9 +60,11 @@ def insert(table: str, **values: Any) -> Op:
     _check(table, values)
     columns = ", ".join(values)
     marks = ", ".join(f"%({c})s" for c in values)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
     return Op(
-        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+        sql,
         {c: _value(c, v) for c, v in values.items()},
+        group=_inserts(sql, table, tuple(values)),
     )
 
 
@@ -105,10 +107,14 @@ def update(
     elif _where_status is not None:
         where += " AND status = ANY(%(_expected)s)"
         params["_expected"] = [str(s) for s in _where_status]
+    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE {where}"
+    many = _where_status is not None and len(_where_status) > 1
     return Op(
-        f"UPDATE {table} SET {', '.join(sets)} WHERE {where}",
+        sql,
         params,
         guard=_where_status is not None,
+        # A guard on one of several statuses is rare: such a statement runs alone.
+        group=None if many else _updates(sql, table, tuple(values), tuple(sets[len(values) :])),
     )
 
 
@@ -335,11 +341,11 @@ def insert_many(table: str, rows: Sequence[dict[str, Any]]) -> Op:
         raise ValueError(f"rows of different columns for {table}")
     cells = [{c: _json_cell(c, row[c]) for c in columns} for row in rows]
     names = ", ".join(columns)
-    return Op(
+    sql = (
         f"INSERT INTO {table} ({names})"
-        f" SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %(rows)s)",
-        {"rows": Jsonb(cells)},
+        f" SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %(rows)s)"
     )
+    return Op(sql, {"rows": Jsonb(cells)}, group=_recordsets(sql))
 
 
 def _json_cell(column: str, value: Any) -> Any:
@@ -393,26 +399,28 @@ class _EventsOfBatch:
     key: str = "append_events"
 
     def combine(self, appends: Sequence[Op]) -> Op | None:
-        fences: dict[uuid.UUID, tuple[Any, Any]] = {}
-        counts: dict[uuid.UUID, int] = {}
+        # Keyed by the directive's id as text, made once per write: a UUID's str() and
+        # hash() are Python code, which ran for every event of a 500-write batch.
+        fences: dict[str, tuple[Any, Any]] = {}
+        counts: dict[str, int] = {}
         events: list[dict[str, Any]] = []
         for op in appends:
             params = op.params
             assert isinstance(params, dict)
-            directive_id = params["directive_id"]
+            directive_id = str(params["directive_id"])
             fence = (params["owner"], params["epoch"])
             if fences.setdefault(directive_id, fence) != fence:
                 return None  # two fences on one directive: each write on its own
             counts[directive_id] = counts.get(directive_id, 0) + params["n"]
-            events.extend({"directive_id": str(directive_id), **e} for e in params["events"].obj)
+            events.extend({"directive_id": directive_id, **e} for e in params["events"].obj)
         directives = [
             {
-                "directive_id": str(d),
+                "directive_id": d,
                 "n": n,
                 "owner": str(fences[d][0]) if fences[d][0] else None,
                 "epoch": fences[d][1],
             }
-            for d, n in sorted(counts.items())  # one lock order for every batch
+            for d, n in sorted(counts.items())  # one lock order (the text sorts as the ids)
         ]
         return Op(
             query("append_events_of_batch"),
@@ -465,3 +473,126 @@ def record_stale_attempt(
     turns are counted once, its outcome is not the task's (DESIGN §17)."""
     params = _report(directive_id, task_id, exit_code, cost, summary, output_tail, tokens, turns)
     return Op(query("record_stale_attempt"), params, returning=True)
+
+
+# ----------------------------------------------------------------- groups (grouping.py)
+# How the same statement of a group's writes runs as one (``Op.group``): the rows of
+# every write's INSERT in one INSERT, every write's UPDATE by id in one UPDATE ... FROM
+# VALUES that returns the ids it changed, so that each guard's outcome is still known.
+
+_MAX_PARAMETERS = 30_000
+"""PostgreSQL takes at most 65,535 parameters in a statement; a group past this many
+runs its statements one by one."""
+
+
+@attrs.frozen
+class _Inserts:
+    """Single-row INSERTs of the same columns as one multi-row INSERT (VALUES in an
+    INSERT are coerced to the columns' types, as the single rows' are)."""
+
+    key: str
+    table: str
+    columns: tuple[str, ...]
+
+    def combine(self, inserts: Sequence[Op]) -> Op | None:
+        if len(inserts) * len(self.columns) > _MAX_PARAMETERS:
+            return None
+        params = [_param(op, c) for op in inserts for c in self.columns]
+        return Op(
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES "
+            + _rows(len(inserts), len(self.columns)),
+            params,
+            raw=True,
+        )
+
+    def split(
+        self, inserts: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        return [() for _ in inserts]
+
+
+@attrs.frozen
+class _Recordsets:
+    """``insert_many`` statements of the same table and columns as one: their rows in
+    one jsonb parameter."""
+
+    key: str
+
+    def combine(self, inserts: Sequence[Op]) -> Op:
+        cells = [cell for op in inserts for cell in _param(op, "rows").obj]
+        return Op(self.key, {"rows": Jsonb(cells)})
+
+    def split(
+        self, inserts: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        return [() for _ in inserts]
+
+
+@attrs.frozen
+class _Updates:
+    """UPDATEs of one row by id, setting the same columns (guarded on one status, or
+    not), as one ``UPDATE ... FROM (VALUES ...) RETURNING id``. The VALUES follow a
+    typed empty SELECT of the table's own columns, so that each parameter is taken as
+    its column's type, as in the single statement."""
+
+    key: str
+    table: str
+    columns: tuple[str, ...]
+    extra: tuple[str, ...]
+    """The SET items that take no parameter (``c = now()``)."""
+
+    def combine(self, updates: Sequence[Op]) -> Op | None:
+        guarded = updates[0].guard
+        keys = ("_id", "_expected", *self.columns) if guarded else ("_id", *self.columns)
+        if len(updates) * len(keys) > _MAX_PARAMETERS:
+            return None
+        if len({_param(op, "_id") for op in updates}) < len(updates):
+            return None  # one row twice: which one matched would not be known
+        typed = ", ".join(
+            ["id AS _id", *(["status AS _expected"] if guarded else []), *self.columns]
+        )
+        sets = [f"{c} = v.{c}" for c in self.columns] + list(self.extra)
+        where = "t.id = v._id" + (" AND t.status = v._expected" if guarded else "")
+        return Op(
+            f"UPDATE {self.table} AS t SET {', '.join(sets)}"
+            f" FROM (SELECT {typed} FROM {self.table} WHERE false"
+            f" UNION ALL VALUES {_rows(len(updates), len(keys))}) AS v"
+            f" WHERE {where} RETURNING t.id",
+            [_param(op, k) for op in updates for k in keys],
+            raw=True,
+        )
+
+    def split(
+        self, updates: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        changed = {row[0] for row in rows}
+        return [((i,),) if (i := _param(op, "_id")) in changed else () for op in updates]
+
+
+def _rows(rows: int, columns: int) -> str:
+    """``($1, $2), ($3, $4)``: the VALUES of ``rows`` rows (PostgreSQL's own
+    placeholders, which psycopg sends as they are: see ``Op.raw``)."""
+    return ", ".join(
+        "(" + ", ".join(f"${r * columns + c + 1}" for c in range(columns)) + ")"
+        for r in range(rows)
+    )
+
+
+def _param(op: Op, name: str) -> Any:
+    assert isinstance(op.params, dict)
+    return op.params[name]
+
+
+@functools.cache
+def _inserts(sql: str, table: str, columns: tuple[str, ...]) -> _Inserts:
+    return _Inserts(sql, table, columns)
+
+
+@functools.cache
+def _recordsets(sql: str) -> _Recordsets:
+    return _Recordsets(sql)
+
+
+@functools.cache
+def _updates(sql: str, table: str, columns: tuple[str, ...], extra: tuple[str, ...]) -> _Updates:
+    return _Updates(sql, table, columns, extra)

@@ -41,6 +41,10 @@ If a guard missed or a statement failed, that transaction is rolled back and the
 batch runs again statement by statement with a savepoint around each write, so
 that the writes that fail are undone alone (the rare path: one round trip per
 statement, as before).
+
+Same-shaped writes of different owners (``Write.owner``: a directive's starts, say)
+are sent as one statement per statement kind rather than one each (``grouping``);
+the writes' event appends are one statement at the end of the batch (``Merge``).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -64,6 +68,7 @@ import pykka
 from psycopg.types.json import Jsonb
 
 from .errors import DirectorateError, InvalidInput, PersistenceUnavailable
+from .grouping import Shape, schedule
 from .outage import Outage
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,13 @@ class Op:
     merge: Merge | None = attrs.field(default=None, eq=False)
     """The write's last statement may be run at the end of its batch, as one statement
     with the same kind of last statement of the batch's other writes (see ``Merge``)."""
+    raw: bool = False
+    """``sql`` has PostgreSQL's own placeholders ($1, $2, ...) for positional ``params``:
+    psycopg sends it as it is (a ``RawCursor``), where it would parse a ``%s`` statement
+    of thousands of parameters afresh each time (it caches only short ones)."""
+    group: Merge | None = attrs.field(default=None, eq=False)
+    """The statement may be run as one with the same statement of the other writes of
+    its group (``grouping``): where the group's first write stands, not at the end."""
 
 
 class Merge(Protocol):
@@ -125,6 +137,9 @@ class Write:
     """Opaque payloads handed to ``on_commit`` after the commit (signals, events)."""
     what: str = ""
     """What the write is, in a few words: said when it could not be written."""
+    owner: Hashable | None = None
+    """Whose rows it changes (a directive's id): a write with an owner may be grouped
+    with others of its shape (``grouping``); None: it runs alone."""
 
 
 @attrs.frozen
@@ -509,7 +524,7 @@ class PersistenceActor(pykka.ThreadingActor):
             sent: list[list[psycopg.Cursor[Any] | None]] = []
             merged: list[_Merged] = []
             try:
-                deferred = self._send(conn, writes, sent)
+                deferred = self._send(conn, writes, sent, merged)
                 for places in deferred.values():
                     merged.extend(self._send_merged(conn, writes, sent, places))
             except (TypeError, ValueError) as exc:  # a parameter psycopg could not adapt
@@ -546,22 +561,41 @@ class PersistenceActor(pykka.ThreadingActor):
         conn: psycopg.Connection[Any],
         writes: list[Write],
         sent: list[list[psycopg.Cursor[Any] | None]],
+        grouped: list[_Merged],
     ) -> dict[str, list[tuple[int, int]]]:
         """Send every statement but the mergeable last ones (their places ``None`` in
-        ``sent``), which are returned by merge key as (write, op) indices."""
+        ``sent``), which are returned by merge key as (write, op) indices. A group's
+        statements (``grouping``) are sent as one each, in ``grouped``."""
         deferred: dict[str, list[tuple[int, int]]] = {}
+        shapes: list[Shape | None] = []
         for w, write in enumerate(writes):
-            cursors: list[psycopg.Cursor[Any] | None] = []
-            sent.append(cursors)
-            last = len(write.ops) - 1
-            for o, op in enumerate(write.ops):
-                if op.merge is not None and o == last:
-                    deferred.setdefault(op.merge.key, []).append((w, o))
-                    cursors.append(None)
-                else:
-                    cursors.append(conn.execute(op.sql, op.params))
-                    self._executed += 1
+            sent.append([None] * len(write.ops))
+            last = write.ops[-1] if write.ops else None
+            if last is not None and last.merge is not None:
+                deferred.setdefault(last.merge.key, []).append((w, len(write.ops) - 1))
+            shapes.append(_shape(write))
+        for members in schedule(shapes, [w.owner for w in writes]):
+            if len(members) == 1:
+                self._send_alone(conn, writes, members[0], sent)
+                continue
+            for o in range(len(writes[members[0]].ops) - 1):  # the last is the merge
+                places = [(w, o) for w in members]
+                grouped.extend(self._send_merged(conn, writes, sent, places, grouping=True))
         return deferred
+
+    def _send_alone(
+        self,
+        conn: psycopg.Connection[Any],
+        writes: list[Write],
+        w: int,
+        sent: list[list[psycopg.Cursor[Any] | None]],
+    ) -> None:
+        write = writes[w]
+        last = len(write.ops) - 1
+        for o, op in enumerate(write.ops):
+            if op.merge is None or o != last:
+                sent[w][o] = conn.execute(op.sql, op.params)
+                self._executed += 1
 
     def _send_merged(
         self,
@@ -569,19 +603,22 @@ class PersistenceActor(pykka.ThreadingActor):
         writes: list[Write],
         sent: list[list[psycopg.Cursor[Any] | None]],
         places: list[tuple[int, int]],
+        *,
+        grouping: bool = False,
     ) -> list[_Merged]:
-        """The deferred statements of one kind, at the end of the batch: as one, when
-        they can be; else one by one, in order."""
+        """Statements of one kind as one, when they can be; else one by one, in order:
+        the deferred ones at the end of the batch (``Op.merge``), or a group's
+        (``Op.group``)."""
         group = [writes[w].ops[o] for w, o in places]
-        merge = group[0].merge
-        combined = merge.combine(group) if merge is not None and len(group) > 1 else None
+        how = group[0].group if grouping else group[0].merge
+        combined = how.combine(group) if how is not None and len(group) > 1 else None
         self._executed += 1 if combined is not None else len(group)
-        if combined is None:
+        if combined is None or how is None:
             for w, o in places:
                 op = writes[w].ops[o]
                 sent[w][o] = conn.execute(op.sql, op.params)
             return []
-        return [_Merged(places, group, conn.execute(combined.sql, combined.params))]
+        return [_Merged(places, group, _execute(conn, combined), how)]
 
     def _run_write_by_write(
         self, conn: psycopg.Connection[Any], batch_id: uuid.UUID, writes: list[Write]
@@ -722,11 +759,33 @@ class _Merged:
     places: list[tuple[int, int]]
     ops: list[Op]
     cursor: psycopg.Cursor[Any]
+    how: Merge
 
     def rows(self) -> dict[tuple[int, int], tuple[tuple[Any, ...], ...]]:
-        assert self.ops[0].merge is not None
-        split = self.ops[0].merge.split(self.ops, [tuple(r) for r in self.cursor.fetchall()])
+        returned = self.cursor.description is not None  # an INSERT returns no rows
+        got = [tuple(r) for r in self.cursor.fetchall()] if returned else []
+        split = self.how.split(self.ops, got)
         return dict(zip(self.places, split, strict=True))
+
+
+def _execute(conn: psycopg.Connection[Any], op: Op) -> psycopg.Cursor[Any]:
+    if op.raw:
+        cursor: psycopg.Cursor[Any] = psycopg.RawCursor(conn)
+        return cursor.execute(op.sql, op.params)
+    return conn.execute(op.sql, op.params)
+
+
+def _shape(write: Write) -> Shape | None:
+    """The write's shape for ``grouping.schedule``: the group keys of its statements
+    but the last, a merge (sent at the end of the batch anyway); None when it does not
+    end with a merge or some other statement of it cannot be grouped."""
+    ops = write.ops
+    if not ops:
+        return ()
+    if ops[-1].merge is None:
+        return None
+    keys = tuple(op.group.key for op in ops[:-1] if op.group is not None)
+    return keys if len(keys) == len(ops) - 1 else None
 
 
 def _collect(
@@ -871,14 +930,19 @@ class PersistenceClient:
         return len(self._queue)
 
     def write(
-        self, *ops: Op, notices: tuple[Any, ...] = (), what: str = "", timeout: float | None = None
+        self,
+        *ops: Op,
+        notices: tuple[Any, ...] = (),
+        what: str = "",
+        owner: Hashable | None = None,
+        timeout: float | None = None,
     ) -> WriteResult:
         """Submit one write and wait until it is durable (or conflicted, or failed).
 
         The writer answers every write (during an outage, once the database is back
         or once the writer stops), so waiting without a timeout never waits for ever.
         """
-        write = Write(ops=ops, notices=notices, what=what)
+        write = Write(ops=ops, notices=notices, what=what, owner=owner)
         return self.submit(write, timeout=timeout).get(timeout=timeout)
 
     def give_up_by(self, at: float) -> None:

@@ -18,6 +18,7 @@ from directorate.actors import (
     NotFound,
     StepSpec,
 )
+from directorate.actors import messages as m
 
 TWO_STEPS = [StepSpec(name="one"), StepSpec(name="two", depends_on=["one"])]
 
@@ -93,3 +94,19 @@ def test_start_many_gives_each_directive_its_own_outcome(engine_factory: Any) ->
         release.set()
     for directive_id in (first, second, started):
         assert engine.wait(directive_id, timeout=30) is DirectiveStatus.COMPLETED
+
+
+@pytest.mark.timeout(60)
+def test_a_start_from_a_draft_read_before_it_moved_decides_again(engine_factory: Any) -> None:
+    # start_many hands each actor the draft it read, so that the actor need not read it
+    # again; one that moved meanwhile (cancelled here) must not start from that read.
+    engine = engine_factory(runner=CallableRunner(lambda task, cancel: None))
+    (directive_id,) = engine.submit_many([spec("stale")])
+    draft = engine.db.reads.directive(directive_id)
+    assert engine.stop_directive(directive_id) is DirectiveStatus.CANCELLED
+    sent = engine._send(directive_id, m.Start(draft=draft), spawn=True, known=draft)
+    outcome = engine._status_of(directive_id, m.Start(), sent)
+    assert isinstance(outcome, InvalidTransition), outcome
+    assert "cancelled" in str(outcome)
+    assert engine.db.reads.directive(directive_id).status is DirectiveStatus.CANCELLED
+    assert engine.db.reads.current_chain(directive_id) is None
