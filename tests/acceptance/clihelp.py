@@ -275,3 +275,10 @@ def make_repository(folder: Path) -> None:
     git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "start"]):
         subprocess.run([*git, *args], check=True, capture_output=True)
+
+
+def env_table(env: dict[str, str]) -> str:
+    """``env`` as a TOML inline table for a directive file's ``[agent]`` (PATH left
+    to the engine, which puts its own Python first)."""
+    body = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items() if k != "PATH")
+    return f"env = {{ {body} }}"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clihelp import Cli, make_repository, toml_string
+from clihelp import Cli, env_table, make_repository, toml_string
 from loopback import tools
 from loopback.fixtures import *  # noqa: F403 - the real tools and the loopback server
 from loopback.script import Script, Text, ToolCall, ToolCalls, bash, verdict
@@ -54,13 +54,6 @@ def directive_file(tmp_path: Path, agent: list[str], *, planned: bool = False) -
     path = tmp_path / "directive.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, work
-
-
-def env_table(env: dict[str, str]) -> str:
-    body = ", ".join(
-        f"{name} = {json.dumps(value)}" for name, value in env.items() if name != "PATH"
-    )
-    return f"env = {{ {body} }}"
 
 
 def outcome(cli: Cli) -> tuple[str, float, str]:

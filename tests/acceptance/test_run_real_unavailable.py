@@ -10,18 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from clihelp import Cli, make_repository, toml_string
+from clihelp import Cli, env_table, make_repository, toml_string
 from loopback import tools
 from loopback.fixtures import *  # noqa: F403 - the real tools and the loopback server
 from loopback.script import Script, unauthorized
 from loopback.server import LoopbackServer
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
-
-
-def env_table(env: dict[str, str]) -> str:
-    body = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items() if k != "PATH")
-    return f"env = {{ {body} }}"
 
 
 def directive_file(tmp_path: Path, agent: list[str]) -> Path:
