@@ -17,7 +17,7 @@ import pykka
 from directorate.persistence import ops
 from directorate.persistence.database import Database
 from directorate.persistence.errors import LeaseLost
-from directorate.persistence.ownership import Lease
+from directorate.persistence.ownership import Lease, LeaseSum
 from directorate.persistence.writer import Conflict, WriteResult
 
 from .tx import Tx
@@ -29,11 +29,17 @@ class Leases:
     def __init__(self, engine_id: uuid.UUID) -> None:
         self.engine_id = engine_id
         self._held: dict[uuid.UUID, Lease] = {}
+        self._sum = LeaseSum()
+        """Of ``_held``, kept as it changes: the heartbeat reads it every beat."""
         self._lock = threading.Lock()
 
     def hold(self, lease: Lease) -> None:
         with self._lock:
+            replaced = self._held.get(lease.directive_id)
+            if replaced is not None:
+                self._sum = self._sum.minus(replaced)
             self._held[lease.directive_id] = lease
+            self._sum = self._sum.plus(lease)
 
     def get(self, directive_id: uuid.UUID) -> Lease | None:
         with self._lock:
@@ -45,11 +51,17 @@ class Leases:
             if self._held.get(lease.directive_id) != lease:
                 return False
             del self._held[lease.directive_id]
+            self._sum = self._sum.minus(lease)
             return True
 
     def held(self) -> list[Lease]:
         with self._lock:
             return list(self._held.values())
+
+    def total(self) -> LeaseSum:
+        """The sum of the leases held (``LeaseSum``), without copying them."""
+        with self._lock:
+            return self._sum
 
     def __len__(self) -> int:
         with self._lock:

@@ -118,10 +118,7 @@ class Ownership:
                 try:
                     if conn is None:
                         conn = self._connect()
-                    # Only leases held before the query started can be missing from
-                    # its answer for having been taken (a claim may commit meanwhile).
-                    before = self.leases.held()
-                    held = sql.heartbeat(conn, self.engine_id, ttl_s=self._ttl_s)
+                    lost = self._renew(conn)
                 except psycopg.Error as exc:
                     self._failing = True
                     if conn is not None:
@@ -136,7 +133,8 @@ class Ownership:
                 if self._failing:
                     self._failing = False
                     self._grace_until = time.monotonic() + self._ttl_s
-                self._check(before, held)
+                for lease, why in lost:
+                    self._on_lost(lease, why)
         finally:
             if conn is None and outage is None:  # stopped before its first beat
                 with contextlib.suppress(psycopg.Error):
@@ -159,9 +157,18 @@ class Ownership:
         except psycopg.Error as exc:  # the database is away: the row expires by itself
             log.info("engine %s: not marked stopped (%s)", self.engine_id, exc)
 
-    def _check(self, before: list[Lease], held: dict[uuid.UUID, int] | None) -> None:
-        for lease, why in lost_leases(before, self.leases.held(), held):
-            self._on_lost(lease, why)
+    def _renew(self, conn: psycopg.Connection[Any]) -> list[tuple[Lease, str]]:
+        """One beat: renew the engine's row, and which leases it has lost. The leases
+        are read back only when the database's sum of them differs from ours."""
+        expected = self.leases.total()
+        found = sql.heartbeat(conn, self.engine_id, ttl_s=self._ttl_s)
+        if found == expected:
+            return []
+        # Only leases held before the query started can be missing from its answer
+        # for having been taken (a claim may commit meanwhile).
+        before = self.leases.held()
+        held = None if found is None else sql.leases_of_engine(conn, self.engine_id)
+        return lost_leases(before, self.leases.held(), held)
 
 
 def lost_leases(

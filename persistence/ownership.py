@@ -74,16 +74,54 @@ def register_engine(
     )
 
 
+@attrs.frozen
+class LeaseSum:
+    """A set of leases in three numbers: how many, their epochs' sum and their
+    directives' ``lease_key`` sum. The heartbeat compares the database's with the
+    engine's, so that an engine holding 10,000 leases reads them back only when the
+    two differ (a lease taken, or a claim committing meanwhile), not every second.
+
+    Two different sets of one engine's leases agree on all three only by a 60-bit
+    coincidence; even then nothing is unsafe, since every write is fenced by its
+    lease (``ops.fence``): the heartbeat only finds a lost lease sooner."""
+
+    count: int = 0
+    epochs: int = 0
+    keys: int = 0
+
+    def plus(self, lease: Lease) -> LeaseSum:
+        return LeaseSum(
+            self.count + 1, self.epochs + lease.epoch, self.keys + lease_key(lease.directive_id)
+        )
+
+    def minus(self, lease: Lease) -> LeaseSum:
+        return LeaseSum(
+            self.count - 1, self.epochs - lease.epoch, self.keys - lease_key(lease.directive_id)
+        )
+
+
+def lease_key(directive_id: uuid.UUID) -> int:
+    """The id's first 60 bits, as ``lease_sum_of_engine`` reads them in SQL."""
+    return directive_id.int >> 68
+
+
 def heartbeat(
     conn: psycopg.Connection[Any], engine_id: uuid.UUID, *, ttl_s: float
-) -> dict[uuid.UUID, int] | None:
-    """Renew the engine's row; the leases it holds now (directive -> epoch), or None
-    when its row says it has stopped (it must drive nothing)."""
+) -> LeaseSum | None:
+    """Renew the engine's row; the sum of the leases it holds now, or None when its
+    row says it has stopped (it must drive nothing)."""
     with conn.transaction():
         renewed = conn.execute(query("engine_heartbeat"), {"id": engine_id, "ttl": ttl_s})
         if renewed.fetchone() is None:
             return None
-        rows = conn.execute(query("leases_of_engine"), {"id": engine_id}).fetchall()
+        row = conn.execute(query("lease_sum_of_engine"), {"id": engine_id}).fetchone()
+    assert row is not None  # an aggregate without GROUP BY: always one row
+    return LeaseSum(int(row[0]), int(row[1]), int(row[2]))
+
+
+def leases_of_engine(conn: psycopg.Connection[Any], engine_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """The leases the engine holds now: directive -> epoch."""
+    rows = conn.execute(query("leases_of_engine"), {"id": engine_id}).fetchall()
     return {row[0]: row[1] for row in rows}
 
 

@@ -347,6 +347,13 @@ RETURNING expires_at;
 -- is missing, or at a newer epoch).
 SELECT id, lease_epoch FROM directives WHERE lease_owner = %(id)s;
 
+-- name: lease_sum_of_engine
+-- The same leases in three numbers (ownership.LeaseSum): how many, the sum of their
+-- epochs, the sum of their ids' first 60 bits (the first 15 hex digits).
+SELECT count(*), coalesce(sum(lease_epoch), 0),
+       coalesce(sum(('x' || left(replace(id::text, '-', ''), 15))::bit(60)::bigint), 0)
+FROM directives WHERE lease_owner = %(id)s;
+
 -- name: stop_engine
 UPDATE engines SET stopped_at = now(), expires_at = now() WHERE id = %(id)s;
 

@@ -161,3 +161,34 @@ def test_a_report_after_the_lease_was_lost_is_counted_never_the_outcome(
     assert directive.total_cost_usd == pytest.approx(2.5), "what it cost is counted"
     assert not passes(first, directive_id)
     assert directive.status is DirectiveStatus.ACTIVE
+
+
+@pytest.mark.timeout(60)
+def test_the_heartbeat_finds_a_lease_taken_while_the_engine_writes_nothing(
+    engine_factory: Any, scripted: Scripted, dsn: str, tmp_path: Path
+) -> None:
+    """No write of the engine's is refused (its agent waits at a gate): its heartbeat,
+    which reads the leases back only when their sum differs, notices the takeover."""
+    gate = tmp_path / "gate"
+    scripted.write({"steps": {"only": {"gate": str(gate)}}})
+    first = engine_factory(runner=scripted.runner(), lease_ttl_s=30, heartbeat_interval_s=0.2)
+    held = first.submit(spec(steps=[StepSpec(name="only")], autonomy_level="full_auto"))
+    kept = first.submit(spec(steps=[StepSpec(name="only")], autonomy_level="full_auto"))
+    first.start_many([held, kept])
+    wait_for(lambda: running_task(first, held) and running_task(first, kept))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        from directorate.persistence import ownership
+
+        thief = uuid.uuid4()
+        ownership.register_engine(conn, thief, ttl_s=60, takes_over=False)
+        # As a claim after an expiry would, without letting the first engine's row
+        # expire (its heartbeat would renew it at once).
+        conn.execute(
+            "UPDATE directives SET lease_owner = %s, lease_epoch = lease_epoch + 1 WHERE id = %s",
+            (thief, held),
+        )
+    [lost] = wait_for(lambda: events(first, held, "lease_lost"))
+    assert lost.data["reason"] == "another engine took the lease while this one was silent"
+    wait_for(lambda: first.live_actor_count() == 1)
+    assert not events(first, kept, "lease_lost")
+    assert lease(dsn, kept) == (first.engine_id, 1)

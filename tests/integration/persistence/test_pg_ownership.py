@@ -16,7 +16,7 @@ from directorate.actors.tx import Tx
 from directorate.persistence import ops, ownership
 from directorate.persistence.database import Database
 from directorate.persistence.models import DirectiveStatus
-from directorate.persistence.ownership import Lease
+from directorate.persistence.ownership import Lease, LeaseSum
 from directorate.persistence.writer import Committed, Conflict, Op
 
 
@@ -121,7 +121,10 @@ def test_a_stopped_engines_leases_are_free_at_once(dsn: str) -> None:
     first, second = engine(dsn), engine(dsn)
     with connect(dsn) as conn:
         assert ownership.claim(conn, first)
-        assert ownership.heartbeat(conn, first, ttl_s=30) == {directive_id: 1}
+        assert ownership.heartbeat(conn, first, ttl_s=30) == LeaseSum().plus(
+            Lease(directive_id, first, 1)
+        )
+        assert ownership.leases_of_engine(conn, first) == {directive_id: 1}
         ownership.stop_engine(conn, first)
         assert ownership.heartbeat(conn, first, ttl_s=30) is None, "stopped: drives nothing"
         [taken] = ownership.claim(conn, second)
@@ -188,3 +191,32 @@ def test_a_claim_passes_over_a_fenced_write_in_flight_and_then_sees_it(
 
 def set_title(directive_id: uuid.UUID, title: str) -> Op:
     return ops.update("directives", directive_id, title=title)
+
+
+def test_the_heartbeats_sum_of_leases_is_the_engines_own_sum_of_them(dsn: str) -> None:
+    """The database's LeaseSum (SQL) equals the one the engine keeps (Python) for the
+    same leases, and moves when one of them is taken: ids of every shape, epochs past
+    one, an engine holding none."""
+    ids = [*directives(dsn, 40), uuid.UUID(int=2**128 - 1), uuid.UUID(int=1)]
+    with connect(dsn) as conn:
+        for edge in ids[-2:]:
+            conn.execute(
+                "INSERT INTO directives (id, title, goal, status) VALUES (%s, 't', 'g', 'active')",
+                (edge,),
+            )
+    first, second = engine(dsn), engine(dsn)
+    with connect(dsn) as conn:
+        assert ownership.heartbeat(conn, first, ttl_s=30) == LeaseSum()
+        claimed = ownership.claim(conn, first)
+        ownership.stop_engine(conn, first)
+        first_again = engine(dsn)
+        taken = ownership.claim(conn, first_again)  # epochs of 2 now
+        held = LeaseSum()
+        for claim in taken:
+            held = held.plus(claim.lease)
+        assert len(claimed) == len(taken) == len(ids)
+        assert {c.lease.epoch for c in taken} == {2}
+        assert ownership.heartbeat(conn, first_again, ttl_s=30) == held
+        ownership.stop_engine(conn, first_again)
+        [moved] = ownership.claim(conn, second, ids=[ids[-1]])
+        assert ownership.heartbeat(conn, second, ttl_s=30) == LeaseSum().plus(moved.lease)

@@ -6,10 +6,11 @@ import uuid
 
 import pytest
 
+from directorate.actors.leases import Leases
 from directorate.actors.ownership import lost_leases
 from directorate.actors.tx import Tx
 from directorate.persistence import ops
-from directorate.persistence.ownership import Lease
+from directorate.persistence.ownership import Lease, LeaseSum
 
 D1, D2, D3 = (uuid.UUID(int=i) for i in (1, 2, 3))
 ME = uuid.UUID(int=99)
@@ -69,3 +70,35 @@ def test_which_leases_the_heartbeat_finds_lost(
     found = lost_leases(before, still, held)
     assert [lease.directive_id for lease, _ in found] == lost
     assert all(why for _, why in found)
+
+
+def test_the_sum_of_held_leases_follows_every_hold_and_drop() -> None:
+    engine_id = uuid.uuid4()
+    leases = Leases(engine_id)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    first_a, second_a, only_b = (
+        Lease(a, engine_id, 1),
+        Lease(a, engine_id, 2),
+        Lease(b, engine_id, 7),
+    )
+
+    def summed(*held: Lease) -> LeaseSum:
+        total = LeaseSum()
+        for lease in held:
+            total = total.plus(lease)
+        return total
+
+    assert leases.total() == LeaseSum(0, 0, 0)
+    leases.hold(first_a)
+    leases.hold(only_b)
+    assert (
+        leases.total() == summed(first_a, only_b) == LeaseSum(2, 8, (a.int >> 68) + (b.int >> 68))
+    )
+    leases.hold(second_a)  # a newer lease of the same directive replaces the older
+    assert leases.total() == summed(second_a, only_b)
+    assert not leases.drop(first_a)  # not held any more: nothing changes
+    assert leases.total() == summed(second_a, only_b)
+    assert leases.drop(only_b)
+    assert leases.total() == summed(second_a)
+    assert leases.drop(second_a)
+    assert leases.total() == LeaseSum()
