@@ -42,6 +42,10 @@ batch runs again statement by statement with a savepoint around each write, so
 that the writes that fail are undone alone (the rare path: one round trip per
 statement, as before).
 
+A batch's senders are answered once the next batch is on its way to the server (at
+once when no write waits): woken earlier, they would compete for the GIL with the
+writer building it.
+
 Same-shaped writes of different owners (``Write.owner``: a directive's starts, say)
 are sent as one statement per statement kind rather than one each (``grouping``);
 the writes' event appends are one statement at the end of the batch (``Merge``).
@@ -70,6 +74,7 @@ from psycopg.types.json import Jsonb
 from .errors import DirectorateError, InvalidInput, PersistenceUnavailable
 from .grouping import Shape, schedule
 from .outage import Outage
+from .reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +347,9 @@ class PersistenceActor(pykka.ThreadingActor):
         """How long each flush took, from taking the batch to answering its senders."""
         self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
         """How many writes each flush committed."""
+        self._answered: tuple[list[_Submit], list[Outcome], float] | None = None
+        """The batch committed last, its outcomes and when its flush began, until its
+        senders are answered (``_answer_previous``)."""
 
     # ----------------------------------------------------------------- pykka hooks
 
@@ -353,6 +361,7 @@ class PersistenceActor(pykka.ThreadingActor):
             if not batch:
                 break
             self._flush(batch)
+        self._answer_previous()
         if self._conn is not None:
             self._conn.close()
 
@@ -378,7 +387,10 @@ class PersistenceActor(pykka.ThreadingActor):
     # ----------------------------------------------------------------- flushing
 
     def _flush(self, batch: list[_Submit]) -> None:
+        """Commit ``batch``; its senders are answered once the next batch's statements
+        are sent, or now if no write is waiting (see ``_answer_previous``)."""
         if not batch:
+            self._answer_previous()
             return
         began = time.monotonic()
         try:
@@ -388,6 +400,24 @@ class PersistenceActor(pykka.ThreadingActor):
         except Exception as exc:  # a bug: fail the senders rather than leave them waiting
             log.exception("unexpected error while committing a batch")
             outcomes = [PersistenceUnavailable(f"write failed: {exc!r}")] * len(batch)
+        finally:
+            self._answer_previous()  # if this batch's statements were never sent
+        self._answered = (batch, outcomes, began)
+        if not len(self._queue):
+            self._answer_previous()
+
+    def _answer_previous(self) -> None:
+        """Answer the senders of the batch committed last.
+
+        Held back until the next batch is sent: its senders would otherwise wake
+        while the writer still has that batch to build and send, and every one of
+        them would take the GIL from the writer in turn (with 64 senders that was
+        a millisecond a flush). Sent, the next batch keeps the server busy while
+        they run."""
+        if self._answered is None:
+            return
+        batch, outcomes, began = self._answered
+        self._answered = None
         published = []
         for submit, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -470,6 +500,7 @@ class PersistenceActor(pykka.ThreadingActor):
         self, outage: Outage | None, exc: psycopg.Error, deadline: float, what: str
     ) -> Outage:
         """Pause before the next attempt, or raise once the writer is to give up."""
+        self._answer_previous()  # committed: its senders must not wait out the outage too
         outage = outage or Outage("the writer", logger=log)
         waiting = f"{self._slots.taken} writes waiting" if self._slots else ""
         pause = outage.failed(exc, waiting)
@@ -533,6 +564,8 @@ class PersistenceActor(pykka.ThreadingActor):
                 if _connection_lost(conn, exc):
                     raise
                 error = exc
+            _send_buffered(conn)  # the server has the batch: now the last one's answers
+            self._answer_previous()
             synced = _sync(conn, pipeline)  # always: it reads every result sent so far
             error = error or synced
             if error is None:
@@ -694,6 +727,7 @@ class PersistenceActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         # A bug got past _flush: no sender may be left waiting for ever.
+        self._answer_previous()  # committed: they hear so
         error = PersistenceUnavailable("the writer failed")
         while True:
             batch, _ = self._queue.take(MAX_BATCH)
@@ -825,7 +859,7 @@ def _encode(result: Outcome) -> dict[str, Any]:
         return {"error": type(result).__name__, "message": str(result)}
     if isinstance(result, Conflict):
         return {"conflict": result.op_index}
-    return {"rows": [[list(r) for r in rows] for rows in result.rows]}
+    return {"rows": result.rows}  # tuples: json writes them as arrays
 
 
 def _decode(data: dict[str, Any]) -> Outcome:
@@ -916,7 +950,7 @@ class PersistenceClient:
             if self._closed:
                 raise PersistenceUnavailable("the writer has stopped")
             raise PersistenceUnavailable(f"the writer has been full for {timeout:.2f} sec")
-        future: pykka.Future[WriteResult] = pykka.ThreadingFuture()
+        future: pykka.Future[WriteResult] = Reply()
         with self._lock:
             if self._closed or not self.actor_ref.is_alive():
                 self._slots.give()

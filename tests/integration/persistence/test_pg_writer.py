@@ -113,6 +113,23 @@ def test_group_commit_uses_fewer_transactions_than_writes(
     assert transactions < writes / 4
 
 
+def test_a_committed_write_is_answered_while_the_next_batch_is_still_running(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    # The writer answers a batch once it has sent the next one (so that its senders
+    # do not take the GIL from it while it builds that batch), never later.
+    first_id, second_id = new_directive(client), new_directive(client)
+    row_locks.extend(locks := [RowLock(dsn, first_id), RowLock(dsn, second_id)])
+    first = client.submit(Write((ops.add_cost(first_id, 1.0),)))
+    wait_until(lambda: lock_waiters(admin, WRITER) == 1, what="the first batch to block")
+    second = client.submit(Write((ops.add_cost(second_id, 1.0),)))  # the next batch
+    locks[0].release()
+    assert isinstance(first.get(timeout=10), Committed)
+    wait_until(lambda: lock_waiters(admin, WRITER) == 1, what="the next batch to block")
+    locks[1].release()
+    assert isinstance(second.get(timeout=10), Committed)
+
+
 # ------------------------------------------------------------------ merged event appends
 
 

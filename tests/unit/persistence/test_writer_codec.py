@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 
 from directorate.persistence.errors import InvalidInput, PersistenceUnavailable
-from directorate.persistence.writer import Committed, Conflict, _decode, _encode, _translate
+from directorate.persistence.writer import (
+    Committed,
+    Conflict,
+    _decode,
+    _dumps,
+    _encode,
+    _translate,
+)
 
 
 def test_results_survive_the_round_trip_through_write_batches() -> None:
@@ -13,8 +22,13 @@ def test_results_survive_the_round_trip_through_write_batches() -> None:
         Committed(rows=((), ((1,), (2,)), (("a", 3),))),
         Conflict(op_index=2),
         Committed(rows=()),
+        InvalidInput("rejected by the database: too long"),
     ]:
-        assert _decode(_encode(result)) == result
+        decoded = _decode(json.loads(_dumps(_encode(result))))  # as write_batches keeps it
+        if isinstance(result, InvalidInput):
+            assert isinstance(decoded, InvalidInput) and str(decoded) == str(result)
+        else:
+            assert decoded == result
 
 
 def test_an_unencodable_parameter_is_invalid_input_with_its_cause() -> None:
