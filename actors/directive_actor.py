@@ -291,9 +291,13 @@ class DirectiveActor(PooledActor):
         current = {s.id for s in steps}
         for step_id in [s for s in self.steps if s not in current]:
             _tell(self.steps.pop(step_id), m.Retire())
+        made: dict[uuid.UUID, StepActor] = {}
         for step in steps:
             if not step.status.finished and not self._alive(step.id):
-                self.steps[step.id] = _start_step(self.ctx, step, dependents, self.actor_ref)
+                made[step.id] = StepActor(
+                    self.ctx, step.id, tuple(dependents.get(step.id, ())), self.actor_ref
+                )
+                self.steps[step.id] = made[step.id].actor_ref
         peers = dict(self.steps)
         finished = {s.id for s in steps if s.status.finished}
         waiting_on = {
@@ -302,7 +306,16 @@ class DirectiveActor(PooledActor):
             if s.status is StepStatus.PENDING
         }
         for step_id, ref in peers.items():
-            _tell(ref, m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset())))
+            begin = m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset()))
+            new = made.get(step_id)
+            if new is not None and begin.waiting_on:
+                # Nothing to do till a dependency passes: no turn till then either.
+                new.take_up(begin)
+                new.pool_start(idle=True)
+                continue
+            if new is not None:
+                new.pool_start()
+            _tell(ref, begin)
 
     def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
         config, directive = self.ctx.config, state.directive
@@ -402,15 +415,6 @@ class DirectiveActor(PooledActor):
         ref = self.steps.get(step_id)
         if ref is not None:
             _tell(ref, message)
-
-
-def _start_step(
-    ctx: EngineContext,
-    step: Step,
-    dependents: dict[uuid.UUID, list[uuid.UUID]],
-    directive_ref: pykka.ActorRef[Any],
-) -> pykka.ActorRef[Any]:
-    return StepActor.start(ctx, step.id, tuple(dependents.get(step.id, ())), directive_ref)
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

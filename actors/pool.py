@@ -19,7 +19,9 @@ Rules the design rests on:
   messages are handled in the order they arrived and never by two threads at once.
 - **Fair.** A turn handles at most ``PooledActor.pool_quota`` messages, then schedules
   the next one behind the turns already waiting: a busy actor does not starve the rest.
-- **on_start first.** It runs as the actor's first turn, before any message.
+- **on_start first.** It runs as the actor's first turn, before any message. An
+  actor started idle (``pool_start(idle=True)``: a step waiting on its dependencies)
+  takes that turn with its first message: till then it costs no turn at all.
 - **A handler never waits for a pooled actor's answer** (``ask``, ``stop(block=True)``,
   a future's ``get``) on its own executor: with every thread of the pool waiting so,
   no thread would be left to answer, and the pool would deadlock. Such a wait raises
@@ -172,13 +174,15 @@ class _Inbox:
     A list, not a deque: an empty deque is 760 bytes, which across 70,000 mostly idle
     actors is 50 MB, and an inbox rarely holds more than a few messages."""
 
-    __slots__ = ("_actor", "_closed", "_executor", "_lock", "_messages", "_scheduled")
+    __slots__ = ("_actor", "_closed", "_executor", "_fresh", "_lock", "_messages", "_scheduled")
 
     def __init__(self) -> None:
         self._messages: list[Envelope[Any]] = []
         self._lock = threading.Lock()
         self._scheduled = True
         """True until the actor starts (messages sent before wait for its first turn)."""
+        self._fresh = False
+        """Started idle, and no turn yet: the first message schedules the first turn."""
         self._closed = False
         self._actor: PooledActor | None = None
         self._executor: ActorExecutor | None = None
@@ -199,10 +203,11 @@ class _Inbox:
                 self._messages.append(envelope)
                 schedule = not self._scheduled
                 self._scheduled = True
+                first, self._fresh = self._fresh, False
         if closed:
             _refuse(envelope, raise_for_tell=True)
         elif schedule:
-            self.schedule(first=False)
+            self.schedule(first=first)
 
     def get(self) -> Envelope[Any]:
         with self._lock:
@@ -211,6 +216,15 @@ class _Inbox:
     def empty(self) -> bool:
         with self._lock:
             return not self._messages
+
+    def start_idle(self) -> bool:
+        """No first turn until the first message (``PooledActor.pool_start``); False
+        if one is here already (sent before the start): then it is due now."""
+        with self._lock:
+            if self._messages:
+                return False
+            self._scheduled, self._fresh = False, True
+            return True
 
     # The turns' side.
 
@@ -290,9 +304,16 @@ class PooledActor(pykka.Actor):
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> ActorRef[Self]:
         """As ``pykka.Actor.start``, without the registry (module docstring)."""
-        actor = cls(*args, **kwargs)
-        actor._start_actor_loop()
-        return actor.actor_ref
+        return cls(*args, **kwargs).pool_start()
+
+    def pool_start(self, *, idle: bool = False) -> ActorRef[Self]:
+        """Start an actor made here (``start`` makes and starts it at once). ``idle``:
+        its first turn (on_start, then its messages) waits for its first message, so
+        that an actor which may wait long for one holds no turn meanwhile."""
+        self.actor_executor._started(self)
+        if not (idle and self._pool_inbox.start_idle()):
+            self._pool_inbox.schedule(first=True)
+        return self.actor_ref
 
     @staticmethod
     def _create_actor_inbox() -> _Inbox:
@@ -303,8 +324,7 @@ class PooledActor(pykka.Actor):
         return _PoolFuture()
 
     def _start_actor_loop(self) -> None:
-        self.actor_executor._started(self)
-        self._pool_inbox.schedule(first=True)
+        self.pool_start()
 
     # ----------------------------------------------------------------- turns
 

@@ -82,12 +82,18 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         self.snapshot: StepState | None = None
         """The step as our last committed decision left it, for the reports of our own
         job; any other message, and any conflict, reads it afresh."""
+        # Here rather than in on_start: a step started idle has no turn until its
+        # first message, and the engine's shutdown must find it all the same.
+        with ctx.lock:
+            ctx.step_actors[self.actor_urn] = self.actor_ref
+
+    def take_up(self, begin: m.Begin) -> None:
+        """What ``Begin`` tells: called by the directive actor before a step waiting on
+        its dependencies starts idle, so that the step takes no turn until one passes."""
+        self.peers = begin.peers
+        self.waiting_on = set(begin.waiting_on)
 
     # ----------------------------------------------------------------- plumbing
-
-    def on_start(self) -> None:
-        with self.ctx.lock:
-            self.ctx.step_actors[self.actor_urn] = self.actor_ref
 
     def on_stop(self) -> None:
         with self.ctx.lock:
@@ -112,8 +118,7 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, m.Begin):
-            self.peers = message.peers
-            self.waiting_on = set(message.waiting_on)
+            self.take_up(message)
         waiting = bool(self.waiting_on)
         if isinstance(message, m.DependencyPassed):
             self.waiting_on.discard(message.step_id)

@@ -220,6 +220,64 @@ def test_on_start_runs_before_the_first_message(executor: ActorExecutor) -> None
     ref.stop()
 
 
+class CountsStarts(Recorder):
+    def __init__(self, executor: ActorExecutor | None = None) -> None:
+        super().__init__(executor)
+        self.starts = 0
+        self.stopped = False
+        self.handled = threading.Event()
+
+    def on_start(self) -> None:
+        self.starts += 1
+        super().on_start()
+
+    def on_stop(self) -> None:
+        self.stopped = True
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return super().on_receive(message)
+        finally:
+            self.handled.set()
+
+
+def test_an_actor_started_idle_takes_no_turn_until_its_first_message() -> None:
+    one = ActorExecutor(1, name="test-actor")  # turns run in the order they are queued
+    try:
+        idle = CountsStarts(one)
+        ref = idle.pool_start(idle=True)
+        other = Recorder.start(one)
+        assert other.ask("count", timeout=WAIT_S) == 0  # a turn queued before would be done
+        assert idle.starts == 0 and one.stats()["live"] == 2
+        ref.tell("first")
+        assert ref.ask("got", timeout=WAIT_S) == ["first"]
+        assert idle.starts == 1 and idle.started_first  # on_start, then the message
+        ref.stop()
+        other.stop()
+    finally:
+        assert one.shutdown(timeout=WAIT_S)
+
+
+def test_a_message_sent_before_an_idle_start_is_not_left_waiting(
+    executor: ActorExecutor,
+) -> None:
+    early = CountsStarts(executor)
+    early.actor_ref.tell("early")  # queued before the start: it must schedule a turn now
+    early.pool_start(idle=True)
+    assert early.handled.wait(WAIT_S)  # with no other message to bring a turn
+    assert early.got == ["early"] and early.starts == 1 and early.started_first
+
+
+def test_an_idle_actor_stops_when_told_without_another_message(
+    executor: ActorExecutor,
+) -> None:
+    idle = CountsStarts(executor)
+    ref = idle.pool_start(idle=True)
+    ref.stop(timeout=WAIT_S)
+    assert idle.stopped and idle.starts == 1 and not ref.is_alive()
+    assert executor.stats()["live"] == 0
+
+
 def test_an_on_start_failure_stops_the_actor(executor: ActorExecutor) -> None:
     class Broken(Recorder):
         def on_start(self) -> None:
