@@ -96,17 +96,25 @@ class Database:
             migrate(resolved)
         return cls(resolved, **kwargs)
 
-    def close(self, timeout: float = 120.0) -> tuple[str, ...]:
+    def close(
+        self, timeout: float = 120.0, *, while_readable: Callable[[], None] | None = None
+    ) -> tuple[str, ...]:
         """Commit what is queued and close, within ``timeout`` seconds in all; returns
-        what could not be written because the database was away."""
+        what could not be written because the database was away. ``while_readable``
+        runs once the writer has stopped and before the readers close: what still has
+        to read about the last writes (the webhooks of a directive that just ended)."""
         deadline = time.monotonic() + timeout
         unwritten: tuple[str, ...] = ()
         try:
-            unwritten = self.writer.stop(timeout=timeout)
-        except pykka.Timeout:
-            log.warning("the writer did not finish within %.1f s; closing anyway", timeout)
-            unwritten = tuple(self.writer.unwritten)
-        self.pool.close(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                unwritten = self.writer.stop(timeout=timeout)
+            except pykka.Timeout:
+                log.warning("the writer did not finish within %.1f s; closing anyway", timeout)
+                unwritten = tuple(self.writer.unwritten)
+            if while_readable is not None:
+                while_readable()
+        finally:
+            self.pool.close(timeout=max(0.0, deadline - time.monotonic()))
         if unwritten:
             log.warning(
                 "%d writes were not written (the database was unavailable): %s",

@@ -542,6 +542,25 @@ def test_stop_commits_every_pending_write_then_closes_the_pool(
     db.close()  # a second close is harmless
 
 
+def test_close_lets_the_last_writes_be_read_before_the_readers_close(dsn: str) -> None:
+    # What is told of the last writes (a directive's end, to its webhook) reads the
+    # directive: close() runs it after the writer's last commit, before the readers go.
+    db = Database(dsn)
+    db.writer.submit(Write((_command(),)))  # still queued when close() begins
+    seen: list[int] = []
+
+    def read_the_last_writes() -> None:
+        with db.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM directive_commands").fetchone()
+        seen.append(row[0] if row else -1)
+        with pytest.raises(PersistenceUnavailable):  # and nothing more is written
+            db.writer.submit(Write((_command(),)))
+
+    db.close(while_readable=read_the_last_writes)
+    assert seen == [1]
+    assert db.pool.closed
+
+
 # ------------------------------------------------------------------ pipelined flushes
 
 
