@@ -305,17 +305,21 @@ class DirectiveActor(PooledActor):
             for s in steps
             if s.status is StepStatus.PENDING
         }
-        for step_id, ref in peers.items():
-            begin = m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset()))
-            new = made.get(step_id)
-            if new is not None and begin.waiting_on:
-                # Nothing to do till a dependency passes: no turn till then either.
-                new.take_up(begin)
-                new.pool_start(idle=True)
-                continue
-            if new is not None:
-                new.pool_start()
-            _tell(ref, begin)
+        try:
+            for step_id, ref in peers.items():
+                begin = m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset()))
+                new = made.pop(step_id, None)
+                if new is not None and begin.waiting_on:
+                    # Nothing to do till a dependency passes: no turn till then either.
+                    new.take_up(begin)
+                    new.pool_start(idle=True)
+                    continue
+                if new is not None:
+                    new.pool_start()
+                _tell(ref, begin)
+        finally:
+            for left in made.values():  # made, and not started for an error: they must
+                left.pool_start()  # run, so that a Retire or a stop reaches them
 
     def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
         config, directive = self.ctx.config, state.directive

@@ -29,13 +29,17 @@ class Reply(pykka.Future[T]):
         self._ready.acquire()  # released by the one set: until then, get waits on it
         self._value: Any = None
         self._exc_info: Any = None
+        self._done = False
+        self._hook_lock = _thread.allocate_lock()
 
     def get(self, *, timeout: float | None = None) -> T:
         if self._get_hook is not None:  # a future made by map/filter/join
-            return super().get(timeout=timeout)
-        if not self._ready.acquire(True, -1 if timeout is None else max(0.0, timeout)):
-            raise pykka.Timeout(f"{timeout} seconds")
-        self._ready.release()  # for the next get, here or on another thread
+            with self._hook_lock:  # its function runs once, as on pykka's own futures
+                return super().get(timeout=timeout)
+        if not self._done:  # once set, no getter touches the lock again
+            if not self._ready.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+                raise pykka.Timeout(f"{timeout} seconds")
+            self._ready.release()  # for the next get waiting, here or on another thread
         if self._exc_info is not None:
             _, error, traceback = self._exc_info
             raise error.with_traceback(traceback)
@@ -52,8 +56,9 @@ class Reply(pykka.Future[T]):
         self._settle(None, exc_info)
 
     def _settle(self, value: Any, exc_info: Any) -> None:
-        # One thread sets (the writer): no other can release the lock in between.
-        if not self._ready.locked():
-            raise RuntimeError("a Reply is set once")
+        # One thread sets (the writer): nothing else can settle it in between.
+        if self._done or self._get_hook is not None:
+            raise RuntimeError("a Reply is set once, and not when made by map/filter/join")
         self._value, self._exc_info = value, exc_info
+        self._done = True
         self._ready.release()

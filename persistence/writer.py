@@ -81,6 +81,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512
 """Writes per transaction: large enough to amortise the commit, small enough to
 keep one transaction's lock time short."""
+ANSWER_FIRST_ABOVE = 64
+"""A batch of more writes than this may not fit the socket's buffers, so its sending
+may wait for the server to read: the last batch's senders are answered before it (see
+``_answer_previous``)."""
 CONNECT_TIMEOUT_S = 10
 """How long one connection attempt may take (a host that drops packets would
 otherwise hold the writer for the operating system's TCP timeout)."""
@@ -420,14 +424,17 @@ class PersistenceActor(pykka.ThreadingActor):
         self._answered = None
         published = []
         for submit, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if isinstance(outcome, PersistenceUnavailable):
-                    self._unwritten.append(submit.write.what or "a write")
-                submit.future.set_exception((type(outcome), outcome, outcome.__traceback__))
-            else:
-                submit.future.set(outcome)
-                if isinstance(outcome, Committed):
-                    published.append((submit.write, outcome))
+            try:
+                if isinstance(outcome, BaseException):
+                    if isinstance(outcome, PersistenceUnavailable):
+                        self._unwritten.append(submit.write.what or "a write")
+                    submit.future.set_exception((type(outcome), outcome, outcome.__traceback__))
+                else:
+                    submit.future.set(outcome)
+                    if isinstance(outcome, Committed):
+                        published.append((submit.write, outcome))
+            except Exception:  # a bug (a future set twice): the other senders still hear
+                log.exception("could not answer a write")
             if self._slots is not None:
                 self._slots.give()
         if published and self._on_commit is not None:
@@ -549,6 +556,8 @@ class PersistenceActor(pykka.ThreadingActor):
         conflicted or was rejected."""
         error: Exception | None = None
         results: list[Committed] | None = None
+        if len(writes) > ANSWER_FIRST_ABOVE:
+            self._answer_previous()  # its sending may wait on the socket: answer first
         with conn.pipeline() as pipeline:
             conn.execute("BEGIN")
             head = conn.execute(_INSERT_BATCH, (batch_id,))

@@ -67,3 +67,23 @@ def test_map_and_join_work_as_on_any_pykka_future() -> None:
     second.set(3)
     assert first.map(lambda v: v * 10).get(timeout=1) == 20
     assert first.join(second).get(timeout=1) == [2, 3]
+
+
+def test_once_set_a_get_never_waits_on_the_lock() -> None:
+    # A poll (timeout 0) while another getter is inside get() must see the value.
+    reply: Reply[int] = Reply()
+    reply.set(5)
+    assert reply._ready.acquire(blocking=False)  # as a getter between its two calls
+    try:
+        assert reply.get(timeout=0) == 5
+    finally:
+        reply._ready.release()
+
+
+def test_a_future_made_by_map_cannot_be_set() -> None:
+    reply: Reply[int] = Reply()
+    mapped = reply.map(lambda v: v + 1)
+    with pytest.raises(RuntimeError):
+        mapped.set(1)
+    reply.set(1)
+    assert mapped.get(timeout=1) == 2
