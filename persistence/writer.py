@@ -893,7 +893,13 @@ def _connection_lost(conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
     sqlstate = exc.sqlstate
     if sqlstate is None:
         return isinstance(exc, psycopg.OperationalError)
-    return sqlstate.startswith(("08", "57P"))  # connection exception, shutdown
+    # Connection exception, shutdown; or one of psycopg's own prepared statements gone
+    # (26000: a pipeline aborted, by a deadlock say, while it was being prepared, and
+    # psycopg's cache still names it): only a fresh session sets that right.
+    return sqlstate.startswith(("08", "57P")) or sqlstate == _PREPARED_STATEMENT_GONE
+
+
+_PREPARED_STATEMENT_GONE = "26000"  # invalid_sql_statement_name
 
 
 def _is_batch_key(exc: psycopg.Error) -> bool:

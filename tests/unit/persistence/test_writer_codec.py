@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 
@@ -10,6 +11,7 @@ from directorate.persistence.errors import InvalidInput, PersistenceUnavailable
 from directorate.persistence.writer import (
     Committed,
     Conflict,
+    _connection_lost,
     _decode,
     _dumps,
     _encode,
@@ -41,3 +43,28 @@ def test_other_driver_errors_are_persistence_unavailable() -> None:
     cause = psycopg.OperationalError("server closed the connection")
     error = _translate(cause)
     assert isinstance(error, PersistenceUnavailable) and error.__cause__ is cause
+
+
+class _Open:
+    """A connection as _connection_lost sees one that is neither closed nor broken."""
+
+    closed = False
+    broken = False
+
+
+def test_which_errors_call_for_a_fresh_session() -> None:
+    lost = [
+        psycopg.errors.AdminShutdown("terminating connection"),  # 57P01
+        psycopg.errors.ConnectionFailure("connection failure"),  # 08006
+        # psycopg's cache names a prepared statement a pipeline's abort took away
+        psycopg.errors.InvalidSqlStatementName('prepared statement "_pg3_14" does not exist'),
+        psycopg.OperationalError("no SQLSTATE: the pipeline is in a state it cannot leave"),
+    ]
+    kept = [
+        psycopg.errors.UniqueViolation("duplicate key"),
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.InvalidTextRepresentation("invalid input syntax for type uuid"),
+    ]
+    conn: Any = _Open()
+    assert [_connection_lost(conn, e) for e in lost] == [True] * len(lost)
+    assert [_connection_lost(conn, e) for e in kept] == [False] * len(kept)
