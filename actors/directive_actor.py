@@ -309,14 +309,15 @@ class DirectiveActor(PooledActor):
             for step_id, ref in peers.items():
                 begin = m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset()))
                 new = made.pop(step_id, None)
-                if new is not None and begin.waiting_on:
+                if new is None:  # running already (a peer of a restarted step)
+                    _tell(ref, begin)
+                elif begin.waiting_on:
                     # Nothing to do till a dependency passes: no turn till then either.
                     new.take_up(begin)
                     new.pool_start(idle=True)
-                    continue
-                if new is not None:
+                else:
                     new.pool_start()
-                _tell(ref, begin)
+                    _tell(ref, begin)
         finally:
             for left in made.values():  # made, and not started for an error: they must
                 left.pool_start()  # run, so that a Retire or a stop reaches them

@@ -330,20 +330,21 @@ class Engine:
         self._ticker.join(timeout=min(left(), 5.0))
         released = self._release_leases(timeout=left())
         self._ownership.stop(timeout=min(left(), 15.0) * 0.5)  # the rest is the database's
-        told = threading.Event()
+        told = False
 
         def tell_last_events() -> None:
             # The writer has stopped, the readers are open: the last events committed
             # (an end, say) reach the bus's listeners, and the webhooks can still read
             # whose directive it was (its title, its own webhook).
-            told.set()
+            nonlocal told
+            told = True
             self._bus.stop(timeout=max(left(), 1.0))
             self._notifier.stop(timeout=min(max(left(), 1.0), 10.0))
 
         try:
             unwritten = self.db.close(timeout=left(), while_readable=tell_last_events)
         finally:
-            if not told.is_set():  # the writer's stop failed: tell what there is
+            if not told:  # the writer's stop failed: tell what there is
                 tell_last_events()
         report = ShutdownReport(
             cancelled_tasks=cancelled,

@@ -30,10 +30,15 @@ class Reply(pykka.Future[T]):
         self._value: Any = None
         self._exc_info: Any = None
         self._done = False
+        self._hook_lock: Any = None
+        """Made by ``set_get_hook`` only (map/filter/join): a writer's answer has none."""
+
+    def set_get_hook(self, func: Any) -> None:
         self._hook_lock = _thread.allocate_lock()
+        super().set_get_hook(func)
 
     def get(self, *, timeout: float | None = None) -> T:
-        if self._get_hook is not None:  # a future made by map/filter/join
+        if self._hook_lock is not None:  # a future made by map/filter/join
             with self._hook_lock:  # its function runs once, as on pykka's own futures
                 return super().get(timeout=timeout)
         if not self._done:  # once set, no getter touches the lock again

@@ -879,6 +879,9 @@ def _decode(data: dict[str, Any]) -> Outcome:
     return Committed(rows=tuple(tuple(tuple(r) for r in rows) for rows in data["rows"]))
 
 
+_PREPARED_STATEMENT_GONE = "26000"  # invalid_sql_statement_name
+
+
 def _connection_lost(conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
     """The session is gone or in a state we cannot trust, rather than a statement failed.
 
@@ -897,9 +900,6 @@ def _connection_lost(conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
     # (26000: a pipeline aborted, by a deadlock say, while it was being prepared, and
     # psycopg's cache still names it): only a fresh session sets that right.
     return sqlstate.startswith(("08", "57P")) or sqlstate == _PREPARED_STATEMENT_GONE
-
-
-_PREPARED_STATEMENT_GONE = "26000"  # invalid_sql_statement_name
 
 
 def _is_batch_key(exc: psycopg.Error) -> bool:
