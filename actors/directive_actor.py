@@ -235,7 +235,7 @@ class DirectiveActor(PooledActor):
             elif isinstance(effect, c.StopStaleAgent):
                 self._stop_stale_agent(effect.task, state)
             elif isinstance(effect, c.StartSteps):
-                self._start_steps(effect.steps)
+                self._start_steps(effect.steps, effect.directive)
             elif isinstance(effect, c.Grant):
                 if any(not self._alive(s) for s in effect.step_ids):
                     self._start_steps()  # a step actor crashed: its successor runs it
@@ -274,9 +274,13 @@ class DirectiveActor(PooledActor):
         )
         self.planning = (task.id, threading.Event())  # nothing to cancel: it ends by itself
 
-    def _start_steps(self, known: tuple[Step, ...] | None = None) -> None:
+    def _start_steps(
+        self, known: tuple[Step, ...] | None = None, directive: Directive | None = None
+    ) -> None:
         """A live step actor for every unfinished step of the current chain, and every
-        one told who its peers are (a restarted one replaces a crashed one)."""
+        one told who its peers are (a restarted one replaces a crashed one). A new one
+        is given its row, and one with nothing to wait for ``directive`` (the row as
+        the write that made the chain left it), so that neither need read."""
         if known is None:
             chain = self.ctx.reads.current_chain(self.directive_id)
             if chain is None:
@@ -305,13 +309,21 @@ class DirectiveActor(PooledActor):
             for s in steps
             if s.status is StepStatus.PENDING
         }
+        rows = {s.id: s for s in steps}
         try:
             for step_id, ref in peers.items():
-                begin = m.Begin(peers, waiting_on=waiting_on.get(step_id, frozenset()))
+                pending = waiting_on.get(step_id, frozenset())
                 new = made.pop(step_id, None)
                 if new is None:  # running already (a peer of a restarted step)
-                    _tell(ref, begin)
-                elif begin.waiting_on:
+                    _tell(ref, m.Begin(peers, waiting_on=pending))
+                    continue
+                begin = m.Begin(
+                    peers,
+                    waiting_on=pending,
+                    step=rows.get(step_id),
+                    directive=None if pending else directive,
+                )
+                if pending:
                     # Nothing to do till a dependency passes: no turn till then either.
                     new.take_up(begin)
                     new.pool_start(idle=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from directorate.persistence.models import ApprovalStatus, Directive
+from directorate.persistence.models import ApprovalStatus, Directive, Step
 from directorate.verifiers.stale_agents import StaleAgentCheck
 
 from .evaluation import Judgement
@@ -140,6 +140,13 @@ class Begin:
     waiting_on: frozenset[uuid.UUID] = frozenset()
     """Dependencies that had not passed when the directive read the chain: until each
     has told ``DependencyPassed`` the step has nothing to do, so nothing to read."""
+    step: Step | None = attrs.field(default=None, eq=False, repr=False)
+    """The step's row as the directive read or wrote it: one never run yet (attempt
+    0) needs no read for its first decision, given a directive row (below, or the
+    last ``DependencyPassed``'s). None: the step reads."""
+    directive: Directive | None = attrs.field(default=None, eq=False, repr=False)
+    """The directive's row as the write that made the chain left it (a start on
+    explicit steps), for a step with nothing to wait for; None: not known whole."""
 
 
 @attrs.frozen
@@ -179,6 +186,10 @@ class Retire:
 class DependencyPassed:
     step_id: uuid.UUID
     """The dependency that passed."""
+    directive: Directive | None = attrs.field(default=None, eq=False, repr=False)
+    """Its directive's row as the dependency's last write left it (its totals as that
+    write returned them): the dependent decides its dispatch on it, which requires
+    the totals and limits unchanged (``core.changes.Seen``), rather than reading."""
 
 
 # ----------------------------------------------------------------- pools -> actors

@@ -36,7 +36,7 @@ import attrs
 import pykka
 
 from directorate.persistence.errors import LeaseLost, PersistenceUnavailable, RunnerError
-from directorate.persistence.models import TaskStatus
+from directorate.persistence.models import Directive, Step, StepStatus, TaskStatus
 from directorate.persistence.writer import Committed
 
 from . import messages as m
@@ -82,6 +82,11 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         self.snapshot: StepState | None = None
         """The step as our last committed decision left it, for the reports of our own
         job; any other message, and any conflict, reads it afresh."""
+        self.row: Step | None = None
+        self.handed: Directive | None = None
+        """The step's row (``Begin``) and its directive's (``Begin``, the last
+        ``DependencyPassed``) as handed over, for our first decision (``_borrowed``)."""
+        self.decided = False
         # Here rather than in on_start: a step started idle has no turn until its
         # first message, and the engine's shutdown must find it all the same.
         with ctx.lock:
@@ -92,6 +97,8 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         its dependencies starts idle, so that the step takes no turn until one passes."""
         self.peers = begin.peers
         self.waiting_on = set(begin.waiting_on)
+        if not self.decided:  # a later Begin's rows are no news to us
+            self.row, self.handed = begin.step, begin.directive or self.handed
 
     # ----------------------------------------------------------------- plumbing
 
@@ -123,6 +130,8 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         if isinstance(message, m.DependencyPassed):
             self.waiting_on.discard(message.step_id)
             waiting = bool(self.waiting_on)
+            if message.directive is not None:
+                self.handed = message.directive
         reported = isinstance(
             message,
             m.TaskFinished | m.EvaluationFinished | m.StaleAgentStopped | m.MergeFinished,
@@ -168,8 +177,10 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
 
     def _handle(self, message: m.StepMessage) -> None:
         own_report = isinstance(message, m.TaskFinished | m.EvaluationFinished)
+        borrowed = self._borrowed(message)
+        self.decided = True
         for _ in range(_RETRIES):
-            state = self._state(reuse=own_report)
+            state, borrowed = borrowed or self._state(reuse=own_report), None
             decision = self._judged_inline(state, decide_step(state, message))
             chain_idle, totals = False, None
             if decision.changes:
@@ -214,6 +225,40 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
             halted=halted,
         )
 
+    def _borrowed(self, message: m.StepMessage) -> StepState | None:
+        """The state of a step never run, taking up its first message, from the rows
+        handed over rather than read: its own (attempt 0: no task, evaluation or review
+        of its own yet), its directive's, and its dependencies all passed. Its guards
+        catch what moved since (``StepState.borrowed``); a conflict reads. Once only."""
+        row, directive = self.row, self.handed
+        self.row = self.handed = None
+        if (
+            not isinstance(message, m.Begin | m.DependencyPassed)
+            or row is None
+            or directive is None
+            or self.snapshot is not None
+            or self.waiting_on
+            or row.attempt != 0
+            or row.status not in (StepStatus.PENDING, StepStatus.READY)
+        ):
+            return None
+        return StepState(
+            step=row,
+            directive=directive,
+            chain_current=True,
+            dependency_statuses=(StepStatus.PASSED,) * len(row.depends_on),
+            rework_instructions=None,
+            last_task=None,
+            review_pending=False,
+            breaker_open=False,
+            now=datetime.now(UTC),
+            settings=self.ctx.settings,
+            job=self.job,
+            live_tasks=self.ctx.workers.live_tasks(self.step_id),
+            halted=self.ctx.halted.is_set(),
+            borrowed=True,
+        )
+
     def _act(self, decision: c.Decision, state: StepState, *, chain_idle: bool) -> None:
         for effect in decision.effects:
             if isinstance(effect, c.RunTask):
@@ -228,10 +273,12 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
                 if chain_idle or not effect.if_chain_idle:
                     _tell(self.directive_ref, m.StepChanged(self.step_id))
             elif isinstance(effect, c.TellDependents):
+                # Our directive as our write left it: what a dependent decides on.
+                directive = self.snapshot.directive if self.snapshot is not None else None
                 for dependent in self.dependents:
                     ref = self.peers.get(dependent)
                     if ref is not None:
-                        _tell(ref, m.DependencyPassed(self.step_id))
+                        _tell(ref, m.DependencyPassed(self.step_id, directive))
             elif isinstance(effect, c.CancelJobs):
                 # Our write paused the directive (our agent could not reach its model):
                 # the other steps' agents stop too, as a pause stops them.

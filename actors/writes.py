@@ -63,12 +63,14 @@ class Written:
         if isinstance(change, c.StepMoved | c.StepHeld):
             return (
                 f"step {change.step.name} is no longer {change.step.status}, or its chain "
-                "is no longer current (or, for a dispatch, its directive not active)"
+                "is no longer current (or, for a dispatch, its directive not active, or "
+                "not as the step last saw it)"
             )
         if isinstance(change, c.ApprovalAnswered):
             return f"approval {change.approval.id} is no longer pending"
         if isinstance(change, c.RequireLiveChain):
-            return "the directive is not active or the chain is no longer current"
+            seen = " (or its totals, limits or approvals moved)" if change.seen else ""
+            return f"the directive is not active or the chain is no longer current{seen}"
         if isinstance(change, c.ChainSuperseded):
             return f"chain {change.chain_id} is no longer current"
         if isinstance(change, c.RequireNoPending):
@@ -99,9 +101,13 @@ def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
         elif isinstance(change, c.StepMoved) and i in moves:
             hops = [h for h in (changes[j] for j in moves[i]) if isinstance(h, c.StepMoved)]
             task = _dispatched(changes, moves[i][-1])
+            seen = None
             if task is not None:
                 folded.update((moves[i][-1] + 1, moves[i][-1] + 2))
-            _step_update(tx, hops, task=task, progress=progress is not None)
+                guard = changes[moves[i][-1] + 1]
+                assert isinstance(guard, c.RequireLiveChain)
+                seen = guard.seen
+            _step_update(tx, hops, task=task, seen=seen, progress=progress is not None)
             if progress is not None:
                 progress_op = len(tx.ops) - 1
             _step_moved_notice(tx, directive_id, change)
@@ -177,7 +183,7 @@ def _add(tx: Tx, directive_id: uuid.UUID, change: c.Change) -> None:
         held = _column_values(change.values)
         tx.op(ops.update("chain_steps", change.step.id, _where_status=[change.step.status], **held))
     elif isinstance(change, c.RequireLiveChain):
-        tx.op(ops.require_live_chain(directive_id, change.chain_id))
+        tx.op(ops.require_live_chain(directive_id, change.chain_id, _seen_columns(change.seen)))
     elif isinstance(change, c.RequireNoPending):
         tx.op(ops.require_no_pending_approval(directive_id, str(change.kind)))
     elif isinstance(change, c.ChainProgress):
@@ -293,12 +299,13 @@ def _step_update(
     hops: Sequence[c.StepMoved],
     *,
     task: Task | None = None,
+    seen: c.Seen | None = None,
     progress: bool = False,
 ) -> None:
     """One step's moves, each checked against STEP_TRANSITIONS, in one UPDATE guarded
     by the first one's status. With ``task``, a dispatch: the UPDATE requires the
-    directive active and inserts the task's row. With ``progress``, it returns the
-    chain's steps at work (``ChainProgress``)."""
+    directive active (and as ``seen``) and inserts the task's row. With ``progress``,
+    it returns the chain's steps at work (``ChainProgress``)."""
     values: dict[str, Any] = {}
     for hop in hops:
         if hop.new not in STEP_TRANSITIONS[hop.step.status]:
@@ -310,10 +317,15 @@ def _step_update(
         str(first.step.status),
         str(last.new),
         directive_active=task is not None,
+        directive_as=_seen_columns(seen),
         progress=progress,
         **values,
     )
     tx.op(ops.dispatch_step(move, **_task_row(task)) if task is not None else move)
+
+
+def _seen_columns(seen: c.Seen | None) -> dict[str, Any] | None:
+    return None if seen is None else {name: getattr(seen, name) for name in ops.SEEN_COLUMNS}
 
 
 def _step_moved_notice(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:

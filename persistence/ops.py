@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -157,13 +157,17 @@ def add_usage(directive_id: uuid.UUID, *, cost: float, tokens: int | None, turns
     return Op(query("add_usage"), params, returning=True)
 
 
-def require_live_chain(directive_id: uuid.UUID, chain_id: uuid.UUID) -> Op:
-    """Guard: the directive is active and the chain is its current one."""
-    return Op(
-        query("require_live_chain"),
-        {"directive_id": directive_id, "chain_id": chain_id},
-        guard=True,
-    )
+def require_live_chain(
+    directive_id: uuid.UUID, chain_id: uuid.UUID, directive_as: Mapping[str, Any] | None = None
+) -> Op:
+    """Guard: the directive is active and the chain is its current one (and, with
+    ``directive_as``, as ``move_step`` has it)."""
+    params: dict[str, Any] = {"directive_id": directive_id, "chain_id": chain_id}
+    sql = query("require_live_chain")
+    if directive_as is not None:
+        params |= {f"seen_{c}": directive_as[c] for c in SEEN_COLUMNS}
+        sql = sql.rstrip().rstrip(";") + _AS_SEEN
+    return Op(sql, params, guard=True)
 
 
 def require_no_pending_approval(directive_id: uuid.UUID, approval_type: str) -> Op:
@@ -292,12 +296,30 @@ _STEP_IN_ACTIVE_CHAIN = (
 )
 
 
+SEEN_COLUMNS = (
+    "total_cost_usd",
+    "total_tokens",
+    "total_agent_turns",
+    "max_total_cost_usd",
+    "max_total_tokens",
+    "max_agent_turns",
+)
+"""The directive's columns a dispatch decided on a handed-over row may require unchanged
+(``directive_as``): what its breakers and its task's budget were figured from."""
+
+_AS_SEEN = "".join(f" AND d.{c} IS NOT DISTINCT FROM %(seen_{c})s" for c in SEEN_COLUMNS) + (
+    " AND NOT EXISTS (SELECT 1 FROM directive_approvals a WHERE a.directive_id = d.id"
+    " AND a.status = 'pending' AND a.approval_type IN ('circuit_breaker', 'agent_unavailable'))"
+)
+
+
 def move_step(
     step_id: uuid.UUID,
     expected: str,
     new_status: str,
     *,
     directive_active: bool = False,
+    directive_as: Mapping[str, Any] | None = None,
     progress: bool = False,
     **values: Any,
 ) -> Op:
@@ -305,13 +327,26 @@ def move_step(
     its directive not finished (``directive_active``: active, for a dispatch): a
     decision made on a stale view changes nothing.
 
+    ``directive_as``: the ``SEEN_COLUMNS`` values the decision read from a directive row
+    it did not read itself; the dispatch also requires them unchanged and no breaker or
+    unavailable agent awaiting a human (with ``directive_active`` only).
+
     ``progress``: the statement returns how many steps of the chain are at work once
     it has moved (``steps_in_progress`` in the same statement)."""
     op = transition("chain_steps", step_id, expected, new_status, **values)
-    sql = op.sql + (_STEP_IN_ACTIVE_CHAIN if directive_active else _STEP_IN_LIVE_CHAIN)
+    params = op.params
+    if not directive_active:
+        guard = _STEP_IN_LIVE_CHAIN
+    elif directive_as is None:
+        guard = _STEP_IN_ACTIVE_CHAIN
+    else:
+        assert isinstance(params, dict)
+        params = params | {f"seen_{c}": directive_as[c] for c in SEEN_COLUMNS}
+        guard = _STEP_IN_ACTIVE_CHAIN[:-1] + _AS_SEEN + ")"
+    sql = op.sql + guard
     if progress:
         sql += " RETURNING " + query("steps_in_progress_after_move")
-    return Op(sql, op.params, guard=True, returning=progress)
+    return Op(sql, params, guard=True, returning=progress)
 
 
 def dispatch_step(move: Op, **task: Any) -> Op:

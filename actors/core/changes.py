@@ -22,6 +22,7 @@ from directorate.persistence.models import (
     Approval,
     ApprovalStatus,
     ApprovalType,
+    Directive,
     DirectiveStatus,
     Severity,
     Step,
@@ -69,10 +70,38 @@ class StepHeld:
 
 
 @attrs.frozen(kw_only=True)
+class Seen:
+    """What a decision took from a directive row it did not read itself (one handed
+    over by a peer, ``StepState.borrowed``), and its dispatch therefore requires to
+    hold still: the totals and limits its breakers and task budget were figured on,
+    and no circuit breaker or unavailable agent waiting for a human."""
+
+    total_cost_usd: float
+    total_tokens: int
+    total_agent_turns: int
+    max_total_cost_usd: float | None
+    max_total_tokens: int | None
+    max_agent_turns: int | None
+
+    @classmethod
+    def of(cls, directive: Directive) -> Seen:
+        return cls(
+            total_cost_usd=directive.total_cost_usd,
+            total_tokens=directive.total_tokens,
+            total_agent_turns=directive.total_agent_turns,
+            max_total_cost_usd=directive.max_total_cost_usd,
+            max_total_tokens=directive.max_total_tokens,
+            max_agent_turns=directive.max_agent_turns,
+        )
+
+
+@attrs.frozen(kw_only=True)
 class RequireLiveChain:
-    """Guard only: the directive is active and ``chain_id`` is its current chain."""
+    """Guard only: the directive is active and ``chain_id`` is its current chain (and,
+    with ``seen``, its directive row still as the decision saw it)."""
 
     chain_id: uuid.UUID
+    seen: Seen | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -313,6 +342,9 @@ class StartSteps:
 
     steps: tuple[Step, ...] | None = None
     """The chain's steps when the decision just created them; None: read them."""
+    directive: Directive | None = attrs.field(default=None, eq=False, repr=False)
+    """The directive's row as the decision's write leaves it, when the decision knows
+    it whole (a start on explicit steps): its first steps decide on it without a read."""
 
 
 @attrs.frozen

@@ -103,6 +103,14 @@ def _start(state: DirectiveState, message: m.Start) -> Decision:
     if not directive.explicit_steps:
         return plan(state).replying(DirectiveStatus.PLANNING)
     chain = new_chain(state, directive.explicit_steps, rationale=None)
+    # The row as this write leaves it (what its steps decide on; the columns only
+    # the database sets, timestamps and the event count, no decision reads).
+    started = attrs.evolve(
+        directive,
+        status=DirectiveStatus.ACTIVE,
+        started_at=state.now,
+        chain_generation_count=chain.generation,
+    )
     return Decision(
         changes=(
             moved(state, DirectiveStatus.ACTIVE, started_at=state.now),
@@ -112,7 +120,7 @@ def _start(state: DirectiveState, message: m.Start) -> Decision:
                 data={"source": "explicit steps", "chain_id": chain.chain_id},
             ),
         ),
-        effects=(StartSteps(chain.steps),),
+        effects=(StartSteps(chain.steps, directive=started),),
         reply=DirectiveStatus.ACTIVE,
     )
 

@@ -212,6 +212,9 @@ class StepState:
     ``core.unavailable.EARLIER_TASKS``)."""
     unavailable_pending: bool = False
     """An agent of the directive could not reach its model and a human is asked."""
+    borrowed: bool = False
+    """``directive`` was handed over (by the directive actor's start, by the dependency
+    that passed), not read: a dispatch then requires the row as seen (``Seen``)."""
 
     @classmethod
     def from_row(

@@ -48,6 +48,7 @@ from .changes import (
     Note,
     RequireLiveChain,
     RunTask,
+    Seen,
     StepHeld,
     StepMoved,
     StopSelf,
@@ -273,7 +274,9 @@ def _dispatch(state: StepState, *, update_first: bool = False) -> Decision:
     return Decision(
         changes=(
             _moved(state, StepStatus.RUNNING, attempt=attempt),
-            RequireLiveChain(chain_id=step.chain_id),
+            RequireLiveChain(
+                chain_id=step.chain_id, seen=Seen.of(directive) if state.borrowed else None
+            ),
             TaskCreated(task=task),
             Note(
                 event_type="step_started",
