@@ -221,6 +221,24 @@ def test_start_with_explicit_steps_goes_straight_to_active() -> None:
     assert decision.reply == D.ACTIVE
 
 
+def test_a_start_hands_its_steps_the_directive_as_its_write_leaves_it() -> None:
+    """What the first steps decide on without reading: the draft with the start's
+    status, start time and chain generation, every other column as read."""
+    explicit = [StepSpec(name="a")]
+    d = directive(
+        status=D.DRAFT,
+        started_at=None,
+        chain_generation_count=0,
+        explicit_steps=explicit,
+        max_total_cost_usd=5.0,
+        result_branch="directorate/x",
+    )
+    decision = run_directive(dstate(d), m.Start())
+    handed = one(decision, c.StartSteps).directive
+    assert handed == attrs.evolve(d, status=D.ACTIVE, started_at=NOW, chain_generation_count=1)
+    assert one(decision, c.StartSteps).steps == one(decision, c.ChainCreated).steps
+
+
 @pytest.mark.parametrize("status", other_statuses(D.DRAFT))
 def test_start_from_anything_but_draft_is_refused(status: DirectiveStatus) -> None:
     assert_invalid(

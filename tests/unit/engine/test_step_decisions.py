@@ -1015,3 +1015,42 @@ def test_every_step_transition_through_write(
             writes.write(d.id, [change])
         assert (raised.value.from_status, raised.value.to_status) == (str(old), str(new))
         assert [tx.ops for tx in made] == [[]]  # refused before any statement
+
+
+# ================================================================= handed-over rows
+
+
+@pytest.mark.parametrize("borrowed", [False, True], ids=["read", "borrowed"])
+@pytest.mark.parametrize(
+    "message", [m.Begin({}), m.DependencyPassed(uuid.uuid4())], ids=["begin", "dependency"]
+)
+def test_a_dispatch_on_a_borrowed_directive_requires_it_as_seen(
+    borrowed: bool, message: m.StepMessage
+) -> None:
+    d = directive(max_total_cost_usd=9.0, total_cost_usd=2.5, total_tokens=7, max_agent_turns=40)
+    st = sstate(step(d), d, borrowed=borrowed)
+    decision = run_step(st, message)
+    assert_dispatched(decision, st)
+    seen = one(decision, c.RequireLiveChain).seen
+    if not borrowed:
+        assert seen is None  # read in full: nothing to hold still beyond the usual guards
+    else:
+        assert seen == c.Seen(
+            total_cost_usd=2.5,
+            total_tokens=7,
+            total_agent_turns=0,
+            max_total_cost_usd=9.0,
+            max_total_tokens=None,
+            max_agent_turns=40,
+        )
+        assert one(decision, c.TaskCreated).task.budget_usd == 6.5  # figured on what is seen
+
+
+def test_a_borrowed_state_that_may_not_dispatch_writes_no_seen_guard() -> None:
+    """Paused in the row handed over: the step becomes ready and tells its directive,
+    which decides on a read (nothing is started on the borrowed view)."""
+    d = directive(status=D.PAUSED)
+    decision = run_step(sstate(step(d), d, borrowed=True), m.Begin({}))
+    assert step_moves(decision) == [(S.PENDING, S.READY)]
+    assert every(decision, c.RequireLiveChain) == []
+    assert effects_of(decision) == ["TellDirective"]

@@ -11,6 +11,7 @@ from decision_helpers import directive, judgement, result, step, task
 
 from directorate.actors.core import changes as c
 from directorate.actors.writes import write
+from directorate.persistence import ops
 from directorate.persistence.models import ConfidenceLevel, Step, StepStatus
 
 S = StepStatus
@@ -104,3 +105,33 @@ def test_a_dispatch_requires_an_active_directive_and_inserts_only_if_it_moved() 
     assert op.guard
     assert "d.status = 'active'" in op.sql and "INSERT INTO tasks" in op.sql
     assert "FROM moved" in op.sql
+
+
+SEEN = c.Seen(
+    total_cost_usd=1.25,
+    total_tokens=10,
+    total_agent_turns=3,
+    max_total_cost_usd=None,
+    max_total_tokens=500,
+    max_agent_turns=None,
+)
+
+
+def test_a_dispatch_as_seen_also_requires_the_totals_limits_and_no_waiting_breaker() -> None:
+    changes = dispatch()
+    changes[2] = c.RequireLiveChain(chain_id=A.chain_id, seen=SEEN)
+    (op,) = write(D.id, changes).tx.ops  # still one statement
+    sql = " ".join(op.sql.split())
+    assert op.guard and "INSERT INTO tasks" in sql
+    for column in ops.SEEN_COLUMNS:
+        assert f"d.{column} IS NOT DISTINCT FROM %(seen_{column})s" in sql
+        assert op.params[f"seen_{column}"] == getattr(SEEN, column)
+    assert "a.approval_type IN ('circuit_breaker', 'agent_unavailable')" in sql
+    plain = " ".join(write(D.id, dispatch()).tx.ops[0].sql.split())
+    assert "IS NOT DISTINCT FROM" not in plain and "directive_approvals" not in plain
+
+
+def test_a_live_chain_guard_on_its_own_carries_what_was_seen() -> None:
+    (op,) = write(D.id, [c.RequireLiveChain(chain_id=A.chain_id, seen=SEEN)]).tx.ops
+    assert op.guard and "d.total_cost_usd IS NOT DISTINCT FROM" in op.sql
+    assert op.params["seen_max_total_tokens"] == 500
