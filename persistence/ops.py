@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -166,7 +166,7 @@ def require_live_chain(
     sql = query("require_live_chain")
     if directive_as is not None:
         params |= {f"seen_{c}": directive_as[c] for c in SEEN_COLUMNS}
-        sql = sql.rstrip().rstrip(";") + _AS_SEEN
+        sql = sql.rstrip().rstrip(";") + _as_seen(_named)
     return Op(sql, params, guard=True)
 
 
@@ -290,12 +290,6 @@ _STEP_IN_LIVE_CHAIN = (
     " WHERE c.id = chain_steps.chain_id AND c.status = 'active'"
     " AND d.status NOT IN ('completed', 'failed', 'cancelled'))"
 )
-_STEP_IN_ACTIVE_CHAIN = (
-    " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
-    " WHERE c.id = chain_steps.chain_id AND c.status = 'active' AND d.status = 'active')"
-)
-
-
 SEEN_COLUMNS = (
     "total_cost_usd",
     "total_tokens",
@@ -307,10 +301,33 @@ SEEN_COLUMNS = (
 """The directive's columns a dispatch decided on a handed-over row may require unchanged
 (``directive_as``): what its breakers and its task's budget were figured from."""
 
-_AS_SEEN = "".join(f" AND d.{c} IS NOT DISTINCT FROM %(seen_{c})s" for c in SEEN_COLUMNS) + (
+_NO_HUMAN_ASKED = (
     " AND NOT EXISTS (SELECT 1 FROM directive_approvals a WHERE a.directive_id = d.id"
     " AND a.status = 'pending' AND a.approval_type IN ('circuit_breaker', 'agent_unavailable'))"
 )
+
+
+def _as_seen(seen: Callable[[str], str]) -> str:
+    """Conditions on ``d``, the directive: each ``SEEN_COLUMNS`` column as the
+    expression ``seen(column)`` gives it, and no breaker or unavailable agent waiting."""
+    return "".join(f" AND d.{c} IS NOT DISTINCT FROM {seen(c)}" for c in SEEN_COLUMNS) + (
+        _NO_HUMAN_ASKED
+    )
+
+
+def _in_active_chain(step: str, seen: Callable[[str], str] | None = None) -> str:
+    """The dispatch's guard on the step row ``step``: its chain current, its directive
+    active (and, with ``seen``, as ``_as_seen`` has it)."""
+    return (
+        " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
+        f" WHERE c.id = {step}.chain_id AND c.status = 'active' AND d.status = 'active'"
+        + (_as_seen(seen) if seen is not None else "")
+        + ")"
+    )
+
+
+def _named(column: str) -> str:
+    return f"%(seen_{column})s"
 
 
 def move_step(
@@ -338,11 +355,11 @@ def move_step(
     if not directive_active:
         guard = _STEP_IN_LIVE_CHAIN
     elif directive_as is None:
-        guard = _STEP_IN_ACTIVE_CHAIN
+        guard = _in_active_chain("chain_steps")
     else:
         assert isinstance(params, dict)
         params = params | {f"seen_{c}": directive_as[c] for c in SEEN_COLUMNS}
-        guard = _STEP_IN_ACTIVE_CHAIN[:-1] + _AS_SEEN + ")"
+        guard = _in_active_chain("chain_steps", _named)
     sql = op.sql + guard
     if progress:
         sql += " RETURNING " + query("steps_in_progress_after_move")
@@ -357,12 +374,82 @@ def dispatch_step(move: Op, **task: Any) -> Op:
     marks = ", ".join(f"%(task_{c})s" for c in task)
     assert isinstance(move.params, dict)
     params = dict(move.params) | {f"task_{c}": _value(c, v) for c, v in task.items()}
-    return Op(
+    sql = (
         f"WITH moved AS ({move.sql} RETURNING 1) INSERT INTO tasks ({columns}) "
-        f"SELECT {marks} FROM moved",
-        params,
-        guard=True,
+        f"SELECT {marks} FROM moved"
     )
+    moved = tuple(c for c in move.params if c not in ("_id", "_expected", *_SEEN_PARAMS))
+    seen = "seen_total_cost_usd" in move.params
+    return Op(sql, params, guard=True, group=_dispatches(sql, moved, tuple(task), seen))
+
+
+_SEEN_PARAMS = tuple(f"seen_{c}" for c in SEEN_COLUMNS)
+
+
+@attrs.frozen
+class _Dispatches:
+    """Dispatches (``dispatch_step``) of the same columns as one statement: the steps'
+    moves as one ``UPDATE ... FROM (VALUES ...)`` under the same guard, and the tasks of
+    the steps it moved inserted from the same VALUES, returning their steps' ids (each
+    dispatch's guard: its step moved). The VALUES follow a typed empty SELECT of the
+    columns, so that each parameter is taken as its column's type."""
+
+    key: str
+    moved: tuple[str, ...]
+    """The step's columns the move sets (its status, its attempt)."""
+    task: tuple[str, ...]
+    seen: bool
+    """Guarded on the directive as seen (``move_step``'s ``directive_as``)."""
+
+    def combine(self, dispatches: Sequence[Op]) -> Op | None:
+        seen = _SEEN_PARAMS if self.seen else ()
+        keys = ("_id", "_expected", *self.moved, *seen, *(f"task_{c}" for c in self.task))
+        if len(dispatches) * len(keys) > _MAX_PARAMETERS:
+            return None
+        if len({_param(op, "_id") for op in dispatches}) < len(dispatches):
+            return None  # one step twice: which one moved would not be known
+        sources = [
+            ("chain_steps", "id"),
+            ("chain_steps", "status"),
+            *(("chain_steps", c) for c in self.moved),
+            *(("directives", c) for c in SEEN_COLUMNS if self.seen),
+            *(("tasks", c) for c in self.task),
+        ]
+        alias = {"chain_steps": "s", "directives": "d", "tasks": "k"}
+        typed = ", ".join(
+            f"{alias[table]}.{column} AS {key}"
+            for (table, column), key in zip(sources, keys, strict=True)
+        )
+        sets = ", ".join([*(f"{c} = v.{c}" for c in self.moved), "updated_at = now()"])
+        guard = _in_active_chain("t", (lambda c: f"v.seen_{c}") if self.seen else None)
+        values, params = _values(
+            [[_param(op, k) for k in keys] for op in dispatches],
+            [_null_of(table, column) for table, column in sources],
+        )
+        return Op(
+            f"WITH v AS (SELECT {typed} FROM chain_steps s, tasks k, directives d WHERE false"
+            f" UNION ALL VALUES {values}),"
+            f" moved AS (UPDATE chain_steps AS t SET {sets} FROM v"
+            f" WHERE t.id = v._id AND t.status = v._expected{guard} RETURNING t.id)"
+            f" INSERT INTO tasks ({', '.join(self.task)})"
+            f" SELECT {', '.join(f'v.task_{c}' for c in self.task)}"
+            " FROM v JOIN moved ON moved.id = v._id RETURNING step_id",
+            params,
+            raw=True,
+        )
+
+    def split(
+        self, dispatches: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        moved = {row[0] for row in rows}
+        return [((i,),) if (i := _param(op, "_id")) in moved else () for op in dispatches]
+
+
+@functools.cache
+def _dispatches(
+    sql: str, moved: tuple[str, ...], task: tuple[str, ...], seen: bool
+) -> _Dispatches:
+    return _Dispatches(sql, moved, task, seen)
 
 
 def insert_many(table: str, rows: Sequence[dict[str, Any]]) -> Op:
@@ -532,10 +619,12 @@ class _Inserts:
     def combine(self, inserts: Sequence[Op]) -> Op | None:
         if len(inserts) * len(self.columns) > _MAX_PARAMETERS:
             return None
-        params = [_param(op, c) for op in inserts for c in self.columns]
+        values, params = _values(
+            [[_param(op, c) for c in self.columns] for op in inserts],
+            [_null_of(self.table, c) for c in self.columns],
+        )
         return Op(
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES "
-            + _rows(len(inserts), len(self.columns)),
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {values}",
             params,
             raw=True,
         )
@@ -588,12 +677,17 @@ class _Updates:
         )
         sets = [f"{c} = v.{c}" for c in self.columns] + list(self.extra)
         where = "t.id = v._id" + (" AND t.status = v._expected" if guarded else "")
+        columns = ("id", *(["status"] if guarded else []), *self.columns)
+        values, params = _values(
+            [[_param(op, k) for k in keys] for op in updates],
+            [_null_of(self.table, c) for c in columns],
+        )
         return Op(
             f"UPDATE {self.table} AS t SET {', '.join(sets)}"
             f" FROM (SELECT {typed} FROM {self.table} WHERE false"
-            f" UNION ALL VALUES {_rows(len(updates), len(keys))}) AS v"
+            f" UNION ALL VALUES {values}) AS v"
             f" WHERE {where} RETURNING t.id",
-            [_param(op, k) for op in updates for k in keys],
+            params,
             raw=True,
         )
 
@@ -604,13 +698,31 @@ class _Updates:
         return [((i,),) if (i := _param(op, "_id")) in changed else () for op in updates]
 
 
-def _rows(rows: int, columns: int) -> str:
-    """``($1, $2), ($3, $4)``: the VALUES of ``rows`` rows (PostgreSQL's own
-    placeholders, which psycopg sends as they are: see ``Op.raw``)."""
-    return ", ".join(
-        "(" + ", ".join(f"${r * columns + c + 1}" for c in range(columns)) + ")"
-        for r in range(rows)
-    )
+def _values(rows: Sequence[Sequence[Any]], nulls: Sequence[str]) -> tuple[str, list[Any]]:
+    """``($1, $2), ($3, NULL)``: ``rows`` as the rows of a VALUES list in PostgreSQL's own
+    placeholders (which psycopg sends as they are: see ``Op.raw``), and the parameters.
+
+    A None is the literal NULL (psycopg would send a text parameter, which a VALUES
+    row cannot match to a column of another type), and in a column of Nones only the
+    first row's is ``nulls[column]``, a NULL of the column's own type: a VALUES column
+    of untyped NULLs alone would be taken as text."""
+    empty = {i for i in range(len(nulls)) if all(row[i] is None for row in rows)}
+    params: list[Any] = []
+    text = []
+    for r, row in enumerate(rows):
+        cells = []
+        for i, value in enumerate(row):
+            if value is not None:
+                params.append(value)
+                cells.append(f"${len(params)}")
+            else:
+                cells.append(nulls[i] if r == 0 and i in empty else "NULL")
+        text.append("(" + ", ".join(cells) + ")")
+    return ", ".join(text), params
+
+
+def _null_of(table: str, column: str) -> str:
+    return f"(SELECT {column} FROM {table} WHERE false)"
 
 
 def _param(op: Op, name: str) -> Any:

@@ -13,7 +13,10 @@ import pytest
 from persistence_helpers import RowLock, new_directive
 from test_pg_writer import _appends, _block_writer, _events
 
+from directorate.actors.core import changes as c
+from directorate.actors.writes import write
 from directorate.persistence import ops
+from directorate.persistence.models import Step, StepStatus, StepType, Task, TaskKind, TaskStatus
 from directorate.persistence.writer import Committed, Conflict, PersistenceClient, Write
 
 pytestmark = pytest.mark.integration
@@ -160,3 +163,167 @@ def test_writes_without_an_owner_or_of_another_shape_run_alone(
     assert all(isinstance(r, Committed) for r in results), results
     assert [_row(admin, d)[2] for d in (first, second, third)] == [0, 1, 2]
     assert statements == 3 + 3 + 1  # the two owned grouped, the anonymous one alone
+
+
+def _ready_step(admin: psycopg.Connection[Any], directive_id: uuid.UUID) -> Step:
+    """An active directive with a current chain of one ready step ($0.50 spent of $5)."""
+    chain_id, step_id = uuid.uuid4(), uuid.uuid4()
+    admin.execute(
+        "UPDATE directives SET status = 'active', total_cost_usd = 0.5,"
+        " max_total_cost_usd = 5 WHERE id = %s",
+        (directive_id,),
+    )
+    admin.execute(
+        "INSERT INTO directive_chains (id, directive_id, generation, name) VALUES (%s, %s, 1, 'c')",
+        (chain_id, directive_id),
+    )
+    admin.execute(
+        "INSERT INTO chain_steps (id, chain_id, directive_id, name, step_type, status)"
+        " VALUES (%s, %s, %s, 'a', 'implement', 'ready')",
+        (step_id, chain_id, directive_id),
+    )
+    return Step(
+        id=step_id,
+        chain_id=chain_id,
+        directive_id=directive_id,
+        name="a",
+        step_type=StepType.IMPLEMENT,
+        status=StepStatus.READY,
+    )
+
+
+def _dispatch(step: Step, *, seen: c.Seen | None = None, budget: float | None = 4.5) -> Write:
+    """The write of a step's dispatch, as ``actors.writes`` makes it."""
+    task = Task(
+        id=uuid.uuid4(),
+        directive_id=step.directive_id,
+        kind=TaskKind.STEP,
+        instructions=f"do {step.id}",
+        step_id=step.id,
+        status=TaskStatus.RUNNING,
+        workdir="/w",
+        budget_usd=budget,
+        started_at=STARTED,
+    )
+    written = write(
+        step.directive_id,
+        [
+            c.StepMoved(step=step, new=StepStatus.RUNNING, values={"attempt": 1}),
+            c.RequireLiveChain(chain_id=step.chain_id, seen=seen),
+            c.TaskCreated(task=task),
+            c.Note(event_type="step_started", data={}, step_id=step.id),
+        ],
+    )
+    statements, _ = written.tx.statements()
+    return Write(tuple(statements), owner=step.directive_id)
+
+
+def _dispatched(admin: psycopg.Connection[Any], step: Step) -> tuple[Any, ...]:
+    row = admin.execute(
+        "SELECT s.status, s.attempt, t.attempt, t.status, t.instructions, t.budget_usd"
+        " FROM chain_steps s LEFT JOIN tasks t ON t.step_id = s.id WHERE s.id = %s",
+        (step.id,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+SEEN = c.Seen(
+    total_cost_usd=0.5,
+    total_tokens=0,
+    total_agent_turns=0,
+    max_total_cost_usd=5.0,
+    max_total_tokens=None,
+    max_agent_turns=None,
+)
+
+
+@pytest.mark.parametrize("seen", [None, SEEN], ids=["read", "as-seen"])
+def test_dispatches_of_a_batch_run_as_one_statement_and_a_missed_guard_conflicts_alone(
+    dsn: str,
+    client: PersistenceClient,
+    admin: psycopg.Connection[Any],
+    row_locks: list[RowLock],
+    seen: c.Seen | None,
+) -> None:
+    steps = [_ready_step(admin, new_directive(client)) for _ in range(4)]
+    paused = steps[1]
+    admin.execute("UPDATE directives SET status = 'paused' WHERE id = %s", (paused.directive_id,))
+    results, _ = _submit_together(
+        dsn, client, admin, row_locks, [_dispatch(s, seen=seen) for s in steps]
+    )
+    assert [type(r) for r in results] == [Committed, Conflict, Committed, Committed]
+    assert _dispatched(admin, paused) == ("ready", 0, None, None, None, None)
+    assert _appends(admin, paused.directive_id) == []
+    for s in (steps[0], steps[2], steps[3]):
+        assert _dispatched(admin, s) == ("running", 1, 1, "running", f"do {s.id}", 4.5)
+        assert _appends(admin, s.directive_id) == [
+            ("step_status_changed", 1),
+            ("step_started", 2),
+        ]
+    # With no guard missing, the batch's dispatches are one statement (and the events).
+    more = [_ready_step(admin, new_directive(client)) for _ in range(3)]
+    results, statements = _submit_together(
+        dsn, client, admin, row_locks, [_dispatch(s, seen=seen) for s in more]
+    )
+    assert all(isinstance(r, Committed) for r in results), results
+    assert statements == 1 + 1
+    assert [_dispatched(admin, s)[:4] for s in more] == [("running", 1, 1, "running")] * 3
+
+
+def test_grouped_dispatches_as_seen_conflict_where_the_directive_moved_or_a_human_is_asked(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    steps = [_ready_step(admin, new_directive(client)) for _ in range(4)]
+    spent, raised, asked = steps[1], steps[2], steps[3]
+    admin.execute("UPDATE directives SET total_cost_usd = 1.5 WHERE id = %s", (spent.directive_id,))
+    admin.execute(
+        "UPDATE directives SET max_total_cost_usd = 9 WHERE id = %s", (raised.directive_id,)
+    )
+    admin.execute(
+        "INSERT INTO directive_approvals (id, directive_id, approval_type, description)"
+        " VALUES (%s, %s, 'circuit_breaker', 'asked')",
+        (uuid.uuid4(), asked.directive_id),
+    )
+    results, _ = _submit_together(
+        dsn, client, admin, row_locks, [_dispatch(s, seen=SEEN) for s in steps]
+    )
+    assert [type(r) for r in results] == [Committed, Conflict, Conflict, Conflict]
+    assert _dispatched(admin, steps[0])[:2] == ("running", 1)
+    assert [_dispatched(admin, s)[:3] for s in steps[1:]] == [("ready", 0, None)] * 3
+
+
+def test_a_group_takes_nones_in_columns_of_any_type(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    """A None is sent as NULL of its column's type (psycopg would send text): a column
+    of Nones only, and Nones beside numbers, in a float and a bigint column."""
+    directives = [new_directive(client, max_total_cost_usd=3.0) for _ in range(3)]
+
+    def limits(directive_id: uuid.UUID, tokens: int | None) -> Write:
+        return Write(
+            (
+                ops.update(
+                    "directives", directive_id, max_total_cost_usd=None, max_agent_turns=tokens
+                ),
+                ops.append_events(directive_id, _events(directive_id, "limits")),
+            ),
+            owner=directive_id,
+        )
+
+    results, statements = _submit_together(
+        dsn,
+        client,
+        admin,
+        row_locks,
+        [limits(d, t) for d, t in zip(directives, [None, 7, None], strict=True)],
+    )
+    assert all(isinstance(r, Committed) for r in results), results
+    assert statements == 1 + 1  # grouped, not run write by write after a failed group
+    rows = [
+        admin.execute(
+            "SELECT max_total_cost_usd, max_agent_turns FROM directives WHERE id = %s", (d,)
+        ).fetchone()
+        for d in directives
+    ]
+    assert rows == [(None, None), (None, 7), (None, None)]
