@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -52,12 +52,13 @@ from .context import EngineContext
 from .core import changes as c
 from .core.directive import decide
 from .core.state import DirectiveState
-from .evaluation import Judgement, judge
+from .evaluation import Judgement, judge, judged_inline
 from .planning import PlanFolder, plan_outcome
 from .pool import PooledActor
 from .runners import kill_grace_for, runner_for
 from .step_actor import StepActor
 from .tx import Tx
+from .workers import crashed_judgement
 from .workspace.names import short_id
 from .workspaces import remove_transcripts, review_checkout, wrap_up
 from .writes import stale_attempt, write
@@ -165,7 +166,7 @@ class DirectiveActor(PooledActor):
                 approval = self.ctx.reads.approval(message.approval_id)
                 wanted = ApprovalStatus.APPROVED if message.approved else ApprovalStatus.DENIED
                 raise InvalidTransition(approval.status, message.status or wanted, "approval")
-            decision = decide(state, message)
+            decision = self._reviewed_inline(state, decide(state, message))
             try:
                 # Before anything is committed: planning needs a runner.
                 if any(isinstance(e, c.RunPlanning) for e in decision.effects):
@@ -197,6 +198,29 @@ class DirectiveActor(PooledActor):
             raise error
         log.warning("directive %s: gave up on %s: %s", self.directive_id, message, error)
         return None
+
+    def _reviewed_inline(self, state: DirectiveState, decision: c.Decision) -> c.Decision:
+        """``decision`` with the review it asks for decided too, in the same write, when
+        the judge runs nothing (``judged_inline``, and no result branch to check out)
+        and the decision changes nothing before it: the review's verdict and the finish
+        it leads to are then one durable write, with no job and no message between."""
+        review = next((e for e in decision.effects if isinstance(e, c.ReviewDirective)), None)
+        directive = state.directive
+        if (
+            review is None
+            or decision.changes
+            or directive.result_branch
+            or not judged_inline(self.ctx.config, directive, None)
+        ):
+            return decision
+        try:
+            judgement = self._judge_review(directive)()
+        except Exception as exc:  # as the evaluation pool does: a red verdict, not a crash
+            judgement = crashed_judgement(exc)
+        reviewing = attrs.evolve(state, reviewing=True)
+        then = decide(reviewing, m.DirectiveReviewed(review.chain_id, judgement))
+        rest = tuple(e for e in decision.effects if e is not review)
+        return attrs.evolve(decision, changes=then.changes, effects=rest + then.effects)
 
     def _load(
         self, message: m.DirectiveMessage, known: Directive | None = None
@@ -335,9 +359,15 @@ class DirectiveActor(PooledActor):
                 left.pool_start()  # run, so that a Retire or a stop reaches them
 
     def _review(self, chain_id: uuid.UUID, state: DirectiveState) -> None:
-        config, directive = self.ctx.config, state.directive
         self.reviewing = chain_id
-        worktrees = self.ctx.settings.worktrees
+        self.ctx.workers.evaluate(
+            self._judge_review(state.directive),
+            self.actor_ref,
+            lambda judgement: m.DirectiveReviewed(chain_id, judgement),
+        )
+
+    def _judge_review(self, directive: Directive) -> Callable[[], Judgement]:
+        config, worktrees = self.ctx.config, self.ctx.settings.worktrees
 
         def job() -> Judgement:
             # With a workspace, the review is of the result branch, all steps merged.
@@ -354,11 +384,7 @@ class DirectiveActor(PooledActor):
                 base_commit=directive.base_sha,
             )
 
-        self.ctx.workers.evaluate(
-            job,
-            self.actor_ref,
-            lambda judgement: m.DirectiveReviewed(chain_id, judgement),
-        )
+        return job
 
     def _wrap_up_if_finished(self, decision: c.Decision, state: DirectiveState) -> None:
         """Once a finish is committed: deliver the result branch and remove the

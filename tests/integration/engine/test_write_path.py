@@ -92,3 +92,45 @@ def test_wait_answers_an_end_it_heard_of_without_reading(
     monkeypatch.setattr(engine._ctx.reads, "directive", no_read)
     monkeypatch.setattr(engine._ctx.reads, "pending_approvals", no_read)
     assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+
+
+@pytest.mark.parametrize("verifier", [GreenVerifier, SlowGreen], ids=["instant", "not-instant"])
+def test_an_instant_review_goes_in_the_write_that_completes_the_directive(
+    engine_factory: Any, verifier: type[GreenVerifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directive's review, when its judge runs nothing: judged on the directive
+    actor's thread as it hears the chain is idle, rather than as a job whose report
+    comes back as a message to read the directive again for."""
+    from directorate.actors import workers
+
+    jobs: list[str] = []
+    evaluate = workers.Workers.evaluate
+
+    def counted(self: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
+        jobs.append("evaluate")
+        return evaluate(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(workers.Workers, "evaluate", counted)
+    engine = engine_factory(
+        runner=CallableRunner(lambda task, cancel: None), verifiers=[verifier()]
+    )
+    spec = DirectiveSpec(
+        title="t", goal="g", autonomy_level="full_auto", steps=[StepSpec(name="a")]
+    )
+    directive_id = engine.submit(spec)
+    engine.start_directive(directive_id)
+    assert engine.wait(directive_id, timeout=60) is DirectiveStatus.COMPLETED
+    with engine.db.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT event_type, created_at FROM directive_events"
+            " WHERE directive_id = %s AND step_id IS NULL ORDER BY seq",
+            (directive_id,),
+        ).fetchall()
+    when = dict(rows)
+    # The verdict and the completion are one write either way (the review's message
+    # led to it, or the step's report did).
+    assert when["directive_reviewed"] == when["status_changed"] == when["directive_completed"]
+    if verifier is GreenVerifier:
+        assert jobs == []  # neither the step's evaluation nor the review was a job
+    else:
+        assert jobs == ["evaluate", "evaluate"]  # the step's, then the review
