@@ -9,7 +9,9 @@ from __future__ import annotations
 import enum
 import math
 import re
+import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,16 +90,36 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
+_PLAIN = frozenset({int, float, bool, type(None), uuid.UUID, datetime})
+"""Types that hold no text: nothing to look into."""
+
+
+def _bad_text(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return _unstorable(value) is not None
+    # Every write's values and events pass here (a dozen small dicts a step): exact
+    # types first, and strings in a dict looked at in place, without a call each.
+    kind = type(value)
+    if kind is str:
+        return _bad_text(value)
+    if kind in _PLAIN:
+        return False
+    if isinstance(value, str):  # an enum's value, say
+        return _bad_text(value)
     if isinstance(value, dict):
-        return any(
-            (isinstance(k, str) and _unstorable(k) is not None) or _has_nul(v)
-            for k, v in value.items()
-        )
+        for key, item in value.items():
+            if isinstance(key, str) and _bad_text(key):
+                return True
+            if type(item) is str:
+                if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+                    return True
+            elif type(item) not in _PLAIN and _has_nul(item):
+                return True
+        return False
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(type(item) not in _PLAIN and _has_nul(item) for item in value)
     return False
 
 

@@ -12,6 +12,15 @@ import pytest
 from directorate.persistence.errors import InvalidInput
 from directorate.persistence.validation import _has_nul, reject_nul
 
+
+class Kind(str):
+    """A str subclass, as an enum's value is."""
+
+
+class Table(dict[str, Any]):
+    pass
+
+
 REFUSED: list[tuple[Any, str]] = [
     ("a\x00b", "summary: contains a NUL byte"),
     ({"a": "x\x00"}, "summary.a: contains a NUL byte"),
@@ -21,6 +30,11 @@ REFUSED: list[tuple[Any, str]] = [
     (("fine", "a\x00"), "summary[1]: contains a NUL byte"),
     ({"deep": [[[{"x": "\x00"}]]]}, "summary.deep[0][0][0].x: contains a NUL byte"),
     ({uuid.UUID(int=1): "\x00"}, "contains a NUL byte"),  # a value under a key not text
+    (Kind("a\x00"), "summary: contains a NUL byte"),  # a str subclass
+    ({"k": Kind("\ud800")}, "summary.k: contains '\\ud800'"),
+    ([1, None, {"x": ("ok", "\udfff")}], "summary[2].x[1]: contains '\\udfff'"),
+    ({"a": 1, "b": 2.0, "c": None, "d": "ok", "e": "\x00"}, "summary.e: contains a NUL"),
+    (Table({"k": "\x00"}), "summary.k: contains a NUL byte"),  # a dict subclass
 ]
 
 ACCEPTED: list[Any] = [
@@ -34,6 +48,8 @@ ACCEPTED: list[Any] = [
     3.5,
     None,
     {"n": float("nan")},
+    Kind("plain"),
+    {"a": True, "b": [1, 2.5, None, uuid.UUID(int=4)], "c": ("x", "é")},
 ]
 
 
