@@ -203,7 +203,69 @@ def record_task_result(
     """
     params = _report(directive_id, task_id, exit_code, cost, summary, output_tail, tokens, turns)
     params.update(status=str(status), session_id=session_id)
-    return Op(query("record_task_result"), params, returning=True)
+    return Op(query("record_task_result"), params, returning=True, group=RESULTS_OF_BATCH)
+
+
+@attrs.frozen
+class _Results:
+    """``record_task_result`` of several writes (so of several directives) as one
+    statement: the tasks' reports stored from one VALUES list, and each directive's
+    totals moved by what its stored report adds, returning per task what the single
+    statement does (the totals, whether this report was the one stored)."""
+
+    key: str = "record_task_result"
+
+    # (parameter, the tasks column it is typed as)
+    COLUMNS = (
+        ("id", "id"),
+        ("directive_id", "directive_id"),
+        ("status", "status"),
+        ("exit_code", "exit_code"),
+        ("cost", "cost_usd"),
+        ("tokens", "tokens"),
+        ("turns", "turns"),
+        ("summary", "summary"),
+        ("output_tail", "output_tail"),
+        ("session_id", "session_id"),
+    )
+
+    def combine(self, results: Sequence[Op]) -> Op | None:
+        if len(results) * len(self.COLUMNS) > _MAX_PARAMETERS:
+            return None
+        if len({_param(op, "directive_id") for op in results}) < len(results):
+            return None  # one directive's totals twice in one UPDATE: not allowed
+        typed = ", ".join(f"{c} AS {p}" for p, c in self.COLUMNS)
+        values, params = _values(
+            [[_param(op, p) for p, _ in self.COLUMNS] for op in results],
+            [_null_of("tasks", c) for _, c in self.COLUMNS],
+        )
+        return Op(
+            f"WITH v AS (SELECT {typed} FROM tasks WHERE false UNION ALL VALUES {values}),"
+            " done AS (UPDATE tasks AS t SET status = v.status, exit_code = v.exit_code,"
+            " cost_usd = v.cost, tokens = v.tokens, turns = v.turns, summary = v.summary,"
+            " output_tail = v.output_tail, session_id = v.session_id, finished_at = now()"
+            " FROM v WHERE t.id = v.id AND t.finished_at IS NULL"
+            " RETURNING v.id, t.cost_usd, t.tokens, t.turns)"
+            " UPDATE directives AS d"
+            " SET total_cost_usd = d.total_cost_usd + coalesce(done.cost_usd, 0),"
+            " total_tokens = d.total_tokens + coalesce(done.tokens, 0),"
+            " total_agent_turns = d.total_agent_turns + coalesce(done.turns, 0),"
+            " updated_at = now()"
+            " FROM v LEFT JOIN done ON done.id = v.id WHERE d.id = v.directive_id"
+            " RETURNING v.id, d.total_cost_usd, (done.id IS NOT NULL)::int,"
+            " d.total_tokens, d.total_agent_turns",
+            params,
+            raw=True,
+        )
+
+    def split(
+        self, results: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        by_task = {row[0]: row[1:] for row in rows}
+        return [(by_task[i],) if (i := _param(op, "id")) in by_task else () for op in results]
+
+
+RESULTS_OF_BATCH = _Results()
 
 
 def _report(
@@ -285,11 +347,16 @@ def steps_in_progress(chain_id: uuid.UUID) -> Op:
     return Op(query("steps_in_progress"), {"chain_id": chain_id}, returning=True)
 
 
-_STEP_IN_LIVE_CHAIN = (
-    " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
-    " WHERE c.id = chain_steps.chain_id AND c.status = 'active'"
-    " AND d.status NOT IN ('completed', 'failed', 'cancelled'))"
-)
+def _in_live_chain(step: str) -> str:
+    """A move's guard on the step row ``step``: its chain current, its directive not
+    finished."""
+    return (
+        " AND EXISTS (SELECT 1 FROM directive_chains c JOIN directives d ON d.id = c.directive_id"
+        f" WHERE c.id = {step}.chain_id AND c.status = 'active'"
+        " AND d.status NOT IN ('completed', 'failed', 'cancelled'))"
+    )
+
+
 SEEN_COLUMNS = (
     "total_cost_usd",
     "total_tokens",
@@ -353,7 +420,7 @@ def move_step(
     op = transition("chain_steps", step_id, expected, new_status, **values)
     params = op.params
     if not directive_active:
-        guard = _STEP_IN_LIVE_CHAIN
+        guard = _in_live_chain("chain_steps")
     elif directive_as is None:
         guard = _in_active_chain("chain_steps")
     else:
@@ -363,7 +430,71 @@ def move_step(
     sql = op.sql + guard
     if progress:
         sql += " RETURNING " + query("steps_in_progress_after_move")
-    return Op(sql, params, guard=True, returning=progress)
+    group = None
+    if not directive_active:  # a dispatch groups as a whole (``dispatch_step``)
+        columns = tuple(c for c in params if c not in ("_id", "_expected"))
+        group = _moves(sql, columns, progress)
+    return Op(sql, params, guard=True, returning=progress, group=group)
+
+
+@attrs.frozen
+class _Moves:
+    """Steps' moves (``move_step``, not a dispatch) setting the same columns as one
+    ``UPDATE ... FROM (VALUES ...)`` under the same guard, returning each moved step
+    (and, with ``progress``, its chain's steps at work, as the single move counts them:
+    the steps of a group are of different directives, so of different chains)."""
+
+    key: str
+    columns: tuple[str, ...]
+    progress: bool
+
+    def combine(self, moves: Sequence[Op]) -> Op | None:
+        keys = ("_id", "_expected", *self.columns)
+        if len(moves) * len(keys) > _MAX_PARAMETERS:
+            return None
+        if len({_param(op, "_id") for op in moves}) < len(moves):
+            return None  # one step twice: which one moved would not be known
+        sources = ("id", "status", *self.columns)
+        typed = ", ".join(f"{c} AS {k}" for c, k in zip(sources, keys, strict=True))
+        values, params = _values(
+            [[_param(op, k) for k in keys] for op in moves],
+            [_null_of("chain_steps", c) for c in sources],
+        )
+        sets = ", ".join([*(f"{c} = v.{c}" for c in self.columns), "updated_at = now()"])
+        returning = "t.id"
+        if self.progress:
+            counted = query("steps_in_progress_after_move")
+            for single, grouped in _PROGRESS_NAMES:
+                counted = counted.replace(single, grouped)
+            returning += ", " + counted
+        return Op(
+            f"UPDATE chain_steps AS t SET {sets}"
+            f" FROM (SELECT {typed} FROM chain_steps WHERE false UNION ALL VALUES {values}) AS v"
+            f" WHERE t.id = v._id AND t.status = v._expected{_in_live_chain('t')}"
+            f" RETURNING {returning}",
+            params,
+            raw=True,
+        )
+
+    def split(
+        self, moves: Sequence[Op], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[tuple[Any, ...], ...]]:
+        moved = {row[0]: row[1:] for row in rows}
+        return [(moved[i],) if (i := _param(op, "_id")) in moved else () for op in moves]
+
+
+_PROGRESS_NAMES = (
+    ("chain_steps.chain_id", "t.chain_id"),
+    ("chain_steps.id", "t.id"),
+    ("%(status)s", "v.status"),
+)
+"""``steps_in_progress_after_move`` as a grouped move's RETURNING: the moved row is
+``t``, its new status ``v.status``."""
+
+
+@functools.cache
+def _moves(sql: str, columns: tuple[str, ...], progress: bool) -> _Moves:
+    return _Moves(sql, columns, progress)
 
 
 def dispatch_step(move: Op, **task: Any) -> Op:
@@ -446,9 +577,7 @@ class _Dispatches:
 
 
 @functools.cache
-def _dispatches(
-    sql: str, moved: tuple[str, ...], task: tuple[str, ...], seen: bool
-) -> _Dispatches:
+def _dispatches(sql: str, moved: tuple[str, ...], task: tuple[str, ...], seen: bool) -> _Dispatches:
     return _Dispatches(sql, moved, task, seen)
 
 

@@ -8,15 +8,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from persistence_helpers import RowLock, new_directive
 from test_pg_writer import _appends, _block_writer, _events
 
 from directorate.actors.core import changes as c
+from directorate.actors.evaluation import Judgement
+from directorate.actors.runners import TaskResult
 from directorate.actors.writes import write
 from directorate.persistence import ops
-from directorate.persistence.models import Step, StepStatus, StepType, Task, TaskKind, TaskStatus
+from directorate.persistence.models import (
+    ConfidenceLevel,
+    Step,
+    StepStatus,
+    StepType,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
 from directorate.persistence.writer import Committed, Conflict, PersistenceClient, Write
 
 pytestmark = pytest.mark.integration
@@ -327,3 +338,92 @@ def test_a_group_takes_nones_in_columns_of_any_type(
         for d in directives
     ]
     assert rows == [(None, None), (None, 7), (None, None)]
+
+
+def _running_step(
+    admin: psycopg.Connection[Any], directive_id: uuid.UUID
+) -> tuple[Step, uuid.UUID]:
+    """``_ready_step`` dispatched: running attempt 1, its task running; and a second
+    step of the chain still pending on it."""
+    step = _ready_step(admin, directive_id)
+    task_id = uuid.uuid4()
+    admin.execute(
+        "UPDATE chain_steps SET status = 'running', attempt = 1 WHERE id = %s", (step.id,)
+    )
+    admin.execute(
+        "INSERT INTO tasks (id, directive_id, step_id, kind, attempt, status, instructions)"
+        " VALUES (%s, %s, %s, 'step', 1, 'running', 'do')",
+        (task_id, directive_id, step.id),
+    )
+    admin.execute(
+        "INSERT INTO chain_steps (id, chain_id, directive_id, name, step_type, depends_on)"
+        " VALUES (%s, %s, %s, 'b', 'implement', %s)",
+        (uuid.uuid4(), step.chain_id, directive_id, [step.id]),
+    )
+    return attrs.evolve(step, status=StepStatus.RUNNING, attempt=1), task_id
+
+
+def _report(step: Step, task_id: uuid.UUID, cost: float) -> Write:
+    """The write of a report judged inline: recorded, evaluating, stored, passed, and
+    the chain's progress, as ``actors.writes`` makes it."""
+    verdict = Judgement(
+        evaluation_id=uuid.uuid4(),
+        passed=True,
+        composite_score=0.9,
+        confidence_level=ConfidenceLevel.GREEN,
+        summary="green",
+    )
+    result = TaskResult(status=TaskStatus.SUCCEEDED, exit_code=0, cost_usd=cost, output_tail="ok")
+    evaluating = attrs.evolve(step, status=StepStatus.EVALUATING)
+    written = write(
+        step.directive_id,
+        [
+            c.TaskRecorded(task_id=task_id, result=result, step=step),
+            c.StepMoved(step=step, new=StepStatus.EVALUATING),
+            c.EvaluationStored(
+                judgement=verdict, chain_id=step.chain_id, step=step, task_id=task_id
+            ),
+            c.StepMoved(step=evaluating, new=StepStatus.PASSED, values={"confidence_score": 0.9}),
+            c.ChainProgress(chain_id=step.chain_id),
+        ],
+    )
+    statements, _ = written.tx.statements()
+    return Write(tuple(statements), owner=step.directive_id)
+
+
+def test_reports_of_a_batch_run_as_one_statement_each_with_the_rows_of_each(
+    dsn: str, client: PersistenceClient, admin: psycopg.Connection[Any], row_locks: list[RowLock]
+) -> None:
+    running = [_running_step(admin, new_directive(client)) for _ in range(3)]
+    _, stale_task = running[2]
+    admin.execute(  # reported already: its second report is stored nowhere, adds nothing
+        "UPDATE tasks SET status = 'failed', finished_at = now() WHERE id = %s", (stale_task,)
+    )
+    writes = [_report(s, t, cost) for (s, t), cost in zip(running, [0.25, 1.0, 2.0], strict=True)]
+    results, statements = _submit_together(dsn, client, admin, row_locks, writes)
+    assert all(isinstance(r, Committed) for r in results), results
+    # The report, the move with the chain's progress, the evaluation, and the events.
+    assert statements == 3 + 1
+    totals = [r.rows[0][0] for r in results if isinstance(r, Committed)]
+    assert totals == [(0.75, 1, 0, 0), (1.5, 1, 0, 0), (0.5, 0, 0, 0)]  # $0.50 spent before
+    progress = [r.rows[1] for r in results if isinstance(r, Committed)]
+    assert progress == [((1,),)] * 3  # b, pending on a passed step, may start: at work
+    # The same writes alone, one batch each, return the same rows.
+    alone = [_running_step(admin, new_directive(client)) for _ in range(3)]
+    admin.execute(
+        "UPDATE tasks SET status = 'failed', finished_at = now() WHERE id = %s", (alone[2][1],)
+    )
+    singles = [
+        client.submit(_report(s, t, cost)).get(timeout=30)
+        for (s, t), cost in zip(alone, [0.25, 1.0, 2.0], strict=True)
+    ]
+    assert [r.rows[:2] for r in singles if isinstance(r, Committed)] == [
+        r.rows[:2] for r in results if isinstance(r, Committed)
+    ]
+    for step, task_id in running:
+        row = admin.execute(
+            "SELECT s.status, t.status FROM chain_steps s JOIN tasks t ON t.id = %s"
+            " WHERE s.id = %s",
+            (task_id, step.id),
+        ).fetchone()
+        assert row == ("passed", "failed" if task_id == stale_task else "succeeded")
