@@ -30,6 +30,14 @@ DIAMOND = [
     StepSpec(name="d", depends_on=["b", "c"]),
 ]
 
+A_THEN_B = DirectiveSpec(
+    title="t",
+    goal="g",
+    autonomy_level="full_auto",
+    max_total_cost_usd=10.0,
+    steps=[StepSpec(name="a"), StepSpec(name="b", depends_on=["a"])],
+)
+
 
 def steps_by_name(engine: Any, directive_id: uuid.UUID) -> dict[str, Any]:
     chain = engine.db.reads.current_chain(directive_id)
@@ -94,15 +102,7 @@ def test_a_dispatch_on_totals_that_moved_meanwhile_reads_and_tells_the_true_budg
 ) -> None:
     read = count_step_reads(monkeypatch)
     engine = engine_factory(runner=CallableRunner(lambda task, cancel: {"cost_usd": 1.0}))
-    directive_id = engine.submit(
-        DirectiveSpec(
-            title="t",
-            goal="g",
-            autonomy_level="full_auto",
-            max_total_cost_usd=10.0,
-            steps=[StepSpec(name="a"), StepSpec(name="b", depends_on=["a"])],
-        )
-    )
+    directive_id = engine.submit(A_THEN_B)
     before_first_dependency_passed(
         monkeypatch,
         dsn,
@@ -127,15 +127,7 @@ def test_a_breaker_opened_meanwhile_stops_a_dispatch_on_what_was_handed_over(
     engine_factory: Any, monkeypatch: pytest.MonkeyPatch, dsn: str
 ) -> None:
     engine = engine_factory(runner=CallableRunner(lambda task, cancel: None))
-    directive_id = engine.submit(
-        DirectiveSpec(
-            title="t",
-            goal="g",
-            autonomy_level="full_auto",
-            max_total_cost_usd=10.0,
-            steps=[StepSpec(name="a"), StepSpec(name="b", depends_on=["a"])],
-        )
-    )
+    directive_id = engine.submit(A_THEN_B)
     context = {"limit": "max_total_cost_usd", "figure": 10.0, "threshold": 10.0}
     before_first_dependency_passed(
         monkeypatch,
