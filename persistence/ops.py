@@ -234,6 +234,8 @@ class _Results:
             return None
         if len({_param(op, "directive_id") for op in results}) < len(results):
             return None  # one directive's totals twice in one UPDATE: not allowed
+        if len({_param(op, "id") for op in results}) < len(results):
+            return None  # one task's report twice: which one was stored would not be known
         typed = ", ".join(f"{c} AS {p}" for p, c in self.COLUMNS)
         values, params = _values(
             [[_param(op, p) for p, _ in self.COLUMNS] for op in results],

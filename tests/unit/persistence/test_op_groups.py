@@ -12,6 +12,18 @@ from directorate.persistence import ops
 A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
 
 
+def _report(directive_id: uuid.UUID, task_id: uuid.UUID) -> ops.Op:
+    return ops.record_task_result(
+        directive_id,
+        task_id,
+        status="succeeded",
+        exit_code=0,
+        cost=0.5,
+        summary=None,
+        output_tail=None,
+    )
+
+
 def test_single_row_inserts_become_one_multi_row_insert() -> None:
     inserts = [
         ops.insert("directive_commands", id=i, command="pause", args={"n": 1}) for i in (A, B)
@@ -60,6 +72,21 @@ def test_updates_by_id_become_one_update_from_values_returning_the_ids() -> None
             "past the parameters one statement may hold",
             id="too many parameters",
         ),
+        pytest.param(
+            [ops.move_step(A, "running", "evaluating"), ops.move_step(A, "running", "passed")],
+            "one step twice",
+            id="the same step moved twice",
+        ),
+        pytest.param(
+            [_report(A, B), _report(A, C)],
+            "one directive's totals twice in one UPDATE",
+            id="two reports of one directive",
+        ),
+        pytest.param(
+            [_report(A, B), _report(C, B)],
+            "one task's report twice",
+            id="one task reported twice",
+        ),
     ],
 )
 def test_a_group_that_cannot_be_one_statement_runs_one_by_one(ops_: list[ops.Op], why: str) -> None:
@@ -72,6 +99,22 @@ def test_a_group_that_cannot_be_one_statement_runs_one_by_one(ops_: list[ops.Op]
     ("op", "grouped"),
     [
         pytest.param(ops.update("directives", A, title="x"), True, id="update by id"),
+        pytest.param(ops.move_step(A, "running", "passed", progress=True), True, id="a move"),
+        pytest.param(_report(A, B), True, id="a task's report"),
+        pytest.param(
+            ops.move_step(A, "ready", "running", directive_active=True),
+            False,
+            id="a dispatch's move (the dispatch groups whole)",
+        ),
+        pytest.param(
+            ops.dispatch_step(
+                ops.move_step(A, "ready", "running", directive_active=True, attempt=1),
+                id=B,
+                step_id=A,
+            ),
+            True,
+            id="a dispatch",
+        ),
         pytest.param(ops.transition("directives", A, "draft", "active"), True, id="one status"),
         pytest.param(
             ops.transition("directives", A, ["draft", "paused"], "active"),
