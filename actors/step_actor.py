@@ -87,6 +87,7 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         """The step's row (``Begin``) and its directive's (``Begin``, the last
         ``DependencyPassed``) as handed over, for our first decision (``_borrowed``)."""
         self.decided = False
+        """A message of ours has been decided on: rows handed over since are no news."""
         # Here rather than in on_start: a step started idle has no turn until its
         # first message, and the engine's shutdown must find it all the same.
         with ctx.lock:
@@ -97,7 +98,7 @@ class StepActor(PooledActor):  # on its directive actor's executor (actors.pool)
         its dependencies starts idle, so that the step takes no turn until one passes."""
         self.peers = begin.peers
         self.waiting_on = set(begin.waiting_on)
-        if not self.decided:  # a later Begin's rows are no news to us
+        if not self.decided:
             self.row, self.handed = begin.step, begin.directive or self.handed
 
     # ----------------------------------------------------------------- plumbing

@@ -100,13 +100,10 @@ def write(directive_id: uuid.UUID, changes: Sequence[c.Change]) -> Written:
             pass  # written with the move it belongs to
         elif isinstance(change, c.StepMoved) and i in moves:
             hops = [h for h in (changes[j] for j in moves[i]) if isinstance(h, c.StepMoved)]
-            task = _dispatched(changes, moves[i][-1])
-            seen = None
-            if task is not None:
+            dispatch = _dispatched(changes, moves[i][-1])
+            task, seen = (dispatch[1].task, dispatch[0].seen) if dispatch else (None, None)
+            if dispatch is not None:
                 folded.update((moves[i][-1] + 1, moves[i][-1] + 2))
-                guard = changes[moves[i][-1] + 1]
-                assert isinstance(guard, c.RequireLiveChain)
-                seen = guard.seen
             _step_update(tx, hops, task=task, seen=seen, progress=progress is not None)
             if progress is not None:
                 progress_op = len(tx.ops) - 1
@@ -143,9 +140,11 @@ def _moves(changes: Sequence[c.Change]) -> dict[int, list[int]]:
     return moves
 
 
-def _dispatched(changes: Sequence[c.Change], last: int) -> Task | None:
-    """The task of a dispatch whose move to running is ``changes[last]``: its guard
-    and its task's row follow it."""
+def _dispatched(
+    changes: Sequence[c.Change], last: int
+) -> tuple[c.RequireLiveChain, c.TaskCreated] | None:
+    """The guard and the task of a dispatch whose move to running is ``changes[last]``
+    (they follow it)."""
     moved, rest = changes[last], changes[last + 1 : last + 3]
     if (
         isinstance(moved, c.StepMoved)
@@ -156,7 +155,7 @@ def _dispatched(changes: Sequence[c.Change], last: int) -> Task | None:
         and isinstance(rest[1], c.TaskCreated)
         and rest[1].task.step_id == moved.step.id
     ):
-        return rest[1].task
+        return rest[0], rest[1]
     return None
 
 
@@ -325,7 +324,7 @@ def _step_update(
 
 
 def _seen_columns(seen: c.Seen | None) -> dict[str, Any] | None:
-    return None if seen is None else {name: getattr(seen, name) for name in ops.SEEN_COLUMNS}
+    return None if seen is None else attrs.asdict(seen)
 
 
 def _step_moved_notice(tx: Tx, directive_id: uuid.UUID, change: c.StepMoved) -> None:

@@ -236,13 +236,12 @@ class _Results:
             return None  # one directive's totals twice in one UPDATE: not allowed
         if len({_param(op, "id") for op in results}) < len(results):
             return None  # one task's report twice: which one was stored would not be known
-        typed = ", ".join(f"{c} AS {p}" for p, c in self.COLUMNS)
-        values, params = _values(
+        rows, params = _typed_values(
+            [("tasks", c, p) for p, c in self.COLUMNS],
             [[_param(op, p) for p, _ in self.COLUMNS] for op in results],
-            [_null_of("tasks", c) for _, c in self.COLUMNS],
         )
         return Op(
-            f"WITH v AS (SELECT {typed} FROM tasks WHERE false UNION ALL VALUES {values}),"
+            f"WITH v AS ({rows}),"
             " done AS (UPDATE tasks AS t SET status = v.status, exit_code = v.exit_code,"
             " cost_usd = v.cost, tokens = v.tokens, turns = v.turns, summary = v.summary,"
             " output_tail = v.output_tail, session_id = v.session_id, finished_at = now()"
@@ -434,55 +433,9 @@ def move_step(
         sql += " RETURNING " + query("steps_in_progress_after_move")
     group = None
     if not directive_active:  # a dispatch groups as a whole (``dispatch_step``)
-        columns = tuple(c for c in params if c not in ("_id", "_expected"))
-        group = _moves(sql, columns, progress)
+        assert isinstance(op.group, _Updates)  # one expected status: it has one
+        group = _moves(op.group, sql, progress)
     return Op(sql, params, guard=True, returning=progress, group=group)
-
-
-@attrs.frozen
-class _Moves:
-    """Steps' moves (``move_step``, not a dispatch) setting the same columns as one
-    ``UPDATE ... FROM (VALUES ...)`` under the same guard, returning each moved step
-    (and, with ``progress``, its chain's steps at work, as the single move counts them:
-    the steps of a group are of different directives, so of different chains)."""
-
-    key: str
-    columns: tuple[str, ...]
-    progress: bool
-
-    def combine(self, moves: Sequence[Op]) -> Op | None:
-        keys = ("_id", "_expected", *self.columns)
-        if len(moves) * len(keys) > _MAX_PARAMETERS:
-            return None
-        if len({_param(op, "_id") for op in moves}) < len(moves):
-            return None  # one step twice: which one moved would not be known
-        sources = ("id", "status", *self.columns)
-        typed = ", ".join(f"{c} AS {k}" for c, k in zip(sources, keys, strict=True))
-        values, params = _values(
-            [[_param(op, k) for k in keys] for op in moves],
-            [_null_of("chain_steps", c) for c in sources],
-        )
-        sets = ", ".join([*(f"{c} = v.{c}" for c in self.columns), "updated_at = now()"])
-        returning = "t.id"
-        if self.progress:
-            counted = query("steps_in_progress_after_move")
-            for single, grouped in _PROGRESS_NAMES:
-                counted = counted.replace(single, grouped)
-            returning += ", " + counted
-        return Op(
-            f"UPDATE chain_steps AS t SET {sets}"
-            f" FROM (SELECT {typed} FROM chain_steps WHERE false UNION ALL VALUES {values}) AS v"
-            f" WHERE t.id = v._id AND t.status = v._expected{_in_live_chain('t')}"
-            f" RETURNING {returning}",
-            params,
-            raw=True,
-        )
-
-    def split(
-        self, moves: Sequence[Op], rows: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[tuple[Any, ...], ...]]:
-        moved = {row[0]: row[1:] for row in rows}
-        return [(moved[i],) if (i := _param(op, "_id")) in moved else () for op in moves]
 
 
 _PROGRESS_NAMES = (
@@ -491,12 +444,19 @@ _PROGRESS_NAMES = (
     ("%(status)s", "v.status"),
 )
 """``steps_in_progress_after_move`` as a grouped move's RETURNING: the moved row is
-``t``, its new status ``v.status``."""
+``t``, its new status ``v.status``. The steps of a group are of different directives
+(``grouping``), so of different chains: each counts its chain as its single move does."""
 
 
 @functools.cache
-def _moves(sql: str, columns: tuple[str, ...], progress: bool) -> _Moves:
-    return _Moves(sql, columns, progress)
+def _moves(transition: _Updates, sql: str, progress: bool) -> _Updates:
+    """The group of a move (``move_step``): its transition's, under the move's guard."""
+    counted = ""
+    if progress:
+        counted = query("steps_in_progress_after_move")
+        for single, grouped in _PROGRESS_NAMES:
+            counted = counted.replace(single, grouped)
+    return attrs.evolve(transition, key=sql, where=_in_live_chain("t"), returning=counted)
 
 
 def dispatch_step(move: Op, **task: Any) -> Op:
@@ -523,9 +483,8 @@ _SEEN_PARAMS = tuple(f"seen_{c}" for c in SEEN_COLUMNS)
 class _Dispatches:
     """Dispatches (``dispatch_step``) of the same columns as one statement: the steps'
     moves as one ``UPDATE ... FROM (VALUES ...)`` under the same guard, and the tasks of
-    the steps it moved inserted from the same VALUES, returning their steps' ids (each
-    dispatch's guard: its step moved). The VALUES follow a typed empty SELECT of the
-    columns, so that each parameter is taken as its column's type."""
+    the steps it moved inserted from the same VALUES (``_typed_values``), returning
+    their steps' ids (each dispatch's guard: its step moved)."""
 
     key: str
     moved: tuple[str, ...]
@@ -548,20 +507,14 @@ class _Dispatches:
             *(("directives", c) for c in SEEN_COLUMNS if self.seen),
             *(("tasks", c) for c in self.task),
         ]
-        alias = {"chain_steps": "s", "directives": "d", "tasks": "k"}
-        typed = ", ".join(
-            f"{alias[table]}.{column} AS {key}"
-            for (table, column), key in zip(sources, keys, strict=True)
+        rows, params = _typed_values(
+            [(table, column, key) for (table, column), key in zip(sources, keys, strict=True)],
+            [[_param(op, k) for k in keys] for op in dispatches],
         )
         sets = ", ".join([*(f"{c} = v.{c}" for c in self.moved), "updated_at = now()"])
         guard = _in_active_chain("t", (lambda c: f"v.seen_{c}") if self.seen else None)
-        values, params = _values(
-            [[_param(op, k) for k in keys] for op in dispatches],
-            [_null_of(table, column) for table, column in sources],
-        )
         return Op(
-            f"WITH v AS (SELECT {typed} FROM chain_steps s, tasks k, directives d WHERE false"
-            f" UNION ALL VALUES {values}),"
+            f"WITH v AS ({rows}),"
             f" moved AS (UPDATE chain_steps AS t SET {sets} FROM v"
             f" WHERE t.id = v._id AND t.status = v._expected{guard} RETURNING t.id)"
             f" INSERT INTO tasks ({', '.join(self.task)})"
@@ -786,15 +739,17 @@ class _Recordsets:
 @attrs.frozen
 class _Updates:
     """UPDATEs of one row by id, setting the same columns (guarded on one status, or
-    not), as one ``UPDATE ... FROM (VALUES ...) RETURNING id``. The VALUES follow a
-    typed empty SELECT of the table's own columns, so that each parameter is taken as
-    its column's type, as in the single statement."""
+    not), as one ``UPDATE ... FROM (VALUES ...) RETURNING id`` (``_typed_values``).
+    ``where``: more of the guard, on the row ``t``; ``returning``: what each single
+    UPDATE returns, computed for its row ``t`` (its new values in ``v``)."""
 
     key: str
     table: str
     columns: tuple[str, ...]
     extra: tuple[str, ...]
     """The SET items that take no parameter (``c = now()``)."""
+    where: str = ""
+    returning: str = ""
 
     def combine(self, updates: Sequence[Op]) -> Op | None:
         guarded = updates[0].guard
@@ -803,21 +758,17 @@ class _Updates:
             return None
         if len({_param(op, "_id") for op in updates}) < len(updates):
             return None  # one row twice: which one matched would not be known
-        typed = ", ".join(
-            ["id AS _id", *(["status AS _expected"] if guarded else []), *self.columns]
+        columns = ("id", *(["status"] if guarded else []), *self.columns)
+        rows, params = _typed_values(
+            [(self.table, c, k) for c, k in zip(columns, keys, strict=True)],
+            [[_param(op, k) for k in keys] for op in updates],
         )
         sets = [f"{c} = v.{c}" for c in self.columns] + list(self.extra)
         where = "t.id = v._id" + (" AND t.status = v._expected" if guarded else "")
-        columns = ("id", *(["status"] if guarded else []), *self.columns)
-        values, params = _values(
-            [[_param(op, k) for k in keys] for op in updates],
-            [_null_of(self.table, c) for c in columns],
-        )
+        returning = "t.id" + (f", {self.returning}" if self.returning else "")
         return Op(
-            f"UPDATE {self.table} AS t SET {', '.join(sets)}"
-            f" FROM (SELECT {typed} FROM {self.table} WHERE false"
-            f" UNION ALL VALUES {values}) AS v"
-            f" WHERE {where} RETURNING t.id",
+            f"UPDATE {self.table} AS t SET {', '.join(sets)} FROM ({rows}) AS v"
+            f" WHERE {where}{self.where} RETURNING {returning}",
             params,
             raw=True,
         )
@@ -825,8 +776,11 @@ class _Updates:
     def split(
         self, updates: Sequence[Op], rows: Sequence[tuple[Any, ...]]
     ) -> list[tuple[tuple[Any, ...], ...]]:
-        changed = {row[0] for row in rows}
-        return [((i,),) if (i := _param(op, "_id")) in changed else () for op in updates]
+        changed = {row[0]: row for row in rows}
+        return [
+            ((changed[i][1:] if self.returning else changed[i]),) if i in changed else ()
+            for i in (_param(op, "_id") for op in updates)
+        ]
 
 
 def _values(rows: Sequence[Sequence[Any]], nulls: Sequence[str]) -> tuple[str, list[Any]]:
@@ -854,6 +808,21 @@ def _values(rows: Sequence[Sequence[Any]], nulls: Sequence[str]) -> tuple[str, l
 
 def _null_of(table: str, column: str) -> str:
     return f"(SELECT {column} FROM {table} WHERE false)"
+
+
+def _typed_values(
+    sources: Sequence[tuple[str, str, str]], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """``rows`` as a typed VALUES list, and its parameters: a SELECT of no row naming
+    each ``(table, column, name)`` of ``sources``, then ``UNION ALL VALUES`` (see
+    ``_values``), so that each parameter is taken as its column's type, as in the
+    single statements the rows come from."""
+    tables = list(dict.fromkeys(table for table, _, _ in sources))
+    alias = {table: f"x{n}" for n, table in enumerate(tables)}
+    typed = ", ".join(f"{alias[table]}.{column} AS {name}" for table, column, name in sources)
+    values, params = _values(rows, [_null_of(table, column) for table, column, _ in sources])
+    froms = ", ".join(f"{table} {alias[table]}" for table in tables)
+    return f"SELECT {typed} FROM {froms} WHERE false UNION ALL VALUES {values}", params
 
 
 def _param(op: Op, name: str) -> Any:

@@ -85,14 +85,8 @@ class Seen:
 
     @classmethod
     def of(cls, directive: Directive) -> Seen:
-        return cls(
-            total_cost_usd=directive.total_cost_usd,
-            total_tokens=directive.total_tokens,
-            total_agent_turns=directive.total_agent_turns,
-            max_total_cost_usd=directive.max_total_cost_usd,
-            max_total_tokens=directive.max_total_tokens,
-            max_agent_turns=directive.max_agent_turns,
-        )
+        """The directive's columns of the same names (``ops.SEEN_COLUMNS``)."""
+        return cls(**{f.name: getattr(directive, f.name) for f in attrs.fields(cls)})
 
 
 @attrs.frozen(kw_only=True)

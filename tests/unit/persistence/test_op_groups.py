@@ -51,7 +51,10 @@ def test_updates_by_id_become_one_update_from_values_returning_the_ids() -> None
     combined = how.combine(moves)
     assert combined is not None
     assert combined.sql.startswith("UPDATE directives AS t SET status = v.status, title = v.title")
-    typed = "SELECT id AS _id, status AS _expected, status, title FROM directives WHERE false"
+    typed = (
+        "SELECT x0.id AS _id, x0.status AS _expected, x0.status AS status, x0.title AS title"
+        " FROM directives x0 WHERE false"
+    )
     assert f"FROM ({typed} UNION ALL VALUES ($1, $2, $3, $4), ($5," in combined.sql
     assert combined.sql.endswith("WHERE t.id = v._id AND t.status = v._expected RETURNING t.id")
     assert list(combined.params)[:4] == [A, "draft", "active", "t1"]
